@@ -1,0 +1,41 @@
+# ghostwatch: `make help` lists the targets.
+GO      ?= go
+BIN     ?= bin/ghostwatch
+ARGS    ?= trace setns
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
+.PHONY: help build run generate vmlinux check-generated lint test test-unit
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build bin/ghostwatch (no clang needed: gen/ is committed)
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/ghostwatch
+
+run: build ## build, then run ghostwatch $(ARGS) as root (default: trace setns)
+	@if [ "$$(id -u)" -eq 0 ]; then ./$(BIN) $(ARGS); else sudo ./$(BIN) $(ARGS); fi
+
+generate: ## regenerate the bpf2go bindings in gen/ from bpf/ (needs clang, llvm-strip, libbpf-dev)
+	tools/setup.sh
+	$(GO) generate ./gen/...
+
+vmlinux: ## regenerate gen/vmlinux.h from the pinned Debian kernel (see tools/vmlinux-h.sh)
+	tools/setup.sh
+	tools/vmlinux-h.sh gen/vmlinux.h
+
+check-generated: generate ## fail if gen/ differs from what `make generate` writes
+	@git diff --exit-code --stat -- gen || { echo "gen/ is stale: run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; echo "gen/ has files not committed" >&2; exit 1; }
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt: $$out" >&2; exit 1; }
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+test-unit: ## tests that need no privileges
+	$(GO) test ./...
+
+test: ## the full suite: set-up, lint, unit and privileged tests (run as root)
+	tools/setup.sh
+	$(MAKE) lint
+	$(GO) test -count=1 ./...

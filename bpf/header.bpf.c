@@ -1,0 +1,8 @@
+//go:build ignore
+/* SPDX-License-Identifier: GPL-2.0 */
+/* No programs: this object exists so that bpf2go emits the shared types of header.h into gen/header. */
+#include "vmlinux.h"
+#include "header.h"
+
+struct gw_header unused_header;
+enum gw_ns unused_ns;

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
+	"github.com/ghostwatch/ghostwatch/tracer/setns"
+)
+
+type doctorReport struct {
+	Kernel       string          `json:"kernel"`
+	BTF          bool            `json:"btf"`
+	Privileges   string          `json:"privileges"`
+	FileSystems  []fsStatus      `json:"filesystems"`
+	ProgramTypes []featureStatus `json:"program_types"`
+	MapTypes     []featureStatus `json:"map_types"`
+	Gadgets      []gadgetStatus  `json:"gadgets"`
+}
+
+type fsStatus struct {
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	Mounted bool   `json:"mounted"`
+	For     string `json:"for"`
+}
+
+type featureStatus struct {
+	Name      string `json:"name"`
+	Supported bool   `json:"supported"`
+	Detail    string `json:"detail,omitempty"`
+}
+
+type gadgetStatus struct {
+	Name  string          `json:"name"`
+	Error string          `json:"error,omitempty"`
+	Hooks []attach.Choice `json:"hooks,omitempty"`
+}
+
+func doctorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "doctor",
+		Usage: "what this kernel offers: BTF, program and map types, mounts, and the attach point each hook would use",
+		Flags: []cli.Flag{outputFlag},
+		Action: func(c *cli.Context) error {
+			format, err := outputFormat(c)
+			if err != nil {
+				return err
+			}
+			r := doctor()
+			if format == "json" {
+				return newPrinter(format, c.App.Writer).print(r, nil)
+			}
+			printDoctor(c.App.Writer, r)
+			return nil
+		},
+	}
+}
+
+func doctor() doctorReport {
+	r := doctorReport{Kernel: kernel.Release(), BTF: kernel.HasBTF(), Privileges: "ok"}
+	if err := kernel.CheckPrivileges(); err != nil {
+		r.Privileges = err.Error()
+	}
+	for _, fs := range kernel.FileSystems {
+		r.FileSystems = append(r.FileSystems, fsStatus{fs.Name, fs.Path, fs.Mounted(), fs.Why})
+	}
+	for _, p := range []struct {
+		name string
+		t    ebpf.ProgramType
+	}{
+		{"kprobe", ebpf.Kprobe}, {"tracepoint", ebpf.TracePoint}, {"raw_tracepoint", ebpf.RawTracepoint},
+		{"tracing (fentry/fexit/tp_btf/iter)", ebpf.Tracing}, {"lsm", ebpf.LSM}, {"cgroup_device", ebpf.CGroupDevice},
+	} {
+		r.ProgramTypes = append(r.ProgramTypes, probe(p.name, features.HaveProgramType(p.t)))
+	}
+	r.MapTypes = append(r.MapTypes, probe("ringbuf", features.HaveMapType(ebpf.RingBuf)))
+
+	// The real test of an attach point is attaching it: load each gadget and record its choices.
+	g := gadgetStatus{Name: setns.Type}
+	if tr, err := setns.New(gadget.Filter{}); err != nil {
+		g.Error = err.Error()
+	} else {
+		g.Hooks = tr.Choices()
+		tr.Close()
+	}
+	r.Gadgets = append(r.Gadgets, g)
+	return r
+}
+
+func probe(name string, err error) featureStatus {
+	s := featureStatus{Name: name, Supported: err == nil}
+	if err != nil {
+		s.Detail = err.Error()
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			s.Detail = "not supported by this kernel"
+		}
+	}
+	return s
+}
+
+func printDoctor(w interface{ Write([]byte) (int, error) }, r doctorReport) {
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	fmt.Fprintf(w, "kernel:      %s\nBTF:         %s\nprivileges:  %s\n\nfile systems:\n", r.Kernel, yes(r.BTF), r.Privileges)
+	for _, fs := range r.FileSystems {
+		state := "mounted"
+		if !fs.Mounted {
+			state = "not mounted (ghostwatch mounts it when needed)"
+		}
+		fmt.Fprintf(w, "  %-11s %-22s %s; for %s\n", fs.Name, fs.Path, state, fs.For)
+	}
+	fmt.Fprintln(w, "\nprogram and map types:")
+	for _, f := range append(r.ProgramTypes, r.MapTypes...) {
+		detail := ""
+		if f.Detail != "" {
+			detail = " (" + f.Detail + ")"
+		}
+		fmt.Fprintf(w, "  %-36s %s%s\n", f.Name, yes(f.Supported), detail)
+	}
+	fmt.Fprintln(w, "\nattach points (chosen by attaching here):")
+	for _, g := range r.Gadgets {
+		if g.Error != "" {
+			fmt.Fprintf(w, "  %s: cannot load: %s\n", g.Name, g.Error)
+			continue
+		}
+		for _, h := range g.Hooks {
+			fmt.Fprintf(w, "  %s/%s\n", g.Name, h)
+			for _, rej := range h.Rejected {
+				fmt.Fprintf(w, "      not %s: %s\n", rej.Candidate, rej.Reason)
+			}
+		}
+	}
+}

@@ -1,0 +1,72 @@
+// Command ghostwatch traces what containers do to namespaces, capabilities, devices and syscalls,
+// with eBPF, on the node, with no compiler and no kernel headers.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// run executes the command line and returns the exit status: 0, 1 (runtime) or 2 (usage).
+func run(args []string, stdout, stderr io.Writer) int {
+	err := newApp(stdout, stderr).Run(args)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "ghostwatch: %v\n", err)
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:      "ghostwatch",
+		Usage:     "eBPF tracing for containers: who entered which namespace, and why",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Commands: []*cli.Command{
+			traceCommand(),
+			doctorCommand(),
+			versionCommand(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q: see 'ghostwatch help'", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		// Errors are printed once, by run, as one line.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	app.OnUsageError = onUsageError
+	for _, c := range app.Commands {
+		setUsageErrors(c)
+	}
+	return app
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return usageError{fmt.Errorf("%w (see --help)", err)}
+}
+
+func setUsageErrors(c *cli.Command) {
+	c.OnUsageError = onUsageError
+	for _, sub := range c.Subcommands {
+		setUsageErrors(sub)
+	}
+}

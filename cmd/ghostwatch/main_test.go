@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// The test binary is also the command: tests run it as a child with this variable set, the way
+// a user runs ghostwatch, so signals, exit codes and cleanup are those of a real process.
+func TestMain(m *testing.M) {
+	if os.Getenv("GHOSTWATCH_TEST_AS_CLI") == "1" {
+		os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	}
+	dir, err := os.MkdirTemp("", "ghostwatch-test")
+	if err == nil {
+		binary = filepath.Join(dir, "ghostwatch")
+		err = copyExecutable(os.Args[0], binary)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "preparing the command:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func copyExecutable(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(filepath.Dir(to), 0o755)
+}
+
+// binary is a copy of the test binary that any user may run (go test's own is private to root).
+var binary string
+
+func command(args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Args[0] = "ghostwatch"
+	cmd.Env = append(os.Environ(), "GHOSTWATCH_TEST_AS_CLI=1")
+	return cmd
+}
+
+// oneLineError checks that stderr is a single "ghostwatch: ..." line containing want.
+func oneLineError(t *testing.T, stderr, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "ghostwatch: ") || !strings.Contains(lines[0], want) {
+		t.Errorf("stderr = %q, want one line with %q", stderr, want)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trace", "setns", "-o", "xml"}, `unknown output format "xml"`},
+		{[]string{"trace", "setns", "--duration", "soon"}, "invalid value"},
+		{[]string{"trace", "setns", "--duration", "-3s"}, "--duration must be positive"},
+		{[]string{"trace", "setns", "--pid", "x"}, "invalid value"},
+		{[]string{"trace", "setns", "--pid", "99999999"}, "not a valid process id"},
+		{[]string{"trace", "setns", "--comm", "a-name-longer-than-15"}, "longer than the kernel's 15"},
+		{[]string{"trace", "setns", "--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"trace", "setns", "extra"}, `unexpected argument "extra"`},
+		{[]string{"trace", "bogus"}, `unknown gadget "bogus"`},
+		{[]string{"trace"}, "name a gadget"},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"doctor", "-o", "yaml"}, `unknown output format "yaml"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"ghostwatch"}, tc.args...), &stdout, &stderr)
+			if code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			oneLineError(t, stderr.String(), tc.want)
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"ghostwatch", "version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "ghostwatch ") {
+		t.Errorf("version printed %q", stdout.String())
+	}
+}
+
+// Without the capabilities, tracing stops at once with one line naming them.
+func TestMissingPrivileges(t *testing.T) {
+	cmd := command("trace", "setns", "--duration", "1s")
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit status %d (%v), want 1; stderr: %s", code, err, stderr.String())
+	}
+	oneLineError(t, stderr.String(), "CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)")
+}
+
+// tracing is a running `ghostwatch trace ...` child.
+type tracing struct {
+	cmd    *exec.Cmd
+	lines  chan string // stdout
+	stderr *syncBuffer
+}
+
+// startTracing runs ghostwatch with args and returns once it reports that it is attached.
+func startTracing(t *testing.T, args ...string) *tracing {
+	t.Helper()
+	cmd := command(args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tr := &tracing{cmd: cmd, lines: make(chan string, 1024), stderr: &syncBuffer{}}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			tr.lines <- sc.Text()
+		}
+		close(tr.lines)
+	}()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderrPipe)
+		for sc.Scan() {
+			tr.stderr.WriteLine(sc.Text())
+			if strings.Contains(sc.Text(), "Ctrl-C to stop") {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(testutil.Wait):
+		t.Fatalf("ghostwatch did not start within %v; stderr: %s", testutil.Wait, tr.stderr)
+	}
+	return tr
+}
+
+// next returns the next stdout JSON object for which match is true.
+func (tr *tracing) next(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	timer := time.NewTimer(testutil.Wait)
+	defer timer.Stop()
+	for {
+		select {
+		case line, ok := <-tr.lines:
+			if !ok {
+				t.Fatalf("output ended before %s; stderr: %s", what, tr.stderr)
+			}
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(line), &obj); err != nil {
+				t.Fatalf("output line is not JSON: %q: %v", line, err)
+			}
+			if match(obj) {
+				return obj
+			}
+		case <-timer.C:
+			t.Fatalf("no %s within %v; stderr: %s", what, testutil.Wait, tr.stderr)
+		}
+	}
+}
+
+// wait waits for the process to end and returns its exit status.
+func (tr *tracing) wait(t *testing.T) int {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { tr.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(testutil.Wait):
+		t.Fatalf("ghostwatch did not exit within %v", testutil.Wait)
+	}
+	return tr.cmd.ProcessState.ExitCode()
+}
+
+// get walks a JSON object: get(obj, "setns", "targets", "net").
+func get(obj map[string]any, path ...string) any {
+	var v any = obj
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+func num(v any) int64 {
+	f, _ := v.(float64)
+	return int64(f)
+}
+
+// syncBuffer collects stderr lines from one goroutine for reading in another.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteLine(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fmt.Fprintln(&b.buf, s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

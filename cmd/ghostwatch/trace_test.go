@@ -1,0 +1,149 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// The acceptance scenario of `ghostwatch trace setns -o json`, run as a user would.
+func TestTraceSetnsJSON(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	before := bpftoolPrograms(t)
+	tr := startTracing(t, "trace", "setns", "-o", "json")
+
+	// sh prints its pid (that of unshare, which execs it) and its new netns, then nsenter enters it.
+	script := `echo $$ $(readlink /proc/$$/ns/net); nsenter --net=/proc/self/ns/net true`
+	out, err := exec.Command("unshare", "-n", "sh", "-c", script).Output()
+	if err != nil {
+		t.Fatalf("unshare: %v", err)
+	}
+	var pid int
+	var netns string
+	if _, err := fmt.Sscanf(string(out), "%d net:[%s", &pid, &netns); err != nil {
+		t.Fatalf("parsing %q: %v", out, err)
+	}
+	inode, _ := strconv.ParseInt(strings.TrimSuffix(netns, "]"), 10, 64)
+
+	unshare := tr.next(t, "unshare event", func(o map[string]any) bool {
+		return get(o, "setns", "syscall") == "unshare" && num(get(o, "proc", "pid")) == int64(pid)
+	})
+	enter := tr.next(t, "setns event", func(o map[string]any) bool {
+		return get(o, "setns", "syscall") == "setns" && num(get(o, "proc", "ppid")) == int64(pid)
+	})
+	for _, ev := range []map[string]any{unshare, enter} {
+		if got := num(get(ev, "setns", "targets", "net")); got != inode {
+			t.Errorf("%s: target net inode %d, want %d", get(ev, "setns", "syscall"), got, inode)
+		}
+		if get(ev, "setns", "result") != "ok" || num(get(ev, "setns", "ret")) != 0 {
+			t.Errorf("%s: result %v ret %v, want ok 0", get(ev, "setns", "syscall"), get(ev, "setns", "result"), get(ev, "setns", "ret"))
+		}
+		if types, _ := get(ev, "setns", "ns_types").([]any); len(types) != 1 || types[0] != "net" {
+			t.Errorf("ns_types = %v, want [net]", types)
+		}
+		for _, key := range []string{"time", "type", "proc", "ns"} {
+			if get(ev, key) == nil {
+				t.Errorf("event has no %q: %v", key, ev)
+			}
+		}
+	}
+	if c := get(unshare, "proc", "comm"); c != "unshare" {
+		t.Errorf("unshare event comm = %v", c)
+	}
+	if c := get(enter, "proc", "comm"); c != "nsenter" {
+		t.Errorf("setns event comm = %v", c)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, get(enter, "time").(string)); err != nil {
+		t.Errorf("time is not RFC 3339: %v", err)
+	}
+
+	// A setns on a bad fd, from this process.
+	if _, err := testutil.OnOwnThread(func() error { return unix.Setns(1<<20, unix.CLONE_NEWNET) }); err != unix.EBADF {
+		t.Fatalf("setns on a bad fd: %v", err)
+	}
+	bad := tr.next(t, "EBADF event", func(o map[string]any) bool {
+		return num(get(o, "proc", "pid")) == int64(os.Getpid()) && get(o, "setns", "syscall") == "setns"
+	})
+	if get(bad, "setns", "result") != "EBADF" || get(bad, "setns", "fd_kind") != "bad" || num(get(bad, "setns", "fd")) != 1<<20 {
+		t.Errorf("bad fd event: %v", bad["setns"])
+	}
+
+	tr.cmd.Process.Signal(os.Interrupt)
+	sum := tr.next(t, "summary", func(o map[string]any) bool { return o["type"] == "summary" })
+	if code := tr.wait(t); code != 0 {
+		t.Errorf("exit status %d after SIGINT; stderr: %s", code, tr.stderr)
+	}
+	if num(sum["events"]) < 3 || num(sum["lost"]) != 0 {
+		t.Errorf("summary: %v", sum)
+	}
+	if !strings.Contains(tr.stderr.String(), "lost") {
+		t.Errorf("no summary on stderr: %s", tr.stderr)
+	}
+	testutil.WaitUnloaded(t, before, bpftoolPrograms)
+}
+
+// However tracing stops, no program of ghostwatch stays loaded.
+func TestCleanupOnEveryExit(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		stop     func(*os.Process)
+		wantCode int
+	}{
+		{"SIGINT", nil, func(p *os.Process) { p.Signal(os.Interrupt) }, 0},
+		{"SIGTERM", nil, func(p *os.Process) { p.Signal(syscall.SIGTERM) }, 0},
+		{"duration", []string{"--duration", "1s"}, func(*os.Process) {}, 0},
+		{"SIGKILL", nil, func(p *os.Process) { p.Kill() }, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := bpftoolPrograms(t)
+			tr := startTracing(t, append([]string{"trace", "setns", "-o", "json"}, tc.args...)...)
+			ours := 0
+			for id, name := range bpftoolPrograms(t) {
+				if _, ok := before[id]; !ok && strings.Contains(name, "setns") {
+					ours++
+				}
+			}
+			if ours == 0 {
+				t.Fatal("ghostwatch's programs are not visible while it runs: the check could not fail")
+			}
+			tc.stop(tr.cmd.Process)
+			if code := tr.wait(t); code != tc.wantCode {
+				t.Errorf("exit status %d, want %d; stderr: %s", code, tc.wantCode, tr.stderr)
+			}
+			testutil.WaitUnloaded(t, before, bpftoolPrograms)
+		})
+	}
+}
+
+// bpftoolPrograms lists loaded programs as `bpftool prog show` sees them: id to name.
+func bpftoolPrograms(t testing.TB) map[int]string {
+	t.Helper()
+	out, err := exec.Command("bpftool", "-j", "prog", "show").Output()
+	if err != nil {
+		t.Fatalf("bpftool prog show: %v", err)
+	}
+	var progs []struct {
+		ID   int    `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(out, &progs); err != nil {
+		t.Fatalf("bpftool output: %v", err)
+	}
+	ids := map[int]string{}
+	for _, p := range progs {
+		ids[p.ID] = p.Name
+	}
+	return ids
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ghostwatch's generation and tests need, if any are missing.
+# Idempotent: on a machine that has them all it only checks. Needs root for apt-get.
+set -euo pipefail
+
+packages=(
+	clang llvm libbpf-dev bpftool # make generate: bpf2go compiles bpf/*.bpf.c and strips DWARF
+	util-linux                    # tests: unshare, nsenter
+	xz-utils zstd                 # tools/vmlinux-h.sh unpacks kernels
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "setup: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup: missing packages (${missing[*]}) and not root: install them or run as root" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,207 @@
+// Package attach loads a gadget's BPF object and attaches each of its hooks at the best attach
+// point this kernel offers, trying a ranked list of candidates (fentry/fexit, then kprobes, then
+// tracepoints) and recording what was chosen and why the better ones were not.
+package attach
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Hook is one thing a gadget observes, with the attach points that can observe it, best first.
+type Hook struct {
+	Name       string
+	Candidates [][]string // each candidate: the programs (by name) attached together
+	// Without says what the gadget loses when no candidate attaches; empty means the hook is
+	// required and loading fails.
+	Without string
+}
+
+// Choice records how one hook was attached.
+type Choice struct {
+	Hook     string      `json:"hook"`
+	Chosen   string      `json:"chosen"` // e.g. "fentry switch_task_namespaces"; "" if none attached
+	Kind     string      `json:"kind"`   // fentry, fexit, kprobe, kretprobe, tracepoint, raw_tp, tp_btf
+	Without  string      `json:"without,omitempty"`
+	Rejected []Rejection `json:"rejected,omitempty"`
+}
+
+// Rejection is a better candidate that did not work here, and why.
+type Rejection struct {
+	Candidate string `json:"candidate"`
+	Reason    string `json:"reason"`
+}
+
+func (c Choice) String() string {
+	if c.Chosen == "" {
+		return fmt.Sprintf("%s: none (%s)", c.Hook, c.Without)
+	}
+	return fmt.Sprintf("%s: %s", c.Hook, c.Chosen)
+}
+
+// Set is a loaded object: its maps and the programs and links of the chosen candidates.
+type Set struct {
+	maps    *ebpf.Collection
+	loaded  []*ebpf.Collection
+	links   []link.Link
+	Choices []Choice
+}
+
+// Load creates the maps of spec, then attaches each hook. On error nothing stays loaded.
+func Load(spec *ebpf.CollectionSpec, hooks []Hook) (*Set, error) {
+	mapsOnly := spec.Copy()
+	mapsOnly.Programs = map[string]*ebpf.ProgramSpec{}
+	maps, err := ebpf.NewCollection(mapsOnly)
+	if err != nil {
+		return nil, fmt.Errorf("creating maps: %w", err)
+	}
+	s := &Set{maps: maps}
+	for _, h := range hooks {
+		if err := s.attachHook(spec, h); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Set) attachHook(spec *ebpf.CollectionSpec, h Hook) error {
+	choice := Choice{Hook: h.Name}
+	for _, names := range h.Candidates {
+		desc, kind, err := describe(spec, names)
+		if err != nil {
+			return fmt.Errorf("hook %s: %w", h.Name, err)
+		}
+		if err := s.tryCandidate(spec, names); err != nil {
+			choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: reason(err)})
+			continue
+		}
+		choice.Chosen, choice.Kind = desc, kind
+		s.Choices = append(s.Choices, choice)
+		return nil
+	}
+	if h.Without == "" {
+		var why []string
+		for _, r := range choice.Rejected {
+			why = append(why, r.Candidate+": "+r.Reason)
+		}
+		return fmt.Errorf("no attach point works for %s (%s)", h.Name, strings.Join(why, "; "))
+	}
+	choice.Without = h.Without
+	s.Choices = append(s.Choices, choice)
+	return nil
+}
+
+// tryCandidate loads the candidate's programs against the already created maps and attaches
+// them all, or leaves nothing behind.
+func (s *Set) tryCandidate(spec *ebpf.CollectionSpec, names []string) error {
+	only := spec.Copy()
+	only.Programs = map[string]*ebpf.ProgramSpec{}
+	for _, n := range names {
+		only.Programs[n] = spec.Programs[n]
+	}
+	coll, err := ebpf.NewCollectionWithOptions(only, ebpf.CollectionOptions{MapReplacements: s.maps.Maps})
+	if err != nil {
+		return err
+	}
+	var links []link.Link
+	for _, n := range names {
+		l, err := attachProgram(only.Programs[n], coll.Programs[n])
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			coll.Close()
+			return fmt.Errorf("attaching %s: %w", n, err)
+		}
+		links = append(links, l)
+	}
+	s.loaded = append(s.loaded, coll)
+	s.links = append(s.links, links...)
+	return nil
+}
+
+// attachProgram attaches a program where its ELF section says.
+func attachProgram(ps *ebpf.ProgramSpec, p *ebpf.Program) (link.Link, error) {
+	kind, target, _ := strings.Cut(ps.SectionName, "/")
+	switch kind {
+	case "tracepoint":
+		group, name, _ := strings.Cut(target, "/")
+		return link.Tracepoint(group, name, p, nil)
+	case "raw_tp", "raw_tracepoint":
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: target, Program: p})
+	case "kprobe":
+		return link.Kprobe(target, p, nil)
+	case "kretprobe":
+		return link.Kretprobe(target, p, nil)
+	case "fentry", "fexit", "tp_btf":
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	}
+	return nil, fmt.Errorf("unknown section %q", ps.SectionName)
+}
+
+// describe names a candidate by its kind and targets: "fentry switch_task_namespaces".
+func describe(spec *ebpf.CollectionSpec, names []string) (desc, kind string, err error) {
+	var targets []string
+	for _, n := range names {
+		ps, ok := spec.Programs[n]
+		if !ok {
+			return "", "", fmt.Errorf("no program %q in the object", n)
+		}
+		k, target, _ := strings.Cut(ps.SectionName, "/")
+		if kind != "" && k != kind {
+			return "", "", fmt.Errorf("candidate mixes %s and %s programs", kind, k)
+		}
+		kind = k
+		targets = append(targets, strings.ReplaceAll(target, "/", ":"))
+	}
+	return kind + " " + strings.Join(targets, ","), kind, nil
+}
+
+// reason shortens a load or attach error to what an operator needs to read.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return "not supported by this kernel"
+	case errors.Is(err, link.ErrNotSupported):
+		return "not supported by this kernel"
+	}
+	msg := err.Error()
+	if len(msg) > 200 { // verifier errors can run long; doctor shows enough to search for
+		msg = msg[:200] + "..."
+	}
+	return msg
+}
+
+// Map returns one of the object's maps by name.
+func (s *Set) Map(name string) *ebpf.Map { return s.maps.Maps[name] }
+
+// Kind returns the attach kind chosen for a hook, or "" if none attached.
+func (s *Set) Kind(hook string) string {
+	for _, c := range s.Choices {
+		if c.Hook == hook {
+			return c.Kind
+		}
+	}
+	return ""
+}
+
+// Close detaches every link and unloads every program and map. It is safe to call twice.
+func (s *Set) Close() error {
+	var errs []error
+	for _, l := range s.links {
+		errs = append(errs, l.Close())
+	}
+	for _, c := range s.loaded {
+		c.Close()
+	}
+	if s.maps != nil {
+		s.maps.Close()
+	}
+	s.links, s.loaded, s.maps = nil, nil, nil
+	return errors.Join(errs...)
+}
