@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
@@ -92,7 +93,8 @@ func TestTraceSetnsJSON(t *testing.T) {
 	testutil.WaitUnloaded(t, before, bpftoolPrograms)
 }
 
-// However tracing stops, no program of ghostwatch stays loaded.
+// However tracing stops, no program of ghostwatch stays loaded, and tracefs, if ghostwatch had to
+// mount it, is unmounted again (but after SIGKILL, when nothing can run).
 func TestCleanupOnEveryExit(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	for _, tc := range []struct {
@@ -108,6 +110,7 @@ func TestCleanupOnEveryExit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := bpftoolPrograms(t)
+			tracefsBefore := kernel.Tracefs.Mounted()
 			tr := startTracing(t, append([]string{"trace", "setns", "-o", "json"}, tc.args...)...)
 			ours := 0
 			for id, name := range bpftoolPrograms(t) {
@@ -123,6 +126,12 @@ func TestCleanupOnEveryExit(t *testing.T) {
 				t.Errorf("exit status %d, want %d; stderr: %s", code, tc.wantCode, tr.stderr)
 			}
 			testutil.WaitUnloaded(t, before, bpftoolPrograms)
+			if !tracefsBefore && kernel.Tracefs.Mounted() {
+				unix.Unmount(kernel.Tracefs.Path, 0)
+				if tc.name != "SIGKILL" {
+					t.Errorf("tracefs left mounted")
+				}
+			}
 		})
 	}
 }
