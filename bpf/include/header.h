@@ -16,6 +16,13 @@ enum gw_ns {
 	GW_NS_COUNT,
 };
 
+/* How filter_mntns is applied (see common.h). */
+enum mntns_filter {
+	FILTER_MNTNS_OFF,
+	FILTER_MNTNS_ONLY,
+	FILTER_MNTNS_EXCEPT,
+};
+
 #define TASK_COMM_LEN 16
 
 /* Filled in the kernel for every event; its Go type is generated into gen/header. */

@@ -75,16 +75,22 @@ func doctor() doctorReport {
 		name string
 		t    ebpf.ProgramType
 	}{
-		{"kprobe", ebpf.Kprobe}, {"tracepoint", ebpf.TracePoint}, {"raw_tracepoint", ebpf.RawTracepoint},
-		{"tracing (fentry/fexit/tp_btf/iter)", ebpf.Tracing}, {"lsm", ebpf.LSM}, {"cgroup_device", ebpf.CGroupDevice},
+		{"kprobe programs", ebpf.Kprobe}, {"tracepoint", ebpf.TracePoint}, {"raw_tracepoint", ebpf.RawTracepoint},
+		{"fentry/fexit (tracing)", ebpf.Tracing}, {"lsm", ebpf.LSM}, {"cgroup_device", ebpf.CGroupDevice},
 	} {
 		r.ProgramTypes = append(r.ProgramTypes, probe(p.name, features.HaveProgramType(p.t)))
 	}
+	// A kprobe program loads even where kprobes cannot be attached: say so.
+	kprobes := featureStatus{Name: "kprobes (attaching)", Supported: kernel.HasKprobes()}
+	if !kprobes.Supported {
+		kprobes.Detail = "CONFIG_KPROBES is off"
+	}
+	r.ProgramTypes = append(r.ProgramTypes, kprobes)
 	r.MapTypes = append(r.MapTypes, probe("ringbuf", features.HaveMapType(ebpf.RingBuf)))
 
 	// The real test of an attach point is attaching it: load each gadget and record its choices.
 	g := gadgetStatus{Name: setns.Type}
-	if tr, err := setns.New(gadget.Filter{}); err != nil {
+	if tr, err := setns.New(gadget.Filter{}, nil); err != nil {
 		g.Error = err.Error()
 	} else {
 		g.Hooks = tr.Choices()
@@ -115,8 +121,11 @@ func printDoctor(w interface{ Write([]byte) (int, error) }, r doctorReport) {
 	fmt.Fprintf(w, "kernel:      %s\nBTF:         %s\nprivileges:  %s\n\nfile systems:\n", r.Kernel, yes(r.BTF), r.Privileges)
 	for _, fs := range r.FileSystems {
 		state := "mounted"
-		if !fs.Mounted {
-			state = "not mounted (ghostwatch mounts it when needed)"
+		switch {
+		case !fs.Mounted && fs.Name == kernel.Tracefs.Name:
+			state = "not mounted (ghostwatch mounts it while tracing)"
+		case !fs.Mounted:
+			state = "not mounted"
 		}
 		fmt.Fprintf(w, "  %-11s %-22s %s; for %s\n", fs.Name, fs.Path, state, fs.For)
 	}

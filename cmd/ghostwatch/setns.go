@@ -7,6 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
 )
 
@@ -14,21 +16,30 @@ func setnsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "setns",
 		Usage: "namespace entry and creation: setns (nsfs fd or pidfd), unshare, clone/clone3 with CLONE_NEW*",
-		Flags: traceFlags(),
+		Flags: append(traceFlags(), containerFlags(true)...),
 		Action: func(c *cli.Context) error {
 			o, err := parseTraceFlags(c)
 			if err != nil {
 				return err
 			}
+			co, err := parseContainerFlags(c)
+			if err != nil {
+				return err
+			}
 			ctx, cancel := traceContext(c.Context, o.duration)
 			defer cancel()
+			stderr := c.App.ErrWriter
 
-			tr, err := setns.New(o.filter)
+			coll := container.NewCollection()
+			o.filter.MntNS = co.mntnsMode()
+			tr, err := setns.New(o.filter, coll)
 			if err != nil {
 				return err
 			}
 			defer tr.Close()
-			stderr := c.App.ErrWriter
+			filterContainers(coll, co, tr.SetMntNS, stderr)
+			watchContainers(ctx, coll, co, stderr)
+			warnNoMatch(coll, co, stderr)
 			fmt.Fprintf(stderr, "ghostwatch: tracing setns (attach: %s); Ctrl-C to stop\n", attachLine(tr.Choices()))
 
 			p := newPrinter(o.format, c.App.Writer, setnsColumns...)
@@ -59,7 +70,25 @@ func setnsCommand() *cli.Command {
 	}
 }
 
-var setnsColumns = []column{{"TIME", 12}, {"PID", 7}, {"COMM", 15}, {"SYSCALL", 7}, {"FD", 9}, {"TARGETS", 40}, {"RESULT", 0}}
+var setnsColumns = []column{{"TIME", 12}, {"CONTAINER", 16}, {"PID", 7}, {"COMM", 15}, {"SYSCALL", 7},
+	{"FD", 9}, {"TARGETS", 36}, {"TARGET CONTAINER", 16}, {"RESULT", 0}}
+
+// containerLabel is how a table names a container: its name (pod/name in a pod), else its short id.
+func containerLabel(c *event.Container) string {
+	switch {
+	case c == nil:
+		return "-"
+	case c.Pod != "" && c.Name != "":
+		return c.Pod + "/" + c.Name
+	case c.Name != "":
+		return c.Name
+	case c.Pod != "":
+		return c.Pod
+	case len(c.ID) > 12:
+		return c.ID[:12]
+	}
+	return c.ID
+}
 
 func setnsRow(ev *setns.Event) []string {
 	d := ev.Setns
@@ -79,7 +108,7 @@ func setnsRow(ev *setns.Event) []string {
 		result = fmt.Sprintf("ok (child %d)", d.Ret)
 	}
 	return []string{
-		ev.Time.Format("15:04:05.000"), fmt.Sprint(ev.Proc.PID), ev.Proc.Comm, d.Syscall, fd,
-		strings.Join(targets, ","), result,
+		ev.Time.Format("15:04:05.000"), containerLabel(ev.Container), fmt.Sprint(ev.Proc.PID), ev.Proc.Comm,
+		d.Syscall, fd, strings.Join(targets, ","), containerLabel(d.TargetContainer), result,
 	}
 }

@@ -41,10 +41,19 @@ const (
 	HeaderGwNsGW_NS_COUNT  HeaderGwNs = 8
 )
 
+type HeaderMntnsFilter uint32
+
+const (
+	HeaderMntnsFilterFILTER_MNTNS_OFF    HeaderMntnsFilter = 0
+	HeaderMntnsFilterFILTER_MNTNS_ONLY   HeaderMntnsFilter = 1
+	HeaderMntnsFilterFILTER_MNTNS_EXCEPT HeaderMntnsFilter = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	HeaderVarUnusedFilter = "unused_filter"
 	HeaderVarUnusedHeader = "unused_header"
 	HeaderVarUnusedNs     = "unused_ns"
 )
@@ -103,6 +112,7 @@ type HeaderMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HeaderVariableSpecs struct {
+	UnusedFilter *ebpf.VariableSpec `ebpf:"unused_filter"`
 	UnusedHeader *ebpf.VariableSpec `ebpf:"unused_header"`
 	UnusedNs     *ebpf.VariableSpec `ebpf:"unused_ns"`
 }
@@ -137,6 +147,7 @@ func (m *HeaderMaps) Close() error {
 //
 // It can be passed to LoadHeaderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HeaderVariables struct {
+	UnusedFilter *ebpf.Variable `ebpf:"unused_filter"`
 	UnusedHeader *ebpf.Variable `ebpf:"unused_header"`
 	UnusedNs     *ebpf.Variable `ebpf:"unused_ns"`
 }

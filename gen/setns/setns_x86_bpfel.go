@@ -39,6 +39,14 @@ type SetnsEvent struct {
 	_         [4]byte
 }
 
+type SetnsMntnsFilter uint32
+
+const (
+	SetnsMntnsFilterFILTER_MNTNS_OFF    SetnsMntnsFilter = 0
+	SetnsMntnsFilterFILTER_MNTNS_ONLY   SetnsMntnsFilter = 1
+	SetnsMntnsFilterFILTER_MNTNS_EXCEPT SetnsMntnsFilter = 2
+)
+
 type SetnsSetnsFdKind uint32
 
 const (
@@ -62,24 +70,26 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SetnsMapEvents        = "events"
-	SetnsMapLost          = "lost"
-	SetnsMapPending       = "pending"
-	SetnsMapScratch       = "scratch"
-	SetnsProgClone3Enter  = "clone3_enter"
-	SetnsProgClone3Exit   = "clone3_exit"
-	SetnsProgCloneEnter   = "clone_enter"
-	SetnsProgCloneExit    = "clone_exit"
-	SetnsProgCommitFentry = "commit_fentry"
-	SetnsProgCommitKprobe = "commit_kprobe"
-	SetnsProgForkBtf      = "fork_btf"
-	SetnsProgForkRaw      = "fork_raw"
-	SetnsProgSetnsEnter   = "setns_enter"
-	SetnsProgSetnsExit    = "setns_exit"
-	SetnsProgUnshareEnter = "unshare_enter"
-	SetnsProgUnshareExit  = "unshare_exit"
-	SetnsVarFilterComm    = "filter_comm"
-	SetnsVarFilterTgid    = "filter_tgid"
+	SetnsMapEvents          = "events"
+	SetnsMapFilterMntns     = "filter_mntns"
+	SetnsMapLost            = "lost"
+	SetnsMapPending         = "pending"
+	SetnsMapScratch         = "scratch"
+	SetnsProgClone3Enter    = "clone3_enter"
+	SetnsProgClone3Exit     = "clone3_exit"
+	SetnsProgCloneEnter     = "clone_enter"
+	SetnsProgCloneExit      = "clone_exit"
+	SetnsProgCommitFentry   = "commit_fentry"
+	SetnsProgCommitKprobe   = "commit_kprobe"
+	SetnsProgForkBtf        = "fork_btf"
+	SetnsProgForkRaw        = "fork_raw"
+	SetnsProgSetnsEnter     = "setns_enter"
+	SetnsProgSetnsExit      = "setns_exit"
+	SetnsProgUnshareEnter   = "unshare_enter"
+	SetnsProgUnshareExit    = "unshare_exit"
+	SetnsVarFilterComm      = "filter_comm"
+	SetnsVarFilterMntnsMode = "filter_mntns_mode"
+	SetnsVarFilterTgid      = "filter_tgid"
 )
 
 // LoadSetns returns the embedded CollectionSpec for Setns.
@@ -142,18 +152,20 @@ type SetnsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SetnsMapSpecs struct {
-	Events  *ebpf.MapSpec `ebpf:"events"`
-	Lost    *ebpf.MapSpec `ebpf:"lost"`
-	Pending *ebpf.MapSpec `ebpf:"pending"`
-	Scratch *ebpf.MapSpec `ebpf:"scratch"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	FilterMntns *ebpf.MapSpec `ebpf:"filter_mntns"`
+	Lost        *ebpf.MapSpec `ebpf:"lost"`
+	Pending     *ebpf.MapSpec `ebpf:"pending"`
+	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // SetnsVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SetnsVariableSpecs struct {
-	FilterComm *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterTgid *ebpf.VariableSpec `ebpf:"filter_tgid"`
+	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
+	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
 }
 
 // SetnsObjects contains all objects after they have been loaded into the kernel.
@@ -176,15 +188,17 @@ func (o *SetnsObjects) Close() error {
 //
 // It can be passed to LoadSetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SetnsMaps struct {
-	Events  *ebpf.Map `ebpf:"events"`
-	Lost    *ebpf.Map `ebpf:"lost"`
-	Pending *ebpf.Map `ebpf:"pending"`
-	Scratch *ebpf.Map `ebpf:"scratch"`
+	Events      *ebpf.Map `ebpf:"events"`
+	FilterMntns *ebpf.Map `ebpf:"filter_mntns"`
+	Lost        *ebpf.Map `ebpf:"lost"`
+	Pending     *ebpf.Map `ebpf:"pending"`
+	Scratch     *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *SetnsMaps) Close() error {
 	return _SetnsClose(
 		m.Events,
+		m.FilterMntns,
 		m.Lost,
 		m.Pending,
 		m.Scratch,
@@ -195,8 +209,9 @@ func (m *SetnsMaps) Close() error {
 //
 // It can be passed to LoadSetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SetnsVariables struct {
-	FilterComm *ebpf.Variable `ebpf:"filter_comm"`
-	FilterTgid *ebpf.Variable `ebpf:"filter_tgid"`
+	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
+	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
+	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
 }
 
 // SetnsPrograms contains all programs after they have been loaded into the kernel.

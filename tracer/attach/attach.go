@@ -10,6 +10,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Hook is one thing a gadget observes, with the attach points that can observe it, best first.
@@ -75,6 +77,12 @@ func (s *Set) attachHook(spec *ebpf.CollectionSpec, h Hook) error {
 		desc, kind, err := describe(spec, names)
 		if err != nil {
 			return fmt.Errorf("hook %s: %w", h.Name, err)
+		}
+		if kind == "kprobe" || kind == "kretprobe" {
+			if !kernel.HasKprobes() { // else the error would only say a tracefs file is missing
+				choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: "this kernel has no kprobes (CONFIG_KPROBES is off)"})
+				continue
+			}
 		}
 		if err := s.tryCandidate(spec, names); err != nil {
 			choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: reason(err)})
@@ -170,7 +178,8 @@ func reason(err error) string {
 	case errors.Is(err, link.ErrNotSupported):
 		return "not supported by this kernel"
 	}
-	msg := err.Error()
+	// cilium/ebpf suggests the memlock limit on any EPERM; gadget.Open has already raised it.
+	msg := strings.TrimSuffix(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)")
 	if len(msg) > 200 { // verifier errors can run long; doctor shows enough to search for
 		msg = msg[:200] + "..."
 	}

@@ -13,10 +13,30 @@ import (
 
 // Header is the common part of every event, as documented in the README's JSON schema.
 type Header struct {
-	Time time.Time  `json:"time"`
-	Type string     `json:"type"`
-	Proc Proc       `json:"proc"`
-	NS   Namespaces `json:"ns"`
+	Time      time.Time  `json:"time"`
+	Type      string     `json:"type"`
+	Proc      Proc       `json:"proc"`
+	NS        Namespaces `json:"ns"`
+	Container *Container `json:"container,omitempty"` // nil for the host
+}
+
+// Container names the container of an actor or of a namespace. Values are shared between events
+// and never changed once made.
+type Container struct {
+	ID           string `json:"id"`
+	Name         string `json:"name,omitempty"`
+	Runtime      string `json:"runtime"`
+	Image        string `json:"image,omitempty"`
+	Pod          string `json:"pod,omitempty"`
+	K8sNamespace string `json:"k8s_namespace,omitempty"`
+}
+
+// Resolver attributes events to containers.
+type Resolver interface {
+	// Actor returns the container of the task a header describes, or nil for the host.
+	Actor(h *Raw) *Container
+	// Owner returns the container a namespace belongs to, or nil.
+	Owner(t NSType, inode uint32) *Container
 }
 
 // Proc is the task that caused the event.
@@ -45,12 +65,17 @@ type Namespaces struct {
 // Raw is the header as the kernel wrote it; every gadget's generated header converts to it.
 type Raw = header.HeaderGwHeader
 
-// Decode turns the kernel's header into its JSON form.
-func Decode(typ string, h *Raw, clock Clock) Header {
+// Decode turns the kernel's header into its JSON form, attributing it with r if not nil.
+func Decode(typ string, h *Raw, clock Clock, r Resolver) Header {
+	var c *Container
+	if r != nil {
+		c = r.Actor(h)
+	}
 	return Header{
-		Time: clock.Wall(h.TsBootNs),
-		Type: typ,
-		Proc: Proc{PID: h.Pid, TID: h.Tid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid, Comm: CString(h.Comm[:])},
+		Container: c,
+		Time:      clock.Wall(h.TsBootNs),
+		Type:      typ,
+		Proc:      Proc{PID: h.Pid, TID: h.Tid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid, Comm: CString(h.Comm[:])},
 		NS: Namespaces{
 			Mnt:      h.Ns[header.HeaderGwNsGW_NS_MNT],
 			Net:      h.Ns[header.HeaderGwNsGW_NS_NET],

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
 
+	"github.com/ghostwatch/ghostwatch/gen/header"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
@@ -25,7 +26,19 @@ const MaxComm = 15
 type Filter struct {
 	PID  uint32
 	Comm string
+	// MntNS says how the mount namespaces set with SetMntNS filter: only those, or all but those.
+	MntNS MntNSMode
 }
+
+// MntNSMode is how the mount namespace list filters actors.
+type MntNSMode = header.HeaderMntnsFilter
+
+// The mount namespace filter modes.
+const (
+	MntNSOff    = header.HeaderMntnsFilterFILTER_MNTNS_OFF
+	MntNSOnly   = header.HeaderMntnsFilterFILTER_MNTNS_ONLY
+	MntNSExcept = header.HeaderMntnsFilterFILTER_MNTNS_EXCEPT
+)
 
 // Gadget is a loaded, attached gadget.
 type Gadget struct {
@@ -65,6 +78,9 @@ func Open(spec *ebpf.CollectionSpec, hooks []attach.Hook, f Filter) (g *Gadget, 
 	if err := setVariable(spec, "filter_comm", comm); err != nil {
 		return nil, err
 	}
+	if err := setVariable(spec, "filter_mntns_mode", f.MntNS); err != nil {
+		return nil, err
+	}
 
 	set, err := attach.Load(spec, hooks)
 	if err != nil {
@@ -85,6 +101,21 @@ func setVariable(spec *ebpf.CollectionSpec, name string, value any) error {
 	}
 	if err := v.Set(value); err != nil {
 		return fmt.Errorf("setting %s: %w", name, err)
+	}
+	return nil
+}
+
+// SetMntNS adds (listed true) or removes a mount namespace from the kernel's filter list.
+func (g *Gadget) SetMntNS(inode uint32, listed bool) error {
+	m := g.set.Map("filter_mntns")
+	if !listed {
+		if err := m.Delete(inode); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("updating the container filter: %w", err)
+		}
+		return nil
+	}
+	if err := m.Put(inode, uint8(1)); err != nil {
+		return fmt.Errorf("updating the container filter: %w", err)
 	}
 	return nil
 }

@@ -30,6 +30,12 @@ func HasBTF() bool {
 	return err == nil
 }
 
+// HasKprobes tells whether the kernel has kprobes, by their perf event source.
+func HasKprobes() bool {
+	_, err := os.Stat("/sys/bus/event_source/devices/kprobe")
+	return err == nil
+}
+
 // ErrPrivileges is returned when this process may not load and attach BPF tracing programs.
 var ErrPrivileges = errors.New("ghostwatch needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load BPF programs: run it as root")
 

@@ -10,6 +10,7 @@ import (
 
 	gen "github.com/ghostwatch/ghostwatch/gen/setns"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 func TestHooksNameRealPrograms(t *testing.T) {
@@ -43,7 +44,7 @@ func TestAttachChoices(t *testing.T) {
 	want := map[string]string{HookSyscalls: "tracepoint", HookFork: "tp_btf", HookCommit: ""}
 	if features.HaveProgramType(ebpf.Tracing) == nil {
 		want[HookCommit] = "fentry"
-	} else if kprobesAvailable() {
+	} else if kernel.HasKprobes() {
 		want[HookCommit] = "kprobe"
 	}
 	if env := os.Getenv("GHOSTWATCH_EXPECT_ATTACH"); env != "" {
@@ -59,10 +60,4 @@ func TestAttachChoices(t *testing.T) {
 			t.Errorf("hook %s attached as %q, want %q (choices: %v)", hook, got, kind, tr.Choices())
 		}
 	}
-}
-
-// kprobesAvailable tells whether the kernel has kprobes (CONFIG_KPROBES), by its perf PMU.
-func kprobesAvailable() bool {
-	_, err := os.Stat("/sys/bus/event_source/devices/kprobe")
-	return err == nil
 }

@@ -46,7 +46,7 @@ func TestFilters(t *testing.T) {
 func TestCloseUnloadsEverything(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	before := testutil.Programs(t)
-	tr, err := New(gadget.Filter{})
+	tr, err := New(gadget.Filter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

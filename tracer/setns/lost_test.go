@@ -16,7 +16,7 @@ import (
 // reads it, then check that delivered + lost is what was caused, and that the loss is reported.
 func TestDropsAreCountedNotSilent(t *testing.T) {
 	testutil.RequirePrivileged(t)
-	tr, err := New(gadget.Filter{PID: uint32(os.Getpid())})
+	tr, err := New(gadget.Filter{PID: uint32(os.Getpid())}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

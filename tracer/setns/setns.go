@@ -57,8 +57,10 @@ type Details struct {
 	// Targets maps each namespace type involved to the inode entered or created (0 if unknown,
 	// e.g. a bad fd or a failed unshare).
 	Targets map[string]uint32 `json:"targets"`
-	Result  string            `json:"result"` // "ok" or the errno name
-	Ret     int64             `json:"ret"`
+	// TargetContainer owns the target namespaces (absent: none, or the host's).
+	TargetContainer *event.Container `json:"target_container,omitempty"`
+	Result          string           `json:"result"` // "ok" or the errno name
+	Ret             int64            `json:"ret"`
 }
 
 var syscallNames = map[gen.SetnsSetnsSyscall]string{
@@ -78,10 +80,12 @@ var fdKindNames = map[gen.SetnsSetnsFdKind]string{
 // Tracer is an attached setns gadget.
 type Tracer struct {
 	*gadget.Gadget
+	resolver event.Resolver
 }
 
-// New loads and attaches the gadget; Close undoes it.
-func New(f gadget.Filter) (*Tracer, error) {
+// New loads and attaches the gadget; Close undoes it. r, if not nil, attributes events to
+// containers.
+func New(f gadget.Filter, r event.Resolver) (*Tracer, error) {
 	spec, err := gen.LoadSetns()
 	if err != nil {
 		return nil, err
@@ -90,7 +94,7 @@ func New(f gadget.Filter) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{g}, nil
+	return &Tracer{g, r}, nil
 }
 
 // Run calls emit for each event until ctx is done. onLost is told the running total of drops.
@@ -98,7 +102,7 @@ func (t *Tracer) Run(ctx context.Context, emit func(*Event), onLost func(uint64)
 	clock := t.Clock()
 	var decodeErr error
 	err := t.Gadget.Run(ctx, func(raw []byte) {
-		ev, err := Decode(raw, clock)
+		ev, err := Decode(raw, clock, t.resolver)
 		if err != nil {
 			decodeErr = err
 			return
@@ -111,37 +115,43 @@ func (t *Tracer) Run(ctx context.Context, emit func(*Event), onLost func(uint64)
 	return err
 }
 
-// Decode turns a raw ring-buffer record into an Event.
-func Decode(raw []byte, clock event.Clock) (*Event, error) {
-	var r *gen.SetnsEvent
-	if len(raw) < int(unsafe.Sizeof(*r)) {
+// Decode turns a raw ring-buffer record into an Event, attributed with r if not nil.
+func Decode(raw []byte, clock event.Clock, r event.Resolver) (*Event, error) {
+	var rec *gen.SetnsEvent
+	if len(raw) < int(unsafe.Sizeof(*rec)) {
 		return nil, fmt.Errorf("setns: short record (%d bytes)", len(raw))
 	}
-	r = (*gen.SetnsEvent)(unsafe.Pointer(&raw[0]))
+	rec = (*gen.SetnsEvent)(unsafe.Pointer(&raw[0]))
 	ev := &Event{
 		// Same layout, both generated from header.h: TestHeaderLayout checks it.
-		Header: event.Decode(Type, (*event.Raw)(unsafe.Pointer(&r.Hdr)), clock),
+		Header: event.Decode(Type, (*event.Raw)(unsafe.Pointer(&rec.Hdr)), clock, r),
 		Setns: Details{
-			Syscall:   syscallNames[r.Syscall],
-			Flags:     r.Flags,
-			NSTypes:   event.NSNames(uint64(r.NsMask)),
-			TargetPID: r.TargetPid,
+			Syscall:   syscallNames[rec.Syscall],
+			Flags:     rec.Flags,
+			NSTypes:   event.NSNames(uint64(rec.NsMask)),
+			TargetPID: rec.TargetPid,
 			Targets:   map[string]uint32{},
 			Result:    "ok",
-			Ret:       r.Ret,
+			Ret:       rec.Ret,
 		},
 	}
-	if r.Syscall == gen.SetnsSetnsSyscallSYSCALL_SETNS {
-		fd := r.Fd
+	if rec.Syscall == gen.SetnsSetnsSyscallSYSCALL_SETNS {
+		fd := rec.Fd
 		ev.Setns.FD = &fd
-		ev.Setns.FDKind = fdKindNames[r.FdKind]
+		ev.Setns.FDKind = fdKindNames[rec.FdKind]
 	}
-	if r.Ret < 0 {
-		ev.Setns.Result = event.ErrnoName(r.Ret)
+	if rec.Ret < 0 {
+		ev.Setns.Result = event.ErrnoName(rec.Ret)
 	}
 	for _, ty := range event.NSTypes {
-		if uint64(r.NsMask)&ty.Flag != 0 {
-			ev.Setns.Targets[ty.Name] = r.Target[ty.Index]
+		if uint64(rec.NsMask)&ty.Flag == 0 {
+			continue
+		}
+		inode := rec.Target[ty.Index]
+		ev.Setns.Targets[ty.Name] = inode
+		// The first type, in index order (mnt, net, pid, ...), that a container owns names it.
+		if r != nil && ev.Setns.TargetContainer == nil && inode != 0 {
+			ev.Setns.TargetContainer = r.Owner(ty, inode)
 		}
 	}
 	return ev, nil

@@ -54,7 +54,7 @@ const allNewNS = unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWPID | unix
 
 func newTracer(t *testing.T, f gadget.Filter) (*Tracer, *testutil.Collector[*Event]) {
 	testutil.RequirePrivileged(t)
-	tr, err := New(f)
+	tr, err := New(f, nil)
 	if err != nil {
 		t.Fatalf("loading setns gadget: %v", err)
 	}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+)
+
+// containerFlags say where containers come from, and which ones a trace wants.
+func containerFlags(filters bool) []cli.Flag {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "containerd-socket", Value: container.DefaultContainerdSocket, Usage: "containerd's API socket"},
+		&cli.StringSliceFlag{Name: "containerd-namespace", Value: cli.NewStringSlice(container.ContainerdNamespaces...),
+			Usage: "containerd namespaces to watch (repeatable), or all"},
+	}
+	if !filters {
+		return flags
+	}
+	return append(flags,
+		&cli.StringSliceFlag{Name: "container", Aliases: []string{"c"}, Usage: "only events of this container: id prefix or name (repeatable)"},
+		&cli.StringSliceFlag{Name: "pod", Usage: "only events of this pod's containers (repeatable)"},
+		&cli.StringFlag{Name: "k8s-namespace", Usage: "only events of containers in this Kubernetes namespace"},
+		&cli.BoolFlag{Name: "host", Usage: "only events of host processes (no container)"},
+	)
+}
+
+type containerOptions struct {
+	sel        container.Selector
+	socket     string
+	namespaces []string // nil: all
+}
+
+func parseContainerFlags(c *cli.Context) (containerOptions, error) {
+	o := containerOptions{socket: c.String("containerd-socket"), namespaces: c.StringSlice("containerd-namespace")}
+	if slices.Contains(o.namespaces, "all") {
+		o.namespaces = nil
+	}
+	if o.socket == "" {
+		return o, usagef("--containerd-socket must not be empty")
+	}
+	if c.IsSet("container") || c.IsSet("pod") || c.IsSet("k8s-namespace") || c.IsSet("host") {
+		o.sel = container.Selector{Containers: c.StringSlice("container"), Pods: c.StringSlice("pod"),
+			K8sNamespace: c.String("k8s-namespace"), Host: c.Bool("host")}
+	}
+	if err := o.sel.Validate(); err != nil {
+		return o, usageError{err}
+	}
+	return o, nil
+}
+
+// mntnsMode is how the kernel applies the selector's list of mount namespaces.
+func (o containerOptions) mntnsMode() gadget.MntNSMode {
+	switch {
+	case o.sel.Host:
+		return gadget.MntNSExcept
+	case o.sel.Active():
+		return gadget.MntNSOnly
+	}
+	return gadget.MntNSOff
+}
+
+// rescanEvery is how often running processes are scanned for containers when no runtime client
+// reports them.
+const rescanEvery = 2 * time.Second
+
+// watchContainers fills coll from containerd, or, when it is unreachable, from the cgroups of
+// running processes (rescanned until ctx ends), and says so in one line on stderr.
+func watchContainers(ctx context.Context, coll *container.Collection, o containerOptions, stderr io.Writer) {
+	err := container.WatchContainerd(ctx, coll, o.socket, o.namespaces, func(err error) {
+		fmt.Fprintf(stderr, "ghostwatch: warning: %v; new containers are attributed by cgroup path\n", err)
+		go rescan(ctx, coll)
+	})
+	coll.ScanProcesses()
+	if err != nil {
+		fmt.Fprintf(stderr, "ghostwatch: warning: %v; attributing containers by cgroup path\n", err)
+		go rescan(ctx, coll)
+	}
+}
+
+func rescan(ctx context.Context, coll *container.Collection) {
+	t := time.NewTicker(rescanEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			coll.ScanProcesses()
+		}
+	}
+}
+
+// filterContainers keeps the gadget's kernel filter current and warns if nothing matches yet.
+func filterContainers(coll *container.Collection, o containerOptions, set func(uint32, bool) error, stderr io.Writer) {
+	if o.mntnsMode() == gadget.MntNSOff {
+		return
+	}
+	container.SyncFilter(coll, o.sel, set, func(err error) {
+		fmt.Fprintf(stderr, "ghostwatch: warning: %v\n", err)
+	})
+}
+
+// warnNoMatch says when container filters match nothing running yet.
+func warnNoMatch(coll *container.Collection, o containerOptions, stderr io.Writer) {
+	if !o.sel.Active() {
+		return
+	}
+	for _, c := range coll.List() {
+		if o.sel.Matches(c) {
+			return
+		}
+	}
+	fmt.Fprintln(stderr, "ghostwatch: warning: no running container matches the filters yet; waiting for one to start")
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+var sysAdmin = []string{"CAP_SYS_ADMIN"}
+
+func TestPsListsContainersWithTheirNamespaces(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.Start(t)
+	web := d.Run(t, containertest.Options{Name: "web", Pod: "web-0"})
+	db := d.Run(t, containertest.Options{Name: "db", Pod: "db-0"})
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"ghostwatch", "ps", "-o", "json", "--containerd-socket", d.Socket}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var c struct {
+			ID, Name, Pod, Runtime, Image string
+			K8sNamespace                  string `json:"k8s_namespace"`
+			Pid                           int
+			NS                            map[string]uint32 `json:"ns"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatalf("%q: %v", sc.Text(), err)
+		}
+		for _, want := range []*containertest.Container{web, db} {
+			if c.ID != want.ID {
+				continue
+			}
+			seen[c.ID] = true
+			if c.Name != want.Name || c.Pod != want.Pod || c.K8sNamespace != "default" || c.Runtime != "containerd" ||
+				c.Image != containertest.ImageName || c.Pid != want.Pid {
+				t.Errorf("ps shows %+v for %s", c, want.ID)
+			}
+			for _, ns := range []string{"mnt", "net", "pid", "user", "uts", "ipc", "cgroup", "time"} {
+				if got, real := c.NS[ns], testutil.NSInode(t, want.Pid, ns); got != real {
+					t.Errorf("%s: %s namespace %d, /proc/%d/ns/%s says %d", want.Name, ns, got, want.Pid, ns, real)
+				}
+			}
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("ps listed %d of the 2 test containers:\n%s", len(seen), stdout.String())
+	}
+}
+
+func TestTraceSetnsNamesContainers(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.Start(t)
+	db := d.Run(t, containertest.Options{Name: "db", Pod: "db-0", Caps: sysAdmin})
+	web := d.Run(t, containertest.Options{Name: "web", Pod: "web-0", Caps: sysAdmin})
+
+	t.Run("target container", func(t *testing.T) {
+		tr := startTracing(t, "trace", "setns", "-o", "json", "--containerd-socket", d.Socket)
+		cmd := exec.Command("nsenter", "-t", fmt.Sprint(db.Pid), "-n", "-m", "true")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nsenter: %v: %s", err, out)
+		}
+		ev := tr.next(t, "nsenter's setns", func(o map[string]any) bool {
+			return num(get(o, "proc", "pid")) == int64(cmd.Process.Pid)
+		})
+		if ev["container"] != nil {
+			t.Errorf("actor is the host, but container = %v", ev["container"])
+		}
+		if get(ev, "setns", "target_container", "id") != db.ID || get(ev, "setns", "target_container", "name") != "db" {
+			t.Errorf("target_container = %v, want %s (db)", get(ev, "setns", "target_container"), db.ID)
+		}
+	})
+
+	t.Run("--container", func(t *testing.T) {
+		tr := startTracing(t, "trace", "setns", "-o", "json", "--containerd-socket", d.Socket, "--container", "web")
+		dbPid := db.Exec(t, d, "unshare", "-n", "true")
+		webPid := web.Exec(t, d, "unshare", "-n", "true")
+		ev := tr.next(t, "web's unshare", func(o map[string]any) bool {
+			if num(get(o, "proc", "pid")) == int64(dbPid) {
+				t.Errorf("--container web let db's event through")
+			}
+			return num(get(o, "proc", "pid")) == int64(webPid)
+		})
+		if get(ev, "container", "name") != "web" || get(ev, "container", "pod") != "web-0" {
+			t.Errorf("container = %v", ev["container"])
+		}
+	})
+}
+
+// Without containerd, tracing goes on, with one line saying how containers are found instead.
+func TestTraceWithoutContainerd(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	tr := startTracing(t, "trace", "setns", "-o", "json", "--containerd-socket", "/nonexistent/containerd.sock")
+	var warnings []string
+	for _, line := range strings.Split(tr.stderr.String(), "\n") {
+		if strings.Contains(line, "warning") {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "/nonexistent/containerd.sock") || !strings.Contains(warnings[0], "cgroup path") {
+		t.Errorf("warnings = %q, want one line naming the socket and the cgroup fallback", warnings)
+	}
+}

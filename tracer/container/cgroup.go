@@ -1,0 +1,223 @@
+package container
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+)
+
+// ProcNS returns the namespace inodes of a process by type name, from /proc/PID/ns; empty if the
+// process is gone.
+func ProcNS(pid uint32) map[string]uint32 {
+	ns := map[string]uint32{}
+	for _, t := range event.NSTypes {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, t.Name))
+		if err != nil {
+			continue
+		}
+		_, rest, _ := strings.Cut(link, "[")
+		if n, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 32); err == nil {
+			ns[t.Name] = uint32(n)
+		}
+	}
+	return ns
+}
+
+var (
+	hex64 = `([0-9a-f]{64})`
+	// Cgroup path forms of container runtimes, matched against the last path component (systemd
+	// driver) or the last two (cgroupfs driver).
+	scopeRuntimes = []struct {
+		re      *regexp.Regexp
+		runtime string
+	}{
+		{regexp.MustCompile(`^cri-containerd-` + hex64 + `\.scope$`), "containerd"},
+		{regexp.MustCompile(`^crio-` + hex64 + `(\.scope)?$`), "cri-o"},
+		{regexp.MustCompile(`^docker-` + hex64 + `\.scope$`), "docker"},
+		{regexp.MustCompile(`^libpod-` + hex64 + `(\.scope)?$`), "podman"},
+	}
+	parentRuntimes = map[string]string{"docker": "docker", "libpod_parent": "podman"}
+	podDir         = regexp.MustCompile(`^pod[0-9a-f_-]+$`)
+	hexID          = regexp.MustCompile(`^` + hex64 + `$`)
+)
+
+// ContainerdNamespaces are the namespaces ghostwatch watches by default, and those whose
+// containers' default cgroup path is /NAMESPACE/ID.
+var ContainerdNamespaces = []string{"k8s.io", "moby", "default"}
+
+// ParseCgroupPath recognises the cgroup of a container and returns its runtime and id.
+func ParseCgroupPath(path string) (runtime, id string, ok bool) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	last := parts[len(parts)-1]
+	for _, r := range scopeRuntimes {
+		if m := r.re.FindStringSubmatch(last); m != nil {
+			return r.runtime, m[1], true
+		}
+	}
+	if len(parts) < 2 {
+		return "", "", false
+	}
+	parent := parts[len(parts)-2]
+	if rt, ok := parentRuntimes[parent]; ok && hexID.MatchString(last) {
+		return rt, last, true
+	}
+	// kubelet's cgroupfs driver: /kubepods/<qos>/pod<uid>/<id>, whatever the CRI runtime.
+	if podDir.MatchString(parent) && parts[0] == "kubepods" && hexID.MatchString(last) {
+		return "cri", last, true
+	}
+	// containerd without Kubernetes: /<namespace>/<id>.
+	if len(parts) == 2 {
+		for _, ns := range ContainerdNamespaces {
+			if parent == ns {
+				return "containerd", last, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// cgroupPaths maps cgroup v2 ids to paths, by walking the unified hierarchy (a cgroup's id is its
+// directory's inode number). Results are cached, and a miss rescans at most once a second.
+type cgroupPaths struct {
+	mu       sync.Mutex
+	root     string
+	paths    map[uint64]string
+	parsed   map[uint64]*event.Container // nil: not a container's cgroup
+	lastScan time.Time
+}
+
+// unifiedRoots are where the cgroup v2 hierarchy is mounted: alone, or beside v1 (hybrid).
+var unifiedRoots = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
+
+func newCgroupPaths() *cgroupPaths {
+	p := &cgroupPaths{paths: map[uint64]string{}, parsed: map[uint64]*event.Container{}}
+	for _, r := range unifiedRoots {
+		if isCgroup2(r) {
+			p.root = r
+			break
+		}
+	}
+	return p
+}
+
+func isCgroup2(path string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(path, &st) == nil && st.Type == 0x63677270 // CGROUP2_SUPER_MAGIC
+}
+
+// container returns the container a cgroup id belongs to according to its path, or nil.
+func (p *cgroupPaths) container(id uint64) (*event.Container, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.parsed[id]; ok {
+		return c, p.paths[id]
+	}
+	path, ok := p.paths[id]
+	if !ok && p.root != "" && time.Since(p.lastScan) > time.Second {
+		p.scan()
+		path, ok = p.paths[id]
+	}
+	if !ok {
+		return nil, "" // not cached as a negative: the cgroup may appear on a later scan
+	}
+	var c *event.Container
+	if runtime, cid, ok := ParseCgroupPath(path); ok {
+		c = &event.Container{ID: cid, Runtime: runtime}
+	}
+	p.parsed[id] = c
+	return c, path
+}
+
+func (p *cgroupPaths) scan() {
+	p.lastScan = time.Now()
+	filepath.WalkDir(p.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				p.paths[st.Ino] = "/" + strings.TrimPrefix(strings.TrimPrefix(path, p.root), "/")
+			}
+		}
+		return nil
+	})
+}
+
+// fromCgroup attributes a task no runtime client told us about, by its cgroup's path, and adds
+// the container to the index so that its other events resolve at once.
+func (c *Collection) fromCgroup(h *event.Raw) *Container {
+	if h.CgroupId <= 1 {
+		return nil
+	}
+	ref, path := c.cgroups.container(h.CgroupId)
+	if ref == nil {
+		return nil
+	}
+	if known := c.Get(ref.ID); known != nil {
+		return known
+	}
+	ct := &Container{Container: ref, CgroupID: h.CgroupId, CgroupPath: path, Source: "cgroup", NS: map[string]uint32{}}
+	for _, t := range event.NSTypes {
+		ct.NS[t.Name] = h.Ns[t.Index]
+	}
+	c.Add(ct)
+	return ct
+}
+
+// cgroupOf returns the cgroup v2 path and id of a process.
+func (c *Collection) cgroupOf(pid uint32) (string, uint64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return "", 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if path, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
+			var st syscall.Stat_t
+			if c.cgroups.root == "" || syscall.Stat(filepath.Join(c.cgroups.root, path), &st) != nil {
+				return path, 0
+			}
+			return path, st.Ino
+		}
+	}
+	return "", 0
+}
+
+// ScanProcesses adds the containers that running processes' cgroups reveal and that no runtime
+// client reported: runtimes without a client, or containerd when it is unreachable.
+func (c *Collection) ScanProcesses() error {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	var pids []uint32
+	for _, e := range entries {
+		if pid, err := strconv.ParseUint(e.Name(), 10, 32); err == nil {
+			pids = append(pids, uint32(pid))
+		}
+	}
+	slices.Sort(pids)
+	for _, pid := range pids {
+		path, id := c.cgroupOf(pid)
+		runtime, cid, ok := ParseCgroupPath(path)
+		if !ok || c.Get(cid) != nil {
+			continue
+		}
+		// The first process found (lowest pid) stands for the container: usually its init.
+		c.Add(&Container{Container: &event.Container{ID: cid, Runtime: runtime}, Pid: pid,
+			NS: ProcNS(pid), CgroupID: id, CgroupPath: path, Source: "cgroup"})
+	}
+	return nil
+}

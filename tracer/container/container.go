@@ -1,0 +1,205 @@
+// Package container knows which containers run on this node and attributes events to them: an
+// index from namespace inodes and cgroup ids to containers, filled from the containerd API and,
+// for runtimes without a client, from cgroup paths. Removed containers stay a while, so that late
+// events (from processes, or containers, gone by the time the event is read) still resolve.
+package container
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ghostwatch/ghostwatch/gen/header"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+)
+
+// Grace is how long a removed container still resolves.
+const Grace = 30 * time.Second
+
+// Container is what ghostwatch knows of one container.
+type Container struct {
+	*event.Container                   // what events show
+	Namespace        string            `json:"containerd_namespace,omitempty"`
+	Sandbox          bool              `json:"sandbox,omitempty"` // a pod's sandbox (pause) container
+	Pid              uint32            `json:"pid,omitempty"`     // init, on the host
+	NS               map[string]uint32 `json:"ns"`                // type name to inode
+	CgroupID         uint64            `json:"cgroup_id,omitempty"`
+	CgroupPath       string            `json:"cgroup_path,omitempty"`
+	Source           string            `json:"source"` // containerd, cgroup
+	removed          time.Time
+}
+
+// Change is a container added to or removed from the index (removed: once its grace is over).
+type Change struct {
+	Container *Container
+	Removed   bool
+}
+
+// Collection is the index. It is safe for concurrent use.
+type Collection struct {
+	mu       sync.RWMutex
+	byID     map[string]*Container
+	byNS     map[string]map[uint32][]*Container // type name, inode
+	byCgroup map[uint64]*Container
+	subs     []func(Change)
+	now      func() time.Time
+	cgroups  *cgroupPaths
+	host     map[string]uint32 // the host's namespaces: never a container's
+}
+
+// NewCollection returns an empty index.
+func NewCollection() *Collection {
+	return &Collection{
+		byID:     map[string]*Container{},
+		byNS:     map[string]map[uint32][]*Container{},
+		byCgroup: map[uint64]*Container{},
+		now:      time.Now,
+		cgroups:  newCgroupPaths(),
+		host:     ProcNS(1),
+	}
+}
+
+// Subscribe calls f for every container already known and for every later change. f runs with
+// the index locked: it must not call back into it.
+func (c *Collection) Subscribe(f func(Change)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ct := range c.byID {
+		f(Change{Container: ct})
+	}
+	c.subs = append(c.subs, f)
+}
+
+// Add puts a container in the index, replacing one with the same id.
+func (c *Collection) Add(ct *Container) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire()
+	if old, ok := c.byID[ct.ID]; ok {
+		c.unindex(old)
+	}
+	c.byID[ct.ID] = ct
+	for name, inode := range ct.NS {
+		if inode == 0 || inode == c.host[name] {
+			continue // a container sharing the host's namespace does not own it
+		}
+		m := c.byNS[name]
+		if m == nil {
+			m = map[uint32][]*Container{}
+			c.byNS[name] = m
+		}
+		m[inode] = append(m[inode], ct)
+	}
+	if ct.CgroupID > 1 { // 1 is the root cgroup: every host process
+		c.byCgroup[ct.CgroupID] = ct
+	}
+	for _, f := range c.subs {
+		f(Change{Container: ct})
+	}
+}
+
+// Remove marks a container removed: it still resolves for Grace, then leaves the index.
+func (c *Collection) Remove(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ct, ok := c.byID[id]; ok && ct.removed.IsZero() {
+		ct.removed = c.now()
+	}
+	c.expire()
+}
+
+// expire drops containers removed more than Grace ago. Called with mu held.
+func (c *Collection) expire() {
+	now := c.now()
+	for _, ct := range c.byID {
+		if !ct.removed.IsZero() && now.Sub(ct.removed) > Grace {
+			c.unindex(ct)
+			for _, f := range c.subs {
+				f(Change{Container: ct, Removed: true})
+			}
+		}
+	}
+}
+
+func (c *Collection) unindex(ct *Container) {
+	delete(c.byID, ct.ID)
+	for name, inode := range ct.NS {
+		list := c.byNS[name][inode]
+		for i, x := range list {
+			if x == ct {
+				list = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(c.byNS[name], inode)
+		} else {
+			c.byNS[name][inode] = list
+		}
+	}
+	if c.byCgroup[ct.CgroupID] == ct {
+		delete(c.byCgroup, ct.CgroupID)
+	}
+}
+
+// Get returns a container by id, or nil.
+func (c *Collection) Get(id string) *Container {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.byID[id]
+}
+
+// List returns the containers known and not removed.
+func (c *Collection) List() []*Container {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []*Container
+	for _, ct := range c.byID {
+		if ct.removed.IsZero() {
+			out = append(out, ct)
+		}
+	}
+	return out
+}
+
+// Actor attributes an event's task: by its mount namespace (one per container), then by its
+// cgroup, then by the cgroup's path for runtimes no client told us about.
+func (c *Collection) Actor(h *event.Raw) *event.Container {
+	mnt := h.Ns[header.HeaderGwNsGW_NS_MNT]
+	c.mu.RLock()
+	ct := first(c.byNS["mnt"][mnt])
+	if ct == nil {
+		ct = c.byCgroup[h.CgroupId]
+	}
+	c.mu.RUnlock()
+	if ct == nil {
+		ct = c.fromCgroup(h)
+	}
+	if ct == nil {
+		return nil
+	}
+	return ct.Container
+}
+
+// Owner returns the container a namespace belongs to. Where containers share one (the network
+// namespace of a pod), the pod's sandbox owns it, else the first container that was seen in it.
+func (c *Collection) Owner(t event.NSType, inode uint32) *event.Container {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	list := c.byNS[t.Name][inode]
+	for _, ct := range list {
+		if ct.Sandbox {
+			return ct.Container
+		}
+	}
+	if ct := first(list); ct != nil {
+		return ct.Container
+	}
+	return nil
+}
+
+func first(list []*Container) *Container {
+	if len(list) == 0 {
+		return nil
+	}
+	return list[0]
+}

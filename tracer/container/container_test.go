@@ -1,0 +1,164 @@
+package container
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ghostwatch/ghostwatch/gen/header"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+)
+
+func testContainer(id string, mnt, net uint32) *Container {
+	return &Container{Container: &event.Container{ID: id, Name: "n-" + id, Runtime: "containerd"},
+		NS: map[string]uint32{"mnt": mnt, "net": net}, CgroupID: uint64(mnt) + 1000}
+}
+
+func raw(mnt uint32, cgroup uint64) *event.Raw {
+	var h event.Raw
+	h.Ns[header.HeaderGwNsGW_NS_MNT] = mnt
+	h.CgroupId = cgroup
+	return &h
+}
+
+func TestActorByMountNamespaceThenCgroup(t *testing.T) {
+	c := NewCollection()
+	a := testContainer("a", 100, 200)
+	c.Add(a)
+	if got := c.Actor(raw(100, 0)); got != a.Container {
+		t.Errorf("by mntns: %v", got)
+	}
+	if got := c.Actor(raw(999, a.CgroupID)); got != a.Container {
+		t.Errorf("by cgroup id: %v", got)
+	}
+	if got := c.Actor(raw(999, 1)); got != nil {
+		t.Errorf("unknown task attributed to %v", got)
+	}
+}
+
+func TestRemovedContainersResolveDuringGrace(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := NewCollection()
+	c.now = func() time.Time { return now }
+	var changes []Change
+	c.Subscribe(func(ch Change) { changes = append(changes, ch) })
+	a := testContainer("a", 100, 200)
+	c.Add(a)
+	c.Remove("a")
+	now = now.Add(Grace - time.Second)
+	c.Remove("other") // any call expires old entries
+	if c.Actor(raw(100, 0)) != a.Container {
+		t.Fatal("removed container no longer resolves within its grace period")
+	}
+	if len(c.List()) != 0 {
+		t.Error("List shows a removed container")
+	}
+	now = now.Add(2 * time.Second)
+	c.Remove("other")
+	if c.Actor(raw(100, 0)) != nil || c.Get("a") != nil {
+		t.Fatal("container still resolves after its grace period")
+	}
+	if len(changes) != 2 || changes[0].Removed || !changes[1].Removed {
+		t.Errorf("changes = %+v, want add then remove", changes)
+	}
+}
+
+func TestOwnerPrefersTheSandbox(t *testing.T) {
+	c := NewCollection()
+	app := testContainer("app", 101, 500)
+	sandbox := testContainer("pause", 102, 500)
+	sandbox.Sandbox = true
+	c.Add(app)
+	c.Add(sandbox)
+	net := event.NSTypes[header.HeaderGwNsGW_NS_NET]
+	if got := c.Owner(net, 500); got != sandbox.Container {
+		t.Errorf("owner of a shared netns = %v, want the sandbox", got)
+	}
+	mnt := event.NSTypes[header.HeaderGwNsGW_NS_MNT]
+	if got := c.Owner(mnt, 101); got != app.Container {
+		t.Errorf("owner of mntns = %v", got)
+	}
+}
+
+func TestHostNamespacesAreNeverAContainers(t *testing.T) {
+	c := NewCollection()
+	hostNet := c.host["net"]
+	if hostNet == 0 {
+		t.Skip("cannot read /proc/1/ns (not root?)")
+	}
+	c.Add(testContainer("hostnet", 100, hostNet)) // a container with hostNetwork
+	if got := c.Owner(event.NSTypes[header.HeaderGwNsGW_NS_NET], hostNet); got != nil {
+		t.Errorf("the host's netns is attributed to %v", got)
+	}
+}
+
+func TestReplaceKeepsIndexesConsistent(t *testing.T) {
+	c := NewCollection()
+	c.Add(testContainer("a", 100, 200))
+	b := testContainer("a", 300, 400) // same id, new task
+	c.Add(b)
+	if c.Actor(raw(100, 0)) != nil {
+		t.Error("old mntns still indexed")
+	}
+	if c.Actor(raw(300, 0)) != b.Container {
+		t.Error("new mntns not indexed")
+	}
+}
+
+func TestParseCgroupPath(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		path, runtime, id string
+	}{
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b_3c.slice/cri-containerd-" + id + ".scope", "containerd", id},
+		{"/kubepods/besteffort/pod1a2b-3c/" + id, "cri", id},
+		{"/kubepods.slice/kubepods-pod1.slice/crio-" + id + ".scope", "cri-o", id},
+		{"/kubepods/burstable/pod1/crio-" + id, "cri-o", id},
+		{"/system.slice/docker-" + id + ".scope", "docker", id},
+		{"/docker/" + id, "docker", id},
+		{"/machine.slice/libpod-" + id + ".scope", "podman", id},
+		{"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id + ".scope/container", "", ""},
+		{"/libpod_parent/" + id, "podman", id},
+		{"/k8s.io/web-123", "containerd", "web-123"},
+		{"/default/db", "containerd", "db"},
+		{"/", "", ""},
+		{"/system.slice/containerd.service", "", ""},
+		{"/user.slice/user-0.slice/session-1.scope", "", ""},
+		{"/machine.slice/libpod-conmon-" + id + ".scope", "", ""},
+		{"/other/ns/deep", "", ""},
+	} {
+		rt, got, ok := ParseCgroupPath(tc.path)
+		if rt != tc.runtime || got != tc.id || ok != (tc.id != "") {
+			t.Errorf("ParseCgroupPath(%q) = %q, %q, %v; want %q, %q", tc.path, rt, got, ok, tc.runtime, tc.id)
+		}
+	}
+}
+
+func TestSelector(t *testing.T) {
+	db := &Container{Container: &event.Container{ID: "f00dbabe1234", Name: "db", Pod: "db-0", K8sNamespace: "prod"}}
+	for _, tc := range []struct {
+		sel  Selector
+		want bool
+	}{
+		{Selector{Containers: []string{"db"}}, true},
+		{Selector{Containers: []string{"f00d"}}, true},
+		{Selector{Containers: []string{"web", "db"}}, true},
+		{Selector{Containers: []string{"d"}}, false}, // names match whole, ids by prefix
+		{Selector{Pods: []string{"db-0"}}, true},
+		{Selector{Pods: []string{"db-0"}, K8sNamespace: "dev"}, false},
+		{Selector{K8sNamespace: "prod"}, true},
+	} {
+		if got := tc.sel.Matches(db); got != tc.want {
+			t.Errorf("%+v matches = %v, want %v", tc.sel, got, tc.want)
+		}
+	}
+	for _, bad := range []Selector{
+		{Host: true, Containers: []string{"db"}},
+		{Containers: []string{"a b"}},
+		{Pods: []string{"../x"}},
+		{K8sNamespace: "$x"},
+	} {
+		if bad.Validate() == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/containerd/containerd"
+	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/events"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/typeurl/v2"
+
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+)
+
+// DefaultContainerdSocket is where containerd listens unless told otherwise.
+const DefaultContainerdSocket = "/run/containerd/containerd.sock"
+
+// CRI labels: what the Kubernetes runtime interface records on containerd containers.
+const (
+	labelPodName       = "io.kubernetes.pod.name"
+	labelPodNamespace  = "io.kubernetes.pod.namespace"
+	labelContainerName = "io.kubernetes.container.name"
+	labelKind          = "io.cri-containerd.kind" // "sandbox" or "container"
+	labelNerdctlName   = "nerdctl/name"
+)
+
+// Containerd feeds a Collection from containerd: the containers running now, then task events.
+type Containerd struct {
+	client     *containerd.Client
+	namespaces []string // nil: all
+	coll       *Collection
+}
+
+// WatchContainerd connects to containerd at socket and fills coll with the running containers of
+// the given namespaces (nil: every namespace). Until ctx ends it follows task events, so that a
+// container is indexed when its task is created, before its workload runs. onStreamError, if not
+// nil, is told when the event stream fails. An unreachable daemon is an error and starts nothing.
+func WatchContainerd(ctx context.Context, coll *Collection, socket string, nss []string, onStreamError func(error)) error {
+	if _, err := os.Stat(socket); err != nil {
+		return fmt.Errorf("containerd not reachable: no socket at %s", socket)
+	}
+	client, err := containerd.New(socket, containerd.WithTimeout(2*time.Second))
+	if err != nil {
+		return fmt.Errorf("containerd not reachable at %s (not answering)", socket)
+	}
+	vctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = client.Version(vctx)
+	cancel()
+	if err != nil {
+		client.Close()
+		return fmt.Errorf("containerd not reachable at %s (not answering)", socket)
+	}
+	w := &Containerd{client: client, namespaces: nss, coll: coll}
+	// Subscribe before scanning, so that nothing happens unseen in between.
+	sctx, stop := context.WithCancel(ctx)
+	envelopes, errs := client.EventService().Subscribe(sctx, `topic~="^/tasks/"`)
+	if err := w.scan(ctx); err != nil {
+		stop()
+		client.Close()
+		return err
+	}
+	go func() {
+		defer client.Close()
+		defer stop()
+		for {
+			select {
+			case env := <-envelopes:
+				w.handle(ctx, env)
+			case err := <-errs:
+				if err != nil && ctx.Err() == nil && onStreamError != nil {
+					onStreamError(fmt.Errorf("containerd event stream ended: %w", err))
+				}
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (w *Containerd) watched(ns string) bool {
+	if w.namespaces == nil {
+		return true
+	}
+	for _, n := range w.namespaces {
+		if n == ns {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *Containerd) scan(ctx context.Context) error {
+	nss, err := w.client.NamespaceService().List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing containerd namespaces: %w", err)
+	}
+	for _, ns := range nss {
+		if !w.watched(ns) {
+			continue
+		}
+		nctx := namespaces.WithNamespace(ctx, ns)
+		cs, err := w.client.Containers(nctx)
+		if err != nil {
+			return fmt.Errorf("listing containers in %s: %w", ns, err)
+		}
+		for _, c := range cs {
+			task, err := c.Task(nctx, nil)
+			if err != nil {
+				continue // no task: nothing runs, nothing to attribute
+			}
+			w.add(nctx, ns, c, task.Pid())
+		}
+	}
+	return nil
+}
+
+func (w *Containerd) handle(ctx context.Context, env *events.Envelope) {
+	if !w.watched(env.Namespace) {
+		return
+	}
+	ev, err := typeurl.UnmarshalAny(env.Event)
+	if err != nil {
+		return
+	}
+	nctx := namespaces.WithNamespace(ctx, env.Namespace)
+	switch e := ev.(type) {
+	case *apievents.TaskCreate:
+		if c, err := w.client.LoadContainer(nctx, e.ContainerID); err == nil {
+			w.add(nctx, env.Namespace, c, e.Pid)
+		}
+	case *apievents.TaskExit:
+		if e.ID == e.ContainerID { // the init process, not an exec
+			w.coll.Remove(e.ContainerID)
+		}
+	case *apievents.TaskDelete:
+		if e.ID == "" || e.ID == e.ContainerID {
+			w.coll.Remove(e.ContainerID)
+		}
+	}
+}
+
+func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container, pid uint32) {
+	info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return
+	}
+	l := info.Labels
+	ct := &Container{
+		Container: &event.Container{
+			ID:           info.ID,
+			Name:         l[labelContainerName],
+			Runtime:      "containerd",
+			Image:        info.Image,
+			Pod:          l[labelPodName],
+			K8sNamespace: l[labelPodNamespace],
+		},
+		Namespace: ns,
+		Sandbox:   l[labelKind] == "sandbox",
+		Pid:       pid,
+		NS:        ProcNS(pid),
+		Source:    "containerd",
+	}
+	if ct.Name == "" {
+		ct.Name = l[labelNerdctlName]
+	}
+	ct.CgroupPath, ct.CgroupID = w.coll.cgroupOf(pid)
+	w.coll.Add(ct)
+}

@@ -1,0 +1,287 @@
+package containertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Namespace is the containerd namespace test containers are created in, as the CRI does.
+const Namespace = "k8s.io"
+
+// Daemon is a containerd of the test's own.
+type Daemon struct {
+	Socket string
+	Client *containerd.Client
+	config string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+}
+
+// Start runs containerd with its own root, state and socket and imports the busybox image. It is
+// stopped, and its containers removed, at the end of the test.
+func Start(t testing.TB) *Daemon {
+	t.Helper()
+	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s not found: install Debian's containerd and runc", bin)
+		}
+	}
+	// Short paths: unix socket names are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "gw-ctrd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{Socket: filepath.Join(dir, "containerd.sock"), log: &bytes.Buffer{}}
+	config := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = %q
+[ttrpc]
+  address = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.Socket, d.Socket+".ttrpc")
+	configPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.config = configPath
+	t.Cleanup(func() {
+		d.Stop()
+		os.RemoveAll(dir)
+	})
+	d.start(t)
+	d.importImage(t)
+	return d
+}
+
+// start runs the daemon and waits until it answers.
+func (d *Daemon) start(t testing.TB) {
+	d.cmd = exec.Command("containerd", "--config", d.config)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d.Client, err = containerd.New(d.Socket, containerd.WithTimeout(time.Second))
+		if err == nil {
+			if _, err = d.Client.Version(context.Background()); err == nil {
+				break
+			}
+			d.Client.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd did not answer on %s: %v\n%s", d.Socket, err, d.log)
+		}
+		time.Sleep(50 * time.Millisecond) // the daemon gives no other sign that it is ready
+	}
+}
+
+// Crash kills the daemon as an outage would, leaving its containers running. It is started again
+// at cleanup, to remove them.
+func (d *Daemon) Crash(t testing.TB) {
+	d.Client.Close()
+	d.Client = nil
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	d.cmd = nil
+	t.Cleanup(func() { d.start(t) }) // runs before Stop, which was registered earlier
+}
+
+func (d *Daemon) importImage(t testing.TB) {
+	t.Helper()
+	var image bytes.Buffer
+	if err := BuildImage(&image); err != nil {
+		t.Fatal(err)
+	}
+	ctx := d.Context()
+	imgs, err := d.Client.Import(ctx, &image)
+	if err != nil {
+		t.Fatalf("importing the busybox image: %v", err)
+	}
+	for _, img := range imgs {
+		if err := containerd.NewImage(d.Client, img).Unpack(ctx, ""); err != nil {
+			t.Fatalf("unpacking %s: %v", img.Name, err)
+		}
+	}
+}
+
+// Context carries the test namespace.
+func (d *Daemon) Context() context.Context {
+	return namespaces.WithNamespace(context.Background(), Namespace)
+}
+
+// Stop removes every container and stops the daemon.
+func (d *Daemon) Stop() {
+	if d.Client != nil {
+		ctx := d.Context()
+		if cs, err := d.Client.Containers(ctx); err == nil {
+			for _, c := range cs {
+				removeContainer(ctx, c)
+			}
+		}
+		d.Client.Close()
+		d.Client = nil
+	}
+	if d.cmd != nil && d.cmd.Process != nil {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { d.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			d.cmd.Process.Kill()
+			<-done
+		}
+		d.cmd = nil
+	}
+}
+
+// Container is a running test container.
+type Container struct {
+	ID   string
+	Name string
+	Pod  string
+	Pid  int // the task's init, on the host
+	c    containerd.Container
+	task containerd.Task
+}
+
+// Options describe a test container.
+type Options struct {
+	Name      string   // io.kubernetes.container.name
+	Pod       string   // io.kubernetes.pod.name; empty: no CRI labels
+	Sandbox   bool     // a pod's sandbox (pause) container
+	Args      []string // default: sleep forever
+	Caps      []string // added to runc's default capabilities, e.g. CAP_SYS_ADMIN to unshare
+	SpecOpts  []oci.SpecOpts
+	NetNSPath string // join this network namespace (as containers of a pod join their sandbox's)
+}
+
+// Run creates and starts a container; it is removed at the end of the test.
+func (d *Daemon) Run(t testing.TB, o Options) *Container {
+	t.Helper()
+	ctx := d.Context()
+	image, err := d.Client.GetImage(ctx, ImageName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := o.Args
+	if len(args) == 0 {
+		args = []string{"sleep", "100000"}
+	}
+	labels := map[string]string{}
+	if o.Pod != "" {
+		labels["io.kubernetes.pod.name"] = o.Pod
+		labels["io.kubernetes.pod.namespace"] = "default"
+		labels["io.kubernetes.pod.uid"] = "uid-" + o.Pod
+		labels["io.cri-containerd.kind"] = "container"
+		if o.Sandbox {
+			labels["io.cri-containerd.kind"] = "sandbox"
+		} else {
+			labels["io.kubernetes.container.name"] = o.Name
+		}
+	}
+	id := fmt.Sprintf("%s-%d", o.Name, time.Now().UnixNano())
+	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(image), oci.WithProcessArgs(args...)}, o.SpecOpts...)
+	if len(o.Caps) > 0 {
+		specOpts = append(specOpts, oci.WithAddedCapabilities(o.Caps))
+	}
+	if o.NetNSPath != "" {
+		specOpts = append(specOpts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: o.NetNSPath}))
+	}
+	c, err := d.Client.NewContainer(ctx, id,
+		containerd.WithImage(image),
+		containerd.WithNewSnapshot(id+"-snap", image),
+		containerd.WithContainerLabels(labels),
+		containerd.WithNewSpec(specOpts...),
+	)
+	if err != nil {
+		t.Fatalf("creating container %s: %v", o.Name, err)
+	}
+	task, err := c.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		removeContainer(ctx, c)
+		t.Fatalf("creating task %s: %v\n%s", o.Name, err, d.log)
+	}
+	if err := task.Start(ctx); err != nil {
+		removeContainer(ctx, c)
+		t.Fatalf("starting task %s: %v", o.Name, err)
+	}
+	ct := &Container{ID: id, Name: o.Name, Pod: o.Pod, Pid: int(task.Pid()), c: c, task: task}
+	t.Cleanup(func() { removeContainer(ctx, c) })
+	return ct
+}
+
+// Exec runs a process in the container through containerd and waits for it; it returns its pid.
+func (c *Container) Exec(t testing.TB, d *Daemon, args ...string) int {
+	t.Helper()
+	ctx := d.Context()
+	spec, err := c.c.Spec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := *spec.Process
+	p.Args = args
+	proc, err := c.task.Exec(ctx, fmt.Sprintf("exec-%d", time.Now().UnixNano()), &p, cio.NullIO)
+	if err != nil {
+		t.Fatalf("exec %v: %v", args, err)
+	}
+	defer proc.Delete(ctx)
+	exited, err := proc.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		t.Fatalf("exec %v: %v", args, err)
+	}
+	if st := <-exited; st.ExitCode() != 0 {
+		t.Fatalf("exec %v: exit status %d", args, st.ExitCode())
+	}
+	return int(proc.Pid())
+}
+
+// RuncExec runs a process in the container with runc itself, as containerd's shim would: it works
+// while containerd is down.
+func (c *Container) RuncExec(t testing.TB, args ...string) {
+	t.Helper()
+	cmd := exec.Command("runc", append([]string{"--root", "/run/containerd/runc/" + Namespace, "exec", c.ID}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v: %s", cmd, err, out)
+	}
+}
+
+// Remove kills and deletes the container now.
+func (c *Container) Remove(d *Daemon) { removeContainer(d.Context(), c.c) }
+
+func removeContainer(ctx context.Context, c containerd.Container) {
+	if task, err := c.Task(ctx, nil); err == nil {
+		if st, err := task.Status(ctx); err == nil && st.Status == containerd.Running {
+			if ch, err := task.Wait(ctx); err == nil {
+				task.Kill(ctx, syscall.SIGKILL)
+				select {
+				case <-ch:
+				case <-time.After(10 * time.Second):
+				}
+			}
+		}
+		task.Delete(ctx, containerd.WithProcessKill)
+	}
+	c.Delete(ctx, containerd.WithSnapshotCleanup)
+}
