@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
@@ -22,6 +24,14 @@ type doctorReport struct {
 	ProgramTypes []featureStatus `json:"program_types"`
 	MapTypes     []featureStatus `json:"map_types"`
 	Gadgets      []gadgetStatus  `json:"gadgets"`
+	Runtimes     []runtimeStatus `json:"runtimes"`
+}
+
+type runtimeStatus struct {
+	Name       string `json:"name"`
+	Reachable  bool   `json:"reachable"`
+	Detail     string `json:"detail"`
+	Containers int    `json:"containers"`
 }
 
 type fsStatus struct {
@@ -47,13 +57,18 @@ func doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "what this kernel offers: BTF, program and map types, mounts, and the attach point each hook would use",
-		Flags: []cli.Flag{outputFlag},
+		Flags: append([]cli.Flag{outputFlag}, containerFlags(false)...),
 		Action: func(c *cli.Context) error {
 			format, err := outputFormat(c)
 			if err != nil {
 				return err
 			}
+			co, err := parseContainerFlags(c)
+			if err != nil {
+				return err
+			}
 			r := doctor()
+			r.Runtimes = runtimes(c.Context, co)
 			if format == "json" {
 				return newPrinter(format, c.App.Writer).print(r, nil)
 			}
@@ -100,6 +115,26 @@ func doctor() doctorReport {
 	return r
 }
 
+// runtimes says which container sources answer and how many containers each knows.
+func runtimes(ctx context.Context, o containerOptions) []runtimeStatus {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	coll := container.NewCollection()
+	ctrd := runtimeStatus{Name: "containerd", Reachable: true, Detail: o.socket}
+	if err := container.WatchContainerd(ctx, coll, o.socket, o.namespaces, nil); err != nil {
+		ctrd.Reachable, ctrd.Detail = false, err.Error()
+	}
+	ctrd.Containers = len(coll.List())
+	coll.ScanProcesses()
+	byPath := runtimeStatus{Name: "cgroup paths", Reachable: true, Detail: "containers found by their cgroups only"}
+	for _, c := range coll.List() {
+		if c.Source == "cgroup" {
+			byPath.Containers++
+		}
+	}
+	return []runtimeStatus{ctrd, byPath}
+}
+
 func probe(name string, err error) featureStatus {
 	s := featureStatus{Name: name, Supported: err == nil}
 	if err != nil {
@@ -136,6 +171,14 @@ func printDoctor(w interface{ Write([]byte) (int, error) }, r doctorReport) {
 			detail = " (" + f.Detail + ")"
 		}
 		fmt.Fprintf(w, "  %-36s %s%s\n", f.Name, yes(f.Supported), detail)
+	}
+	fmt.Fprintln(w, "\ncontainer sources:")
+	for _, rt := range r.Runtimes {
+		state := "reachable"
+		if !rt.Reachable {
+			state = "unreachable"
+		}
+		fmt.Fprintf(w, "  %-13s %s, %d containers (%s)\n", rt.Name, state, rt.Containers, rt.Detail)
 	}
 	fmt.Fprintln(w, "\nattach points (chosen by attaching here):")
 	for _, g := range r.Gadgets {
