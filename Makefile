@@ -4,7 +4,7 @@ BIN     ?= bin/ghostwatch
 ARGS    ?= trace setns
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: help build run generate vmlinux check-generated lint test test-unit
+.PHONY: help build run generate vmlinux check-generated lint test test-unit test-host vmtest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -35,7 +35,16 @@ lint: ## gofmt, go vet, staticcheck
 test-unit: ## tests that need no privileges
 	$(GO) test ./...
 
-test: ## the full suite: set-up, lint, unit and privileged tests (run as root)
+test-host: ## unit, privileged and container tests on this machine's kernel (run as root)
+	tools/setup.sh
+	$(GO) test -count=1 -p 1 ./...
+
+vmtest: ## the privileged suite in VMs on Debian's 6.1 and 6.12 kernels (KERNELS="6.1 6.12")
+	tools/setup.sh
+	$(GO) run ./vmtest/cmd/vmtest
+
+test: ## the full suite: set-up, lint, host tests, then vmtest (run as root)
 	tools/setup.sh
 	$(MAKE) lint
-	$(GO) test -count=1 -p 1 ./...
+	$(MAKE) test-host
+	$(MAKE) vmtest

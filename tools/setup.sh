@@ -8,6 +8,7 @@ packages=(
 	util-linux                    # tests: unshare, nsenter
 	containerd runc busybox-static # container tests: a private containerd, a locally built busybox image
 	xz-utils zstd                 # tools/vmlinux-h.sh unpacks kernels
+	qemu-system-x86               # vmtest boots Debian's kernels under TCG
 )
 
 missing=()

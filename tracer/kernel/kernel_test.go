@@ -1,6 +1,9 @@
 package kernel
 
 import (
+	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -73,5 +76,28 @@ func TestCheckPrivilegesAsRoot(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	if err := CheckPrivileges(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Inside vmtest guests the init must have set up a node as the tests expect it: the bpf LSM
+// active, the pseudo file systems and both cgroup hierarchies mounted.
+func TestVMTestGuest(t *testing.T) {
+	if os.Getenv("GHOSTWATCH_VMTEST") != "1" {
+		t.Skip("checks the vmtest guest environment")
+	}
+	lsm, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil || !slices.Contains(strings.Split(strings.TrimSpace(string(lsm)), ","), "bpf") {
+		t.Errorf("bpf LSM not active: %q, %v", lsm, err)
+	}
+	for _, fs := range FileSystems {
+		if !fs.Mounted() && fs != Tracefs { // tracefs comes and goes with TestUseMountsAndReleases
+			t.Errorf("%s not mounted at %s", fs.Name, fs.Path)
+		}
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/devices/devices.allow"); err != nil {
+		t.Errorf("cgroup v1 devices controller: %v", err)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.controllers"); err != nil {
+		t.Errorf("cgroup2: %v", err)
 	}
 }

@@ -1,0 +1,95 @@
+// Command vminit is PID 1 in vmtest guests: it mounts what ghostwatch's tests expect of a node,
+// runs the test binary with its output on the second serial port, reports the exit status there,
+// and powers the VM off.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ghostwatch/ghostwatch/vmtest"
+)
+
+var mounts = []struct{ source, target, fstype, data string }{
+	{"proc", "/proc", "proc", ""},
+	{"sysfs", "/sys", "sysfs", ""},
+	{"devtmpfs", "/dev", "devtmpfs", ""},
+	{"tmpfs", "/tmp", "tmpfs", ""},
+	{"tmpfs", "/run", "tmpfs", ""},
+	{"bpf", "/sys/fs/bpf", "bpf", ""},
+	{"tracefs", "/sys/kernel/tracing", "tracefs", ""},
+	{"debugfs", "/sys/kernel/debug", "debugfs", ""},
+	{"securityfs", "/sys/kernel/security", "securityfs", ""},
+	// cgroups as on the development machine: v1 controllers beside a v2 hierarchy.
+	{"tmpfs", "/sys/fs/cgroup", "tmpfs", "mode=755"},
+	{"cgroup2", "/sys/fs/cgroup/unified", "cgroup2", ""},
+	{"cgroup", "/sys/fs/cgroup/devices", "cgroup", "devices"},
+}
+
+func main() {
+	status := run()
+	// The kernel log goes to the first serial port; the result to the second.
+	if out, err := os.OpenFile("/dev/ttyS1", os.O_WRONLY, 0); err == nil {
+		fmt.Fprintf(out, "\n%s %d\n", vmtest.StatusMarker, status)
+		out.Close()
+	}
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+func run() int {
+	for _, m := range mounts {
+		os.MkdirAll(m.target, 0o755)
+		if err := unix.Mount(m.source, m.target, m.fstype, 0, m.data); err != nil {
+			fmt.Fprintf(os.Stderr, "vminit: mounting %s on %s: %v\n", m.fstype, m.target, err)
+			return 125
+		}
+	}
+	out, err := os.OpenFile("/dev/ttyS1", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vminit: opening the result port: %v\n", err)
+		return 125
+	}
+	defer out.Close()
+	rawMode(out) // no \n to \r\n translation: the host reads what the test wrote
+
+	var spec vmtest.Spec
+	data, err := os.ReadFile(vmtest.SpecPath)
+	if err == nil {
+		err = json.Unmarshal(data, &spec)
+	}
+	if err != nil || len(spec.Args) == 0 {
+		fmt.Fprintf(out, "vminit: no test to run in %s: %v\n", vmtest.SpecPath, err)
+		return 125
+	}
+	os.MkdirAll(spec.Dir, 0o755)
+	cmd := exec.Command(spec.Args[0], spec.Args[1:]...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = spec.Env, spec.Dir, out, out
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			if code := ee.ExitCode(); code >= 0 {
+				return code
+			}
+			fmt.Fprintf(out, "vminit: %v\n", err)
+			return 128
+		}
+		fmt.Fprintf(out, "vminit: running %v: %v\n", spec.Args, err)
+		return 126
+	}
+	return 0
+}
+
+func rawMode(f *os.File) {
+	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return
+	}
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Iflag &^= unix.ICRNL | unix.IXON
+	unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
+}

@@ -1,0 +1,74 @@
+package vmtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"encoding/json"
+)
+
+// Programs are the host tools ghostwatch's tests run, packed into every guest with their libraries.
+var Programs = []string{"sh", "cat", "true", "readlink", "nsenter", "unshare", "bpftool"}
+
+// Env lists the host variables passed on to the guest test.
+func guestEnv() []string {
+	env := []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/root", "TMPDIR=/tmp", "GHOSTWATCH_VMTEST=1"}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "GHOSTWATCH_") && !strings.HasPrefix(kv, "GHOSTWATCH_VMTEST=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// Options configure RunTest.
+type Options struct {
+	Kernel  string // bzImage
+	Init    string // the static vminit binary
+	Timeout time.Duration
+	Output  io.Writer
+}
+
+// RunTest boots a guest that runs binary with args in dir (where go test runs it: the package's
+// directory, whose testdata/ goes along) and returns its exit status.
+func RunTest(ctx context.Context, o Options, dir, binary string, args ...string) (int, error) {
+	rd := NewInitramfs()
+	rd.AddFile("/init", o.Init, 0o755)
+	guestBinary := "/test/" + filepath.Base(binary)
+	rd.AddFile(guestBinary, binary, 0o755)
+	for _, p := range Programs {
+		if err := rd.AddProgram(p); err != nil {
+			return 0, err
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dir, "testdata")); err == nil && st.IsDir() {
+		if err := rd.AddTree(filepath.Join(dir, "testdata")); err != nil {
+			return 0, err
+		}
+	}
+	spec, err := json.Marshal(Spec{Args: append([]string{guestBinary}, args...), Env: guestEnv(), Dir: dir})
+	if err != nil {
+		return 0, err
+	}
+	rd.AddData(SpecPath, spec, 0o644)
+
+	f, err := os.CreateTemp("", "vmtest-initramfs")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	if err := rd.Write(f); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("writing initramfs: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	m := Machine{Kernel: o.Kernel, Initramfs: f.Name(), Memory: 2048, CPUs: 2, Timeout: o.Timeout, Output: o.Output}
+	return m.Run(ctx)
+}
