@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
 	clang llvm libbpf-dev bpftool # make generate: bpf2go compiles bpf/*.bpf.c and strips DWARF
+	linux-libc-dev                # make generate: syscall names (gen/syscalls)
 	util-linux                    # tests: unshare, nsenter
 	containerd runc busybox-static # container tests: a private containerd, a locally built busybox image
 	xz-utils zstd                 # tools/vmlinux-h.sh unpacks kernels

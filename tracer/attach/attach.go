@@ -186,6 +186,10 @@ func reason(err error) string {
 	return msg
 }
 
+// Variable returns one of the object's global variables by name; writable ones are shared with the
+// kernel through memory-mapped maps.
+func (s *Set) Variable(name string) *ebpf.Variable { return s.maps.Variables[name] }
+
 // Map returns one of the object's maps by name.
 func (s *Set) Map(name string) *ebpf.Map { return s.maps.Maps[name] }
 

@@ -120,6 +120,9 @@ func (g *Gadget) SetMntNS(inode uint32, listed bool) error {
 	return nil
 }
 
+// Set is the loaded object, for gadgets with maps and variables of their own.
+func (g *Gadget) Set() *attach.Set { return g.set }
+
 // Choices tells which attach point each hook got.
 func (g *Gadget) Choices() []attach.Choice { return g.set.Choices }
 

@@ -1,0 +1,96 @@
+package seccomp
+
+import (
+	"bytes"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	gen "github.com/ghostwatch/ghostwatch/gen/seccomp"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+)
+
+func TestHeaderLayout(t *testing.T) {
+	if err := event.CheckLayout(reflect.TypeOf(gen.SeccompEvent{}.Hdr)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBuildNamesAndKeepsUnnamed(t *testing.T) {
+	p := Build(Syscalls{Native: []uint32{0, 1, 59, 511}, Compat: []uint32{11, 1}})
+	if p.DefaultAction != specs.ActErrno {
+		t.Errorf("defaultAction %s", p.DefaultAction)
+	}
+	if !slices.Equal(p.Architectures, []specs.Arch{specs.ArchX32, specs.ArchX86, specs.ArchX86_64}) {
+		t.Errorf("architectures %v", p.Architectures)
+	}
+	want := []string{"execve", "exit", "read", "write"} // i386 1 is exit, 11 execve
+	if len(p.Syscalls) != 1 || p.Syscalls[0].Action != specs.ActAllow || !slices.Equal(p.Syscalls[0].Names, want) {
+		t.Errorf("syscalls %+v, want one ALLOW entry with %v", p.Syscalls, want)
+	}
+	if !slices.Equal(p.Unnamed[specs.ArchX86_64], []uint32{511}) {
+		t.Errorf("unnamed %v: 511 was dropped", p.Unnamed)
+	}
+}
+
+func TestProfilesAreStable(t *testing.T) {
+	a, _ := Build(Syscalls{Native: []uint32{3, 0, 1}}).Marshal()
+	b, _ := Build(Syscalls{Native: []uint32{1, 3, 0}}).Marshal()
+	if !bytes.Equal(a, b) {
+		t.Fatalf("same set, different bytes:\n%s\n%s", a, b)
+	}
+	p, err := Parse(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := p.Marshal()
+	if !bytes.Equal(a, c) {
+		t.Fatalf("parse and write changed the profile:\n%s\n%s", a, c)
+	}
+}
+
+func TestMergeIsCommutativeAndKeepsRules(t *testing.T) {
+	one := uint(1)
+	base := &Profile{LinuxSeccomp: specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"personality"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 8, Op: specs.OpEqualTo}}},
+			{Names: []string{"mount"}, Action: specs.ActErrno, ErrnoRet: &one},
+			{Names: []string{"read"}, Action: specs.ActAllow},
+		}}}
+	rec := Build(Syscalls{Native: []uint32{0, 1, 500}})
+	ab, err := Merge(base, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ba, err := Merge(rec, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := ab.Marshal()
+	y, _ := ba.Marshal()
+	if !bytes.Equal(x, y) {
+		t.Fatalf("merge is not commutative:\n%s\n%s", x, y)
+	}
+	if len(ab.Syscalls) != 3 || !slices.Equal(ab.Syscalls[0].Names, []string{"read", "write"}) {
+		t.Errorf("merged syscalls %+v", ab.Syscalls)
+	}
+	if !slices.Equal(ab.Unnamed[specs.ArchX86_64], []uint32{500}) {
+		t.Errorf("unnamed lost in merge: %v", ab.Unnamed)
+	}
+	if _, err := Merge(base, &Profile{LinuxSeccomp: specs.LinuxSeccomp{DefaultAction: specs.ActAllow}}); err == nil {
+		t.Error("merged profiles that deny differently")
+	}
+}
+
+func TestParseRejectsWhatIsNoProfile(t *testing.T) {
+	for _, bad := range []string{
+		``, `[]`, `{"defaultAction":"SCMP_ACT_NOPE"}`, `{"defaultAction":"SCMP_ACT_ERRNO","archMap":[]}`,
+		`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"action":"SCMP_ACT_ALLOW"}]}`,
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+// Package seccomp records the syscalls of containers in the kernel (a bitmap per mount namespace,
+// nothing sent per syscall) and writes them as OCI seccomp profiles.
+package seccomp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+
+	gen "github.com/ghostwatch/ghostwatch/gen/seccomp"
+	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+)
+
+// Hook names.
+const (
+	HookSyscalls = "sys_enter"
+	HookArm      = "filter-install"
+)
+
+// Reasons a recording began by itself (--new), as bpf/seccomp.bpf.c's enum arm_reason says.
+const (
+	ArmSeccomp = 1 // its first seccomp filter was installed
+	ArmExec    = 2 // it exec'd before any filter was installed
+)
+
+// Options configure a Recorder.
+type Options struct {
+	// New makes the kernel start recording every mount namespace not ignored, from its first
+	// seccomp filter or, failing one, its first exec: containers are recorded from their start.
+	New bool
+}
+
+// Recorder is a loaded recorder.
+type Recorder struct {
+	*gadget.Gadget
+	recordings *ebpf.Map
+	ignored    *ebpf.Map
+	active     *ebpf.Variable
+	opts       Options
+	mu         sync.Mutex
+	started    int // recordings started from user space and not stopped
+}
+
+// Armed is a recording the kernel started by itself.
+type Armed struct {
+	event.Header
+	MntNS  uint32
+	Reason int
+}
+
+// New loads the recorder. The host's mount namespace is never recorded by itself.
+func New(o Options) (*Recorder, error) {
+	spec, err := gen.LoadSeccomp()
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Variables[gen.SeccompVarArmNew].Set(o.New); err != nil {
+		return nil, err
+	}
+	hooks := []attach.Hook{{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}}}}
+	if o.New {
+		hooks = append(hooks, attach.Hook{Name: HookArm, Candidates: [][]string{{gen.SeccompProgSeccompExit, gen.SeccompProgPrctlExit}}})
+	}
+	g, err := gadget.Open(spec, hooks, gadget.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	set := g.Set()
+	r := &Recorder{Gadget: g, recordings: set.Map(gen.SeccompMapRecordings), ignored: set.Map(gen.SeccompMapIgnored),
+		active: set.Variable(gen.SeccompVarActive), opts: o}
+	if host := container.ProcNS(1)["mnt"]; host != 0 {
+		if err := r.Ignore(host); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	if err := r.setActive(); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// setActive tells the kernel whether anything is recorded, so that otherwise syscalls leave at once.
+func (r *Recorder) setActive() error {
+	var on uint32
+	if r.opts.New || r.started > 0 {
+		on = 1
+	}
+	return r.active.Set(on)
+}
+
+// Ignore keeps a mount namespace from being recorded by itself (with New).
+func (r *Recorder) Ignore(mntns uint32) error {
+	if err := r.ignored.Put(mntns, uint8(1)); err != nil {
+		return fmt.Errorf("ignoring mount namespace %d: %w", mntns, err)
+	}
+	return nil
+}
+
+// Start records a mount namespace from now on.
+func (r *Recorder) Start(mntns uint32) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var empty gen.SeccompRecording
+	if err := r.recordings.Update(mntns, &empty, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+		return fmt.Errorf("recording mount namespace %d: %w", mntns, err)
+	}
+	r.started++
+	return r.setActive()
+}
+
+// Syscalls are the syscall numbers recorded, per table.
+type Syscalls struct {
+	Native, Compat, X32 []uint32
+	// OutOfRange counts calls whose number is past what the kernel side records (none today).
+	OutOfRange uint64
+}
+
+// Read returns what a mount namespace did so far; ok is false if it is not recorded.
+func (r *Recorder) Read(mntns uint32) (s Syscalls, ok bool, err error) {
+	var rec gen.SeccompRecording
+	if err := r.recordings.Lookup(mntns, &rec); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return s, false, nil
+		}
+		return s, false, fmt.Errorf("reading the recording of mount namespace %d: %w", mntns, err)
+	}
+	return Syscalls{Native: bits(rec.Native[:]), Compat: bits(rec.Compat[:]), X32: bits(rec.X32[:]), OutOfRange: rec.OutOfRange}, true, nil
+}
+
+// Stop ends a recording and returns it. The namespace is then ignored, so it is not recorded again.
+func (r *Recorder) Stop(mntns uint32, startedHere bool) (Syscalls, error) {
+	s, ok, err := r.Read(mntns)
+	if err != nil {
+		return s, err
+	}
+	if !ok {
+		return s, fmt.Errorf("mount namespace %d is not being recorded", mntns)
+	}
+	if err := r.Ignore(mntns); err != nil {
+		return s, err
+	}
+	if err := r.recordings.Delete(mntns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return s, err
+	}
+	if startedHere {
+		r.mu.Lock()
+		r.started--
+		err = r.setActive()
+		r.mu.Unlock()
+	}
+	return s, err
+}
+
+func bits(words []uint64) []uint32 {
+	var out []uint32
+	for i, w := range words {
+		for b := 0; b < 64; b++ {
+			if w&(1<<b) != 0 {
+				out = append(out, uint32(i*64+b))
+			}
+		}
+	}
+	return out
+}
+
+// Run reports the recordings the kernel starts by itself (with New) until ctx is done.
+func (r *Recorder) Run(ctx context.Context, armed func(Armed), onLost func(uint64)) error {
+	clock := r.Clock()
+	return r.Gadget.Run(ctx, func(raw []byte) {
+		var e *gen.SeccompEvent
+		if len(raw) < int(unsafe.Sizeof(*e)) {
+			return
+		}
+		e = (*gen.SeccompEvent)(unsafe.Pointer(&raw[0]))
+		armed(Armed{
+			// Same layout, both generated from header.h: TestHeaderLayout checks it.
+			Header: event.Decode("seccomp", (*event.Raw)(unsafe.Pointer(&e.Hdr)), clock, nil),
+			MntNS:  e.Mntns, Reason: int(e.Reason),
+		})
+	}, onLost)
+}
