@@ -49,9 +49,19 @@ struct {
 	__type(value, __u8);
 } ignored SEC(".maps");
 
-/* Set by user space: 0 when nothing is recorded, so that every syscall leaves at once. */
+/* Mount namespaces to record from their first seccomp filter or exec (the OCI hook's container). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} expected SEC(".maps");
+
+/* Set by user space: 0 when nothing is recorded or expected, so that every syscall leaves at once. */
 volatile __u32 active = 0;
-/* Set at load: record new mount namespaces from their first seccomp filter or exec (--new). */
+/* Set by user space: whether the slow path (arming) is needed at all. */
+volatile __u32 arming = 0;
+/* Set at load: record every new mount namespace from its first seccomp filter or exec (--new). */
 const volatile bool arm_new = false;
 
 static __always_inline __u32 task_mntns(struct task_struct *t)
@@ -86,6 +96,8 @@ static __always_inline struct recording *arm(__u32 mntns, enum arm_reason reason
 	static const struct recording empty = {};
 	if (!mntns || bpf_map_lookup_elem(&ignored, &mntns))
 		return NULL;
+	if (!arm_new && !bpf_map_lookup_elem(&expected, &mntns))
+		return NULL;
 	if (bpf_map_update_elem(&recordings, &mntns, &empty, BPF_NOEXIST))
 		return NULL; /* recorded already, or the table is full */
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -117,7 +129,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	__u32 mntns = task_mntns(t);
 	struct recording *r = bpf_map_lookup_elem(&recordings, &mntns);
 	if (!r) {
-		if (!arm_new || !is_exec(id, t))
+		if (!arming || !is_exec(id, t))
 			return 0;
 		r = arm(mntns, ARM_EXEC);
 		if (!r)
@@ -138,7 +150,7 @@ static __always_inline void filter_installed(long ret)
 SEC("tracepoint/syscalls/sys_exit_seccomp")
 int seccomp_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	if (arm_new)
+	if (arming)
 		filter_installed(ctx->ret);
 	return 0;
 }
@@ -146,7 +158,7 @@ int seccomp_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_exit_prctl")
 int prctl_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	if (arm_new)
+	if (arming)
 		filter_installed(ctx->ret);
 	return 0;
 }

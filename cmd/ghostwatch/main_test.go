@@ -131,6 +131,12 @@ type tracing struct {
 // startTracing runs ghostwatch with args and returns once it reports that it is attached.
 func startTracing(t *testing.T, args ...string) *tracing {
 	t.Helper()
+	return startTracingWith(t, "Ctrl-C to stop", args...)
+}
+
+// startTracingWith runs ghostwatch and returns once a line of its stderr contains ready.
+func startTracingWith(t *testing.T, readyLine string, args ...string) *tracing {
+	t.Helper()
 	cmd := command(args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -162,7 +168,7 @@ func startTracing(t *testing.T, args ...string) *tracing {
 		sc := bufio.NewScanner(stderrPipe)
 		for sc.Scan() {
 			tr.stderr.WriteLine(sc.Text())
-			if strings.Contains(sc.Text(), "Ctrl-C to stop") {
+			if strings.Contains(sc.Text(), readyLine) {
 				close(ready)
 			}
 		}

@@ -53,6 +53,7 @@ type SeccompRecording struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	SeccompMapEvents          = "events"
+	SeccompMapExpected        = "expected"
 	SeccompMapFilterMntns     = "filter_mntns"
 	SeccompMapIgnored         = "ignored"
 	SeccompMapLost            = "lost"
@@ -63,6 +64,7 @@ const (
 	SeccompProgSysEnterEmpty  = "sys_enter_empty"
 	SeccompVarActive          = "active"
 	SeccompVarArmNew          = "arm_new"
+	SeccompVarArming          = "arming"
 	SeccompVarFilterComm      = "filter_comm"
 	SeccompVarFilterMntnsMode = "filter_mntns_mode"
 	SeccompVarFilterTgid      = "filter_tgid"
@@ -122,6 +124,7 @@ type SeccompProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type SeccompMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	Expected    *ebpf.MapSpec `ebpf:"expected"`
 	FilterMntns *ebpf.MapSpec `ebpf:"filter_mntns"`
 	Ignored     *ebpf.MapSpec `ebpf:"ignored"`
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
@@ -134,6 +137,7 @@ type SeccompMapSpecs struct {
 type SeccompVariableSpecs struct {
 	Active          *ebpf.VariableSpec `ebpf:"active"`
 	ArmNew          *ebpf.VariableSpec `ebpf:"arm_new"`
+	Arming          *ebpf.VariableSpec `ebpf:"arming"`
 	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
@@ -161,6 +165,7 @@ func (o *SeccompObjects) Close() error {
 // It can be passed to LoadSeccompObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SeccompMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
+	Expected    *ebpf.Map `ebpf:"expected"`
 	FilterMntns *ebpf.Map `ebpf:"filter_mntns"`
 	Ignored     *ebpf.Map `ebpf:"ignored"`
 	Lost        *ebpf.Map `ebpf:"lost"`
@@ -170,6 +175,7 @@ type SeccompMaps struct {
 func (m *SeccompMaps) Close() error {
 	return _SeccompClose(
 		m.Events,
+		m.Expected,
 		m.FilterMntns,
 		m.Ignored,
 		m.Lost,
@@ -183,6 +189,7 @@ func (m *SeccompMaps) Close() error {
 type SeccompVariables struct {
 	Active          *ebpf.Variable `ebpf:"active"`
 	ArmNew          *ebpf.Variable `ebpf:"arm_new"`
+	Arming          *ebpf.Variable `ebpf:"arming"`
 	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`

@@ -180,6 +180,13 @@ func (c *Collection) Actor(h *event.Raw) *event.Container {
 	return ct.Container
 }
 
+// ByMntNS returns the container whose mount namespace this is, or nil.
+func (c *Collection) ByMntNS(inode uint32) *Container {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return first(c.byNS["mnt"][inode])
+}
+
 // Owner returns the container a namespace belongs to. Where containers share one (the network
 // namespace of a pod), the pod's sandbox owns it, else the first container that was seen in it.
 func (c *Collection) Owner(t event.NSType, inode uint32) *event.Container {

@@ -42,10 +42,14 @@ type Recorder struct {
 	*gadget.Gadget
 	recordings *ebpf.Map
 	ignored    *ebpf.Map
+	expected   *ebpf.Map
 	active     *ebpf.Variable
+	arming     *ebpf.Variable
 	opts       Options
 	mu         sync.Mutex
-	started    int // recordings started from user space and not stopped
+	started    int             // recordings started from user space and not stopped
+	expecting  int             // namespaces expected and not stopped
+	origin     map[uint32]*int // mntns to the counter it holds up
 }
 
 // Armed is a recording the kernel started by itself.
@@ -64,9 +68,9 @@ func New(o Options) (*Recorder, error) {
 	if err := spec.Variables[gen.SeccompVarArmNew].Set(o.New); err != nil {
 		return nil, err
 	}
-	hooks := []attach.Hook{{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}}}}
-	if o.New {
-		hooks = append(hooks, attach.Hook{Name: HookArm, Candidates: [][]string{{gen.SeccompProgSeccompExit, gen.SeccompProgPrctlExit}}})
+	hooks := []attach.Hook{
+		{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}}},
+		{Name: HookArm, Candidates: [][]string{{gen.SeccompProgSeccompExit, gen.SeccompProgPrctlExit}}},
 	}
 	g, err := gadget.Open(spec, hooks, gadget.Filter{})
 	if err != nil {
@@ -74,7 +78,8 @@ func New(o Options) (*Recorder, error) {
 	}
 	set := g.Set()
 	r := &Recorder{Gadget: g, recordings: set.Map(gen.SeccompMapRecordings), ignored: set.Map(gen.SeccompMapIgnored),
-		active: set.Variable(gen.SeccompVarActive), opts: o}
+		expected: set.Map(gen.SeccompMapExpected), active: set.Variable(gen.SeccompVarActive),
+		arming: set.Variable(gen.SeccompVarArming), opts: o, origin: map[uint32]*int{}}
 	if host := container.ProcNS(1)["mnt"]; host != 0 {
 		if err := r.Ignore(host); err != nil {
 			g.Close()
@@ -88,13 +93,33 @@ func New(o Options) (*Recorder, error) {
 	return r, nil
 }
 
-// setActive tells the kernel whether anything is recorded, so that otherwise syscalls leave at once.
+// setActive tells the kernel whether anything is recorded or expected, so that otherwise syscalls
+// leave at once, and whether the arming path is needed.
 func (r *Recorder) setActive() error {
-	var on uint32
-	if r.opts.New || r.started > 0 {
-		on = 1
+	var arming, active uint32
+	if r.opts.New || r.expecting > 0 {
+		arming = 1
 	}
-	return r.active.Set(on)
+	if arming == 1 || r.started > 0 {
+		active = 1
+	}
+	if err := r.arming.Set(arming); err != nil {
+		return err
+	}
+	return r.active.Set(active)
+}
+
+// Expect records a mount namespace from its first seccomp filter install or, failing one, its
+// first exec: the moment from which a profile applied by the runtime would be enforced.
+func (r *Recorder) Expect(mntns uint32) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.expected.Put(mntns, uint8(1)); err != nil {
+		return fmt.Errorf("expecting mount namespace %d: %w", mntns, err)
+	}
+	r.expecting++
+	r.origin[mntns] = &r.expecting
+	return r.setActive()
 }
 
 // Ignore keeps a mount namespace from being recorded by itself (with New).
@@ -114,6 +139,7 @@ func (r *Recorder) Start(mntns uint32) error {
 		return fmt.Errorf("recording mount namespace %d: %w", mntns, err)
 	}
 	r.started++
+	r.origin[mntns] = &r.started
 	return r.setActive()
 }
 
@@ -136,14 +162,12 @@ func (r *Recorder) Read(mntns uint32) (s Syscalls, ok bool, err error) {
 	return Syscalls{Native: bits(rec.Native[:]), Compat: bits(rec.Compat[:]), X32: bits(rec.X32[:]), OutOfRange: rec.OutOfRange}, true, nil
 }
 
-// Stop ends a recording and returns it. The namespace is then ignored, so it is not recorded again.
-func (r *Recorder) Stop(mntns uint32, startedHere bool) (Syscalls, error) {
-	s, ok, err := r.Read(mntns)
+// Stop ends a recording and returns what it recorded (nothing if it never began). The namespace
+// is then ignored, so it is not recorded again.
+func (r *Recorder) Stop(mntns uint32) (Syscalls, error) {
+	s, _, err := r.Read(mntns)
 	if err != nil {
 		return s, err
-	}
-	if !ok {
-		return s, fmt.Errorf("mount namespace %d is not being recorded", mntns)
 	}
 	if err := r.Ignore(mntns); err != nil {
 		return s, err
@@ -151,13 +175,15 @@ func (r *Recorder) Stop(mntns uint32, startedHere bool) (Syscalls, error) {
 	if err := r.recordings.Delete(mntns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return s, err
 	}
-	if startedHere {
-		r.mu.Lock()
-		r.started--
-		err = r.setActive()
-		r.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.origin[mntns]; ok {
+		delete(r.origin, mntns)
+		*n--
+		r.expected.Delete(mntns)
+		return s, r.setActive()
 	}
-	return s, err
+	return s, nil
 }
 
 func bits(words []uint64) []uint32 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -177,10 +178,38 @@ type Options struct {
 	Caps      []string // added to runc's default capabilities, e.g. CAP_SYS_ADMIN to unshare
 	SpecOpts  []oci.SpecOpts
 	NetNSPath string // join this network namespace (as containers of a pod join their sandbox's)
+	Seccomp   *specs.LinuxSeccomp
+	// NoNewPrivileges makes runc install the seccomp filter late, just before the workload's exec.
+	NoNewPrivileges bool
 }
 
 // Run creates and starts a container; it is removed at the end of the test.
 func (d *Daemon) Run(t testing.TB, o Options) *Container {
+	t.Helper()
+	return d.launch(t, o, cio.NullIO)
+}
+
+// RunToExit runs a container to its end and returns its exit status and output.
+func (d *Daemon) RunToExit(t testing.TB, o Options) (int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer // one writer each
+	c := d.launch(t, o, cio.NewCreator(cio.WithStreams(nil, &stdout, &stderr)))
+	ctx := d.Context()
+	exited, err := c.task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st containerd.ExitStatus
+	select {
+	case st = <-exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("container %s did not exit", o.Name)
+	}
+	c.task.Delete(ctx) // closes the streams, so the buffers are complete
+	return int(st.ExitCode()), stdout.String() + stderr.String()
+}
+
+func (d *Daemon) launch(t testing.TB, o Options, io cio.Creator) *Container {
 	t.Helper()
 	ctx := d.Context()
 	image, err := d.Client.GetImage(ctx, ImageName)
@@ -191,7 +220,7 @@ func (d *Daemon) Run(t testing.TB, o Options) *Container {
 	if len(args) == 0 {
 		args = []string{"sleep", "100000"}
 	}
-	labels := map[string]string{}
+	labels := map[string]string{"nerdctl/name": o.Name}
 	if o.Pod != "" {
 		labels["io.kubernetes.pod.name"] = o.Pod
 		labels["io.kubernetes.pod.namespace"] = "default"
@@ -205,6 +234,13 @@ func (d *Daemon) Run(t testing.TB, o Options) *Container {
 	}
 	id := fmt.Sprintf("%s-%d", o.Name, time.Now().UnixNano())
 	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(image), oci.WithProcessArgs(args...)}, o.SpecOpts...)
+	if o.Seccomp != nil || o.NoNewPrivileges {
+		specOpts = append(specOpts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			s.Linux.Seccomp = o.Seccomp
+			s.Process.NoNewPrivileges = o.NoNewPrivileges
+			return nil
+		})
+	}
 	if len(o.Caps) > 0 {
 		specOpts = append(specOpts, oci.WithAddedCapabilities(o.Caps))
 	}
@@ -220,7 +256,7 @@ func (d *Daemon) Run(t testing.TB, o Options) *Container {
 	if err != nil {
 		t.Fatalf("creating container %s: %v", o.Name, err)
 	}
-	task, err := c.NewTask(ctx, cio.NullIO)
+	task, err := c.NewTask(ctx, io)
 	if err != nil {
 		removeContainer(ctx, c)
 		t.Fatalf("creating task %s: %v\n%s", o.Name, err, d.log)

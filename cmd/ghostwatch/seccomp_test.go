@@ -1,0 +1,88 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
+	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// permissive is a profile that allows (nearly) everything, so that runc installs a filter where
+// it will install the recorded one, and the recording starts there.
+var permissive = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64},
+	Syscalls: []specs.LinuxSyscall{{Names: []string{"kexec_load"}, Action: specs.ActErrno}}}
+
+const workload = "echo hello > /tmp/f && cat /tmp/f && ls / > /dev/null"
+
+// waitStderr waits for a line of ghostwatch's stderr that contains s.
+func (tr *tracing) waitStderr(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(testutil.Wait)
+	for !strings.Contains(tr.stderr.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q on stderr within %v:\n%s", s, testutil.Wait, tr.stderr)
+		}
+		time.Sleep(20 * time.Millisecond) // stderr is read by another goroutine
+	}
+}
+
+// Record a container from its start, then run it under the profile: it starts and works, and a
+// syscall outside the profile is denied with EPERM.
+func TestSeccompRecordFromStartThenEnforce(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.Start(t)
+	for _, nnp := range []bool{false, true} { // runc installs the filter early, or just before exec
+		name := map[bool]string{false: "early", true: "late"}[nnp]
+		t.Run("filter installed "+name, func(t *testing.T) {
+			dir := t.TempDir()
+			tr := startTracingWith(t, "recording syscalls", "seccomp", "record", "--new", "--container", name,
+				"-o", dir, "--containerd-socket", d.Socket)
+			code, out := d.RunToExit(t, containertest.Options{Name: name, Args: []string{"sh", "-c", workload},
+				Seccomp: permissive, NoNewPrivileges: nnp})
+			if code != 0 || !strings.Contains(out, "hello") {
+				t.Fatalf("recorded run: exit %d: %s", code, out)
+			}
+			path := filepath.Join(dir, name+".json")
+			tr.waitStderr(t, "wrote "+path)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			profile, err := seccomp.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(data), `"mkdir"`) {
+				t.Fatalf("the workload never called mkdir, yet the profile allows it:\n%s", data)
+			}
+			enforced := &profile.LinuxSeccomp
+
+			code, out = d.RunToExit(t, containertest.Options{Name: name + "-enforced", Args: []string{"sh", "-c", workload},
+				Seccomp: enforced, NoNewPrivileges: nnp})
+			if code != 0 || !strings.Contains(out, "hello") {
+				t.Fatalf("under its profile the container failed: exit %d: %s\nprofile:\n%s", code, out, data)
+			}
+			more := workload + " && mkdir /tmp/d"
+			code, out = d.RunToExit(t, containertest.Options{Name: name + "-control", Args: []string{"sh", "-c", more}, NoNewPrivileges: nnp})
+			if code != 0 {
+				t.Fatalf("without a profile the longer workload fails: exit %d: %s", code, out)
+			}
+			code, out = d.RunToExit(t, containertest.Options{Name: name + "-denied", Args: []string{"sh", "-c", more},
+				Seccomp: enforced, NoNewPrivileges: nnp})
+			if code == 0 || !strings.Contains(out, "Operation not permitted") {
+				t.Fatalf("mkdir outside the profile was not denied with EPERM: exit %d: %s", code, out)
+			}
+			tr.cmd.Process.Signal(os.Interrupt)
+			if code := tr.wait(t); code != 0 {
+				t.Errorf("record exited %d: %s", code, tr.stderr)
+			}
+		})
+	}
+}
