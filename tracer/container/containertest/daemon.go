@@ -19,6 +19,15 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// SkipInVM skips a test that needs a container runtime inside vmtest guests, which have none.
+// What such tests check is user space; the kernel side of it is covered by the gadget tests,
+// which do run in the VMs.
+func SkipInVM(t testing.TB) {
+	if os.Getenv("GHOSTWATCH_VMTEST") == "1" {
+		t.Skip("container runtime tests run on the host kernel only, not in vmtest guests")
+	}
+}
+
 // Namespace is the containerd namespace test containers are created in, as the CRI does.
 const Namespace = "k8s.io"
 
@@ -35,11 +44,7 @@ type Daemon struct {
 // stopped, and its containers removed, at the end of the test.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
-	if os.Getenv("GHOSTWATCH_VMTEST") == "1" {
-		// Correlation is user space; the kernel side of it (the mount namespace filter) is
-		// covered by the gadget tests, which do run in the VMs.
-		t.Skip("container tests run on the host kernel only, not in vmtest guests")
-	}
+	SkipInVM(t)
 	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s not found: install Debian's containerd and runc", bin)

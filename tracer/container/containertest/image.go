@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -128,4 +129,41 @@ func descriptor(mediaType string, b []byte, annotations map[string]string) map[s
 		d["annotations"] = annotations
 	}
 	return d
+}
+
+// WriteRootfs unpacks the image's root file system into dir, for runc bundles.
+func WriteRootfs(dir string) error {
+	bin, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		return fmt.Errorf("reading %s (install busybox-static): %w", busyboxPath, err)
+	}
+	layer, err := rootfsLayer(bin)
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(bytes.NewReader(layer))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(path, 0o755)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, path)
+		case tar.TypeReg:
+			var data []byte
+			if data, err = io.ReadAll(tr); err == nil {
+				err = os.WriteFile(path, data, os.FileMode(h.Mode))
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
 }

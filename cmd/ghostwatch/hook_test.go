@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
+	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// runcBundle writes a bundle whose container runs args with ghostwatch as its prestart and
+// poststop hooks, asked by annotation to record into annotation's path.
+func runcBundle(t *testing.T, annotation string, profile *specs.LinuxSeccomp, args ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := containertest.WriteRootfs(filepath.Join(dir, "rootfs")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("runc", "spec", "--bundle", dir).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v: %s", err, out)
+	}
+	var spec specs.Spec
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &spec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Process.Terminal = false
+	spec.Root.Readonly = false
+	spec.Process.Args = args
+	spec.Linux.Seccomp = profile
+	hook := func(stage string) specs.Hook {
+		return specs.Hook{Path: binary, Args: []string{"ghostwatch", "seccomp", "hook", stage},
+			Env: []string{"GHOSTWATCH_TEST_AS_CLI=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, Timeout: intPtr(30)}
+	}
+	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook("prestart")}, Poststop: []specs.Hook{hook("poststop")}}
+	if annotation != "" {
+		spec.Annotations = map[string]string{"io.containers.trace-syscall": annotation}
+	}
+	data, _ = json.Marshal(&spec)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func intPtr(n int) *int { return &n }
+
+// runcRun runs a bundle to its end with a runc state root of the test's own.
+func runcRun(t *testing.T, bundle string) (int, string) {
+	t.Helper()
+	id := fmt.Sprintf("gw-hook-%d", time.Now().UnixNano())
+	cmd := exec.Command("runc", "--root", filepath.Join(bundle, "state"), "run", "--bundle", bundle, id)
+	out, _ := cmd.CombinedOutput()
+	exec.Command("runc", "--root", filepath.Join(bundle, "state"), "delete", "-f", id).Run()
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+func TestSeccompHookWithRunc(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	containertest.SkipInVM(t)
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "profile.json")
+	code, output := runcRun(t, runcBundle(t, "of:"+out, permissive, "sh", "-c", workload))
+	if code != 0 || !strings.Contains(output, "hello") {
+		t.Fatalf("runc run with the hooks: exit %d: %s", code, output)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("the hooks wrote no profile: %v", err)
+	}
+	profile, err := seccomp.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The profile lets the same container run under runc.
+	code, output = runcRun(t, runcBundle(t, "", &profile.LinuxSeccomp, "sh", "-c", workload))
+	if code != 0 || !strings.Contains(output, "hello") {
+		t.Fatalf("under the hook's profile: exit %d: %s\n%s", code, output, data)
+	}
+
+	// What the annotation may not name: each is refused by the prestart hook, in one line, and
+	// the container does not start.
+	link := filepath.Join(outDir, "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ annotation, why string }{
+		{"of:relative/profile.json", "must be absolute"},
+		{"of:" + outDir + "/../x.json", "must be absolute and clean"},
+		{"of:" + link + "/profile.json", "goes through the symlink"},
+		{"of:" + out, "exists: refusing to overwrite"},
+		{"if:/nonexistent/base.json", "names no output"},
+	} {
+		t.Run(tc.annotation, func(t *testing.T) {
+			code, output := runcRun(t, runcBundle(t, tc.annotation, permissive, "true"))
+			if code == 0 || !strings.Contains(output, tc.why) {
+				t.Errorf("annotation %q: exit %d, want a refusal saying %q: %s", tc.annotation, code, tc.why, output)
+			}
+		})
+	}
+}
