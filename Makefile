@@ -4,7 +4,7 @@ BIN     ?= bin/ghostwatch
 ARGS    ?= trace setns
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: help build run generate vmlinux check-generated lint test test-unit test-host vmtest
+.PHONY: help build run generate vmlinux check-generated lint test test-unit test-host vmtest bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ test-host: ## unit, privileged and container tests on this machine's kernel (run
 vmtest: ## the privileged suite in VMs on Debian's 6.1 and 6.12 kernels (KERNELS="6.1 6.12")
 	tools/setup.sh
 	$(GO) run ./vmtest/cmd/vmtest
+
+bench: ## seccomp recording cost beside an empty program, bpftrace and strace, in one run (as root)
+	tools/setup.sh
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./tools/bench
 
 test: ## the full suite: set-up, lint, host tests, then vmtest (run as root)
 	tools/setup.sh

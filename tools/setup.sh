@@ -10,6 +10,7 @@ packages=(
 	containerd runc busybox-static # container tests: a private containerd, a locally built busybox image
 	xz-utils zstd                 # tools/vmlinux-h.sh unpacks kernels
 	qemu-system-x86               # vmtest boots Debian's kernels under TCG
+	bpftrace strace               # make bench: the peers
 )
 
 missing=()

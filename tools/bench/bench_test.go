@@ -1,0 +1,253 @@
+// Package bench measures what recording seccomp profiles costs a workload, side by side with the
+// floor (an empty BPF program on sys_enter) and with peers (bpftrace, strace), in one run:
+// `make bench`. Containers are stood in for by mount namespaces (unshare -m), which is what the
+// recorder keys on.
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	gen "github.com/ghostwatch/ghostwatch/gen/seccomp"
+	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+const rounds = 5
+
+// setup prepares a configuration for a loop process (pid, mount namespace) before it starts, and
+// returns what ends it.
+type setup func(b *testing.B, pid int, mntns uint32) (end func())
+
+type config struct {
+	name  string
+	setup setup
+	calls int // syscalls per run: fewer for strace, which is slow
+}
+
+func BenchmarkSeccompRecording(b *testing.B) {
+	testutil.RequirePrivileged(b)
+	dir := b.TempDir()
+	loop := build(b, dir, "loop", "./loop")
+	ghostwatch := build(b, dir, "ghostwatch", "../../cmd/ghostwatch")
+
+	other := exec.Command("unshare", "--mount", "sleep", "100000") // another container
+	if err := other.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	waitNS(b, other.Process.Pid)
+	otherNS := container.ProcNS(uint32(other.Process.Pid))["mnt"]
+
+	rec, err := seccomp.New(seccomp.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rec.Close()
+	floor := loadFloor(b)
+	defer floor.Close()
+
+	configs := []config{
+		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
+		{"floor: empty program on sys_enter", func(b *testing.B, _ int, _ uint32) func() {
+			l, err := link.AttachTracing(link.TracingOptions{Program: floor})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return func() { l.Close() }
+		}, 0},
+		{"ghostwatch recording this container", func(b *testing.B, _ int, mnt uint32) func() {
+			if err := rec.Start(mnt); err != nil {
+				b.Fatal(err)
+			}
+			return func() { rec.Stop(mnt) }
+		}, 0},
+		{"ghostwatch recording another container", func(b *testing.B, _ int, _ uint32) func() {
+			if err := rec.Start(otherNS); err != nil {
+				b.Fatal(err)
+			}
+			return func() { rec.Stop(otherNS) }
+		}, 0},
+		{"bpftrace counting this process", bpftrace, 0},
+		{"strace -f -c", strace, 20000},
+	}
+	for _, mode := range []struct {
+		name  string
+		calls int
+	}{{"getppid", 1000000}, {"mix", 400000}} {
+		results := map[string][]float64{}
+		for range rounds {
+			for _, c := range configs {
+				n := mode.calls
+				if c.calls > 0 {
+					n = c.calls
+				}
+				results[c.name] = append(results[c.name], runLoop(b, loop, mode.name, n, c.setup))
+			}
+		}
+		report(b, mode.name, configs, results)
+	}
+	startup(b, ghostwatch, other.Process.Pid)
+}
+
+// runLoop runs the workload once under a configuration and returns nanoseconds per syscall.
+func runLoop(b *testing.B, loop, mode string, n int, s setup) float64 {
+	cmd := exec.Command("unshare", "--mount", loop, mode, strconv.Itoa(n))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	if line, _ := out.ReadString('\n'); line != "ready\n" {
+		b.Fatalf("loop: %q", line)
+	}
+	end := s(b, cmd.Process.Pid, container.ProcNS(uint32(cmd.Process.Pid))["mnt"])
+	io.WriteString(stdin, "go\n")
+	line, _ := out.ReadString('\n')
+	cmd.Wait()
+	end()
+	ns, err := strconv.ParseFloat(strings.TrimSpace(line), 64)
+	if err != nil {
+		b.Fatalf("loop printed %q", line)
+	}
+	return ns / float64(n)
+}
+
+func bpftrace(b *testing.B, pid int, _ uint32) func() {
+	prog := fmt.Sprintf("tracepoint:raw_syscalls:sys_enter /pid == %d/ { @[args->id] = count(); }", pid)
+	cmd := exec.Command("bpftrace", "-e", prog)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("bpftrace: %v", err)
+	}
+	waitLine(b, stdout, "Attaching")
+	go io.Copy(io.Discard, stdout)
+	return func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }
+}
+
+func strace(b *testing.B, pid int, _ uint32) func() {
+	cmd := exec.Command("strace", "-f", "-c", "-o", "/dev/null", "-p", strconv.Itoa(pid))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("strace: %v", err)
+	}
+	waitLine(b, stderr, "attached")
+	go io.Copy(io.Discard, stderr)
+	return func() { cmd.Wait() } // strace ends with the process
+}
+
+func waitLine(b *testing.B, r io.Reader, s string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			return
+		}
+	}
+	b.Fatalf("no %q", s)
+}
+
+// waitNS waits until unshare has made the mount namespace and exec'd.
+func waitNS(b *testing.B, pid int) {
+	self := container.ProcNS(uint32(os.Getpid()))["mnt"]
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if mnt := container.ProcNS(uint32(pid))["mnt"]; mnt != 0 && mnt != self {
+			return
+		}
+	}
+	b.Fatal("unshare made no mount namespace")
+}
+
+func loadFloor(b *testing.B) *ebpf.Program {
+	spec, err := gen.LoadSeccomp()
+	if err != nil {
+		b.Fatal(err)
+	}
+	only := spec.Copy()
+	only.Programs = map[string]*ebpf.ProgramSpec{gen.SeccompProgSysEnterEmpty: spec.Programs[gen.SeccompProgSysEnterEmpty]}
+	coll, err := ebpf.NewCollection(only)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return coll.DetachProgram(gen.SeccompProgSysEnterEmpty)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func report(b *testing.B, mode string, configs []config, results map[string][]float64) {
+	base := median(results[configs[0].name])
+	added := func(name string) float64 { return median(results[name]) - base }
+	floor, peer := added(configs[1].name), added("bpftrace counting this process")
+	fmt.Printf("\n%s loop, median of %d rounds (%.1f ns per syscall untraced)\n", mode, rounds, base)
+	fmt.Printf("%-42s %12s %10s %10s\n", "", "added ns", "x floor", "x bpftrace")
+	for _, c := range configs[1:] {
+		a := added(c.name)
+		fmt.Printf("%-42s %12.1f %10.2f %10.2f\n", c.name, a, a/floor, a/peer)
+	}
+	rec, other := added(configs[2].name), added(configs[3].name)
+	fmt.Printf("targets: recorded <= 1.5x floor: %s (%.2f); <= 1/3 bpftrace: %s (%.2f); other <= 1.2x floor: %s (%.2f)\n",
+		verdict(rec <= 1.5*floor), rec/floor, verdict(rec <= peer/3), rec/peer, verdict(other <= 1.2*floor), other/floor)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// startup measures the CLI from launch to recording, and its memory while recording.
+func startup(b *testing.B, ghostwatch string, pid int) {
+	var took []float64
+	var rss string
+	for range rounds {
+		cmd := exec.Command(ghostwatch, "seccomp", "record", "--pid", strconv.Itoa(pid), "-o", filepath.Join(b.TempDir(), "p.json"))
+		stderr, _ := cmd.StderrPipe()
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		waitLine(b, stderr, "recording syscalls")
+		took = append(took, float64(time.Since(start).Milliseconds()))
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") {
+				rss = strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+			}
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		go io.Copy(io.Discard, stderr)
+		cmd.Wait()
+	}
+	ms := median(took)
+	fmt.Printf("\nghostwatch seccomp record: %.0f ms from launch to recording (median of %d; target 200 ms: %s), RSS %s\n",
+		ms, rounds, verdict(ms <= 200), rss)
+}
+
+func build(b *testing.B, dir, name, pkg string) string {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build %s: %v: %s", pkg, err, msg)
+	}
+	return out
+}

@@ -1,0 +1,49 @@
+// Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
+// the nanoseconds they took. Usage: loop getppid|mix N
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix N")
+		os.Exit(2)
+	}
+	n, err := strconv.Atoi(os.Args[2])
+	if err != nil || n <= 0 {
+		fmt.Fprintln(os.Stderr, "loop: N must be a positive number")
+		os.Exit(2)
+	}
+	fmt.Println("ready")
+	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "go\n" {
+		os.Exit(1)
+	}
+	path := []byte("/proc/self/stat\x00")
+	buf := make([]byte, 512)
+	var st syscall.Stat_t
+	start := time.Now()
+	switch os.Args[1] {
+	case "getppid":
+		for i := 0; i < n; i++ {
+			syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
+		}
+	case "mix": // open, read, close, stat: four syscalls an iteration
+		for i := 0; i < n/4; i++ {
+			fd, _, _ := syscall.RawSyscall(syscall.SYS_OPEN, uintptr(unsafePointer(path)), syscall.O_RDONLY, 0)
+			syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafePointer(buf)), uintptr(len(buf)))
+			syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
+			syscall.RawSyscall(syscall.SYS_STAT, uintptr(unsafePointer(path)), uintptr(unsafePointerStat(&st)), 0)
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "loop: unknown mode", os.Args[1])
+		os.Exit(2)
+	}
+	fmt.Println(time.Since(start).Nanoseconds())
+}
