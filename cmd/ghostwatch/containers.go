@@ -31,6 +31,19 @@ func containerFlags(filters bool) []cli.Flag {
 	)
 }
 
+// listFlags are the flags of commands that print what they find: -o and the container sources.
+func listFlags(c *cli.Context) (string, containerOptions, error) {
+	if c.Args().Present() {
+		return "", containerOptions{}, usagef("unexpected argument %q", c.Args().First())
+	}
+	format, err := outputFormat(c)
+	if err != nil {
+		return "", containerOptions{}, err
+	}
+	co, err := parseContainerFlags(c)
+	return format, co, err
+}
+
 type containerOptions struct {
 	sel        container.Selector
 	socket     string

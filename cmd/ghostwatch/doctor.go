@@ -59,11 +59,7 @@ func doctorCommand() *cli.Command {
 		Usage: "what this kernel offers: BTF, program and map types, mounts, and the attach point each hook would use",
 		Flags: append([]cli.Flag{outputFlag}, containerFlags(false)...),
 		Action: func(c *cli.Context) error {
-			format, err := outputFormat(c)
-			if err != nil {
-				return err
-			}
-			co, err := parseContainerFlags(c)
+			format, co, err := listFlags(c)
 			if err != nil {
 				return err
 			}

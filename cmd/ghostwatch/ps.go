@@ -16,14 +16,7 @@ func psCommand() *cli.Command {
 		Usage: "list the containers ghostwatch knows, with their init pid and namespace inodes",
 		Flags: append([]cli.Flag{outputFlag}, containerFlags(false)...),
 		Action: func(c *cli.Context) error {
-			if c.Args().Present() {
-				return usagef("unexpected argument %q", c.Args().First())
-			}
-			format, err := outputFormat(c)
-			if err != nil {
-				return err
-			}
-			co, err := parseContainerFlags(c)
+			format, co, err := listFlags(c)
 			if err != nil {
 				return err
 			}

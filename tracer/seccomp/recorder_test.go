@@ -1,8 +1,12 @@
 package seccomp
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -87,5 +91,68 @@ func TestNewNamespacesRecordFromTheirExec(t *testing.T) {
 	}
 	if slices.Contains(got, "unshare") {
 		t.Errorf("recorded %v: unshare came before the exec", got)
+	}
+}
+
+// i386Program is a static 32-bit x86 executable that calls getpid and exit through int 0x80:
+// the compat table, with no compiler needed to make it.
+func i386Program() []byte {
+	code := []byte{
+		0xb8, 20, 0, 0, 0, // mov eax, 20 (getpid)
+		0xcd, 0x80, // int 0x80
+		0xb8, 1, 0, 0, 0, // mov eax, 1 (exit)
+		0x31, 0xdb, // xor ebx, ebx
+		0xcd, 0x80, // int 0x80
+	}
+	const base, headers = 0x08048000, 52 + 32
+	size := uint32(headers + len(code))
+	var b bytes.Buffer
+	le := func(v ...any) {
+		for _, x := range v {
+			binary.Write(&b, binary.LittleEndian, x)
+		}
+	}
+	b.Write([]byte{0x7f, 'E', 'L', 'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // 32-bit, little-endian
+	le(uint16(2), uint16(3), uint32(1), uint32(base+headers), uint32(52), uint32(0), uint32(0),
+		uint16(52), uint16(32), uint16(1), uint16(0), uint16(0), uint16(0)) // ET_EXEC, EM_386
+	le(uint32(1), uint32(0), uint32(base), uint32(base), size, size, uint32(5), uint32(0x1000)) // PT_LOAD r-x
+	b.Write(code)
+	return b.Bytes()
+}
+
+// 32-bit syscalls are recorded in their own table, and named from the x86 table.
+func TestCompatSyscalls(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	prog := filepath.Join(t.TempDir(), "i386")
+	if err := os.WriteFile(prog, i386Program(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := New(Options{New: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	if err := rec.Ignore(container.ProcNS(uint32(unix.Getpid()))["mnt"]); err != nil {
+		t.Fatal(err)
+	}
+	events := testutil.Collect(t, func(ctx context.Context, emit func(Armed)) error { return rec.Run(ctx, emit, nil) })
+	cmd := exec.Command("unshare", "--mount", prog)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("running the 32-bit program (is IA32 emulation on?): %v: %s", err, out)
+	}
+	a := events.Next(t, "the 32-bit program armed", func(a Armed) bool { return int(a.Proc.PID) == cmd.Process.Pid }, nil)
+	s, err := rec.Stop(a.MntNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Compat, []uint32{1, 20}) {
+		t.Errorf("compat table %v, want [1 20] (exit, getpid)", s.Compat)
+	}
+	if slices.Contains(s.Native, 39) { // native getpid
+		t.Errorf("a 32-bit getpid went to the native table: %v", s.Native)
+	}
+	p := Build(s)
+	if !slices.Contains(p.Syscalls[0].Names, "getpid") || !slices.Contains(p.Syscalls[0].Names, "exit") {
+		t.Errorf("profile names %v", p.Syscalls[0].Names)
 	}
 }

@@ -27,11 +27,7 @@ var applets = []string{"sh", "cat", "echo", "true", "false", "sleep", "ls", "id"
 
 // BuildImage writes an OCI image layout tarball of busybox, ready for containerd's import.
 func BuildImage(w io.Writer) error {
-	bin, err := os.ReadFile(busyboxPath)
-	if err != nil {
-		return fmt.Errorf("reading %s (install busybox-static): %w", busyboxPath, err)
-	}
-	layer, err := rootfsLayer(bin)
+	layer, err := rootfsLayer()
 	if err != nil {
 		return err
 	}
@@ -83,7 +79,12 @@ func BuildImage(w io.Writer) error {
 	return tw.Close()
 }
 
-func rootfsLayer(busybox []byte) ([]byte, error) {
+// rootfsLayer is the image's only layer, uncompressed: busybox and its applets.
+func rootfsLayer() ([]byte, error) {
+	busybox, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s (install busybox-static): %w", busyboxPath, err)
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, dir := range []string{"bin", "dev", "proc", "sys", "tmp", "etc", "root", "run"} {
@@ -133,11 +134,7 @@ func descriptor(mediaType string, b []byte, annotations map[string]string) map[s
 
 // WriteRootfs unpacks the image's root file system into dir, for runc bundles.
 func WriteRootfs(dir string) error {
-	bin, err := os.ReadFile(busyboxPath)
-	if err != nil {
-		return fmt.Errorf("reading %s (install busybox-static): %w", busyboxPath, err)
-	}
-	layer, err := rootfsLayer(bin)
+	layer, err := rootfsLayer()
 	if err != nil {
 		return err
 	}
