@@ -20,6 +20,11 @@ import (
 // runcBundle writes a bundle whose container runs args with ghostwatch as its prestart and
 // poststop hooks, asked by annotation to record into annotation's path.
 func runcBundle(t *testing.T, annotation string, profile *specs.LinuxSeccomp, args ...string) string {
+	return runcBundleWith(t, nil, annotation, profile, args...)
+}
+
+// runcBundleWith is runcBundle with extra arguments for the hooks.
+func runcBundleWith(t *testing.T, hookArgs []string, annotation string, profile *specs.LinuxSeccomp, args ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := containertest.WriteRootfs(filepath.Join(dir, "rootfs")); err != nil {
@@ -41,7 +46,7 @@ func runcBundle(t *testing.T, annotation string, profile *specs.LinuxSeccomp, ar
 	spec.Process.Args = args
 	spec.Linux.Seccomp = profile
 	hook := func(stage string) specs.Hook {
-		return specs.Hook{Path: binary, Args: []string{"ghostwatch", "seccomp", "hook", stage},
+		return specs.Hook{Path: binary, Args: append([]string{"ghostwatch", "seccomp", "hook", stage}, hookArgs...),
 			Env: []string{"GHOSTWATCH_TEST_AS_CLI=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, Timeout: intPtr(30)}
 	}
 	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook("prestart")}, Poststop: []specs.Hook{hook("poststop")}}
@@ -96,6 +101,17 @@ func TestSeccompHookWithRunc(t *testing.T) {
 	if err := os.Symlink(t.TempDir(), link); err != nil {
 		t.Fatal(err)
 	}
+	// However the recorder fares, the hook holds the container up no longer than its timeout.
+	t.Run("timeout", func(t *testing.T) {
+		start := time.Now()
+		code, output := runcRun(t, runcBundleWith(t, []string{"--timeout", "1ms"}, "of:"+filepath.Join(outDir, "late.json"), permissive, "true"))
+		if code == 0 || !strings.Contains(output, "was not ready within 1ms") {
+			t.Errorf("exit %d, want the hook to give up after 1ms: %s", code, output)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("runc took %v", took)
+		}
+	})
 	for _, tc := range []struct{ annotation, why string }{
 		{"of:relative/profile.json", "must be absolute"},
 		{"of:" + outDir + "/../x.json", "must be absolute and clean"},

@@ -84,6 +84,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"trace"}, "name a gadget"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"doctor", "-o", "yaml"}, `unknown output format "yaml"`},
+		{[]string{"seccomp"}, "name a seccomp command"},
+		{[]string{"seccomp", "record"}, "say what to record"},
+		{[]string{"seccomp", "record", "--new", "--pid", "1"}, "--new and --pid exclude each other"},
+		{[]string{"seccomp", "record", "--host"}, "--host cannot be recorded"},
+		{[]string{"seccomp", "record", "--new"}, "-o must name a directory"},
+		{[]string{"seccomp", "record", "--container", "a b"}, "is not a container id"},
+		{[]string{"seccomp", "merge", "one.json"}, "at least two profiles"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

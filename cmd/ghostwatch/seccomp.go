@@ -78,13 +78,16 @@ func record(c *cli.Context) error {
 	case c.Duration("duration") < 0:
 		return usagef("--duration must be positive")
 	}
+	out := c.String("output")
+	if newMode && (out == "" || strings.HasSuffix(out, ".json")) {
+		return usagef("--new writes a profile per container: -o must name a directory")
+	}
 	var base *seccomp.Profile
 	if path := c.String("base"); path != "" {
 		if base, err = readProfile(path); err != nil {
 			return err
 		}
 	}
-	out := c.String("output")
 	stderr := c.App.ErrWriter
 	ctx, cancel := traceContext(c.Context, c.Duration("duration"))
 	defer cancel()
@@ -113,8 +116,6 @@ func record(c *cli.Context) error {
 		if len(r.targets) > 1 && (out == "" || strings.HasSuffix(out, ".json")) {
 			return usagef("%d containers match: -o must name a directory", len(r.targets))
 		}
-	} else if out == "" || strings.HasSuffix(out, ".json") {
-		return usagef("--new writes a profile per container: -o must name a directory")
 	}
 	fmt.Fprintf(stderr, "ghostwatch: recording syscalls (%s); Ctrl-C to stop\n", r.describe(newMode))
 

@@ -86,3 +86,51 @@ func TestSeccompRecordFromStartThenEnforce(t *testing.T) {
 		})
 	}
 }
+
+// A running container is recorded from now on, with a warning, until it exits.
+func TestSeccompRecordRunningUntilExit(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.Start(t)
+	db := d.Run(t, containertest.Options{Name: "db"})
+	out := filepath.Join(t.TempDir(), "db.json")
+	tr := startTracingWith(t, "recording syscalls", "seccomp", "record", "--container", "db", "-o", out, "--containerd-socket", d.Socket)
+	if !strings.Contains(tr.stderr.String(), "runs already: syscalls made at its start are not in the profile") {
+		t.Errorf("no warning about the missed start: %s", tr.stderr)
+	}
+	db.Exec(t, d, "mkdir", "/tmp/made-while-recorded")
+	db.Remove(d)
+	if code := tr.wait(t); code != 0 {
+		t.Fatalf("record exited %d when the container ended: %s", code, tr.stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"mkdir"`) {
+		t.Errorf("the exec'd mkdir is not in the profile:\n%s", data)
+	}
+}
+
+func TestSeccompMergeCLI(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	os.WriteFile(a, []byte(`{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{"names":["write","read"],"action":"SCMP_ACT_ALLOW"}]}`), 0o644)
+	os.WriteFile(b, []byte(`{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86"],"syscalls":[{"names":["close"],"action":"SCMP_ACT_ALLOW"}]}`), 0o644)
+	merge := func(args ...string) (int, string, string) {
+		var stdout, stderr strings.Builder
+		code := run(append([]string{"ghostwatch", "seccomp", "merge"}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	_, ab, _ := merge(a, b)
+	_, ba, _ := merge(b, a)
+	if ab != ba || !strings.Contains(ab, `"close",`) || !strings.Contains(ab, "SCMP_ARCH_X86\"") {
+		t.Errorf("merge a b:\n%s\nmerge b a:\n%s", ab, ba)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"archMap": []}`), 0o644)
+	code, _, stderr := merge(a, bad)
+	if code != 1 {
+		t.Errorf("merging a non-profile: exit %d", code)
+	}
+	oneLineError(t, stderr, "bad.json: not an OCI seccomp profile")
+}
