@@ -13,6 +13,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
+	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
 )
 
@@ -100,15 +101,28 @@ func doctor() doctorReport {
 	r.MapTypes = append(r.MapTypes, probe("ringbuf", features.HaveMapType(ebpf.RingBuf)))
 
 	// The real test of an attach point is attaching it: load each gadget and record its choices.
-	g := gadgetStatus{Name: setns.Type}
-	if tr, err := setns.New(gadget.Filter{}, nil); err != nil {
-		g.Error = err.Error()
-	} else {
-		g.Hooks = tr.Choices()
-		tr.Close()
-	}
-	r.Gadgets = append(r.Gadgets, g)
+	r.Gadgets = append(r.Gadgets,
+		probeGadget(setns.Type, func() (loaded, error) { return setns.New(gadget.Filter{}, nil) }),
+		probeGadget("seccomp", func() (loaded, error) { return seccomp.New(seccomp.Options{}) }))
 	return r
+}
+
+// loaded is a gadget that has been attached.
+type loaded interface {
+	Choices() []attach.Choice
+	Close() error
+}
+
+func probeGadget(name string, load func() (loaded, error)) gadgetStatus {
+	g := gadgetStatus{Name: name}
+	l, err := load()
+	if err != nil {
+		g.Error = err.Error()
+		return g
+	}
+	g.Hooks = l.Choices()
+	l.Close()
+	return g
 }
 
 // runtimes says which container sources answer and how many containers each knows.

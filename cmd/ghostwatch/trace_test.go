@@ -156,3 +156,27 @@ func bpftoolPrograms(t testing.TB) map[int]string {
 	}
 	return ids
 }
+
+// doctor attaches every gadget for real and reports each hook's choice.
+func TestDoctorReportsEveryGadget(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	var stdout, stderr strings.Builder
+	if code := run([]string{"ghostwatch", "doctor", "-o", "json", "--containerd-socket", "/nonexistent"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var r doctorReport
+	if err := json.Unmarshal([]byte(stdout.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.BTF || r.Privileges != "ok" || len(r.Gadgets) != 2 {
+		t.Fatalf("report: %+v", r)
+	}
+	for _, g := range r.Gadgets {
+		if g.Error != "" || len(g.Hooks) == 0 {
+			t.Errorf("gadget %s: %q, %d hooks", g.Name, g.Error, len(g.Hooks))
+		}
+	}
+	if len(r.Runtimes) == 0 || r.Runtimes[0].Reachable {
+		t.Errorf("runtimes: %+v (containerd at /nonexistent cannot be reachable)", r.Runtimes)
+	}
+}
