@@ -11,11 +11,17 @@ char LICENSE[] SEC("license") = "GPL";
 #define X32_SYSCALL_BIT 0x40000000
 #define TS_COMPAT 0x0002 /* thread_info.status: a 32-bit syscall on x86-64 */
 
-/* The syscalls of one recording key, per table. Written by the kernel, read by user space. */
+/* The tables a syscall number belongs to. */
+enum syscall_table {
+	TABLE_NATIVE, /* x86-64 */
+	TABLE_COMPAT, /* i386, through int 0x80 / sysenter / 32-bit syscall */
+	TABLE_X32,
+	TABLE_COUNT,
+};
+
+/* The syscalls of one recording key, a bitmap per table. Written by the kernel, read by user space. */
 struct recording {
-	__u64 native[SYSCALL_WORDS];
-	__u64 compat[SYSCALL_WORDS];
-	__u64 x32[SYSCALL_WORDS];
+	__u64 words[TABLE_COUNT][SYSCALL_WORDS];
 	__u64 out_of_range; /* calls with a number past the bitmaps: counted, so never silent */
 };
 
@@ -31,8 +37,10 @@ struct event {
 	enum arm_reason reason;
 };
 
-/* Only read through the ring buffer: named here so that its type reaches BTF, and Go. */
+/* Named here so that their types reach BTF, and Go: the event is only read through the ring buffer,
+ * the table enum only indexes. */
 const struct event *unused_event __attribute__((unused));
+const enum syscall_table *unused_table __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -71,21 +79,27 @@ static __always_inline __u32 task_mntns(struct task_struct *t)
 
 static __always_inline void set_bit(struct recording *r, struct task_struct *t, long id)
 {
-	__u64 *words;
-	if (id & X32_SYSCALL_BIT) {
-		words = r->x32;
-		id &= ~X32_SYSCALL_BIT;
-	} else if (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT) {
-		words = r->compat;
-	} else {
-		words = r->native;
-	}
-	if (id < 0 || id >= SYSCALL_WORDS * 64) {
+	__u32 nr = (__u32)id, table = TABLE_NATIVE;
+	if (id < 0) { /* syscall(-1): not a syscall, but counted */
 		__sync_fetch_and_add(&r->out_of_range, 1);
 		return;
 	}
-	__u64 bit = 1ULL << (id & 63);
-	__u64 *w = &words[id >> 6];
+	if (nr & X32_SYSCALL_BIT) {
+		table = TABLE_X32;
+		nr &= ~X32_SYSCALL_BIT;
+	} else if (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT) {
+		table = TABLE_COMPAT;
+	}
+	__u32 idx = table * SYSCALL_WORDS + (nr >> 6);
+	/* The barrier keeps clang from folding this check into the ones above, which older
+	 * verifiers (6.1) cannot follow across the branches: this one they can. */
+	barrier_var(idx);
+	if (nr >= SYSCALL_WORDS * 64 || idx >= TABLE_COUNT * SYSCALL_WORDS) {
+		__sync_fetch_and_add(&r->out_of_range, 1);
+		return;
+	}
+	__u64 *w = &r->words[0][0] + idx;
+	__u64 bit = 1ULL << (nr & 63);
 	if (!(*w & bit)) /* set once; later calls only read */
 		__sync_fetch_and_or(w, bit);
 }

@@ -42,11 +42,18 @@ const (
 
 type SeccompRecording struct {
 	_          structs.HostLayout
-	Native     [8]uint64
-	Compat     [8]uint64
-	X32        [8]uint64
+	Words      [3][8]uint64
 	OutOfRange uint64
 }
+
+type SeccompSyscallTable uint32
+
+const (
+	SeccompSyscallTableTABLE_NATIVE SeccompSyscallTable = 0
+	SeccompSyscallTableTABLE_COMPAT SeccompSyscallTable = 1
+	SeccompSyscallTableTABLE_X32    SeccompSyscallTable = 2
+	SeccompSyscallTableTABLE_COUNT  SeccompSyscallTable = 3
+)
 
 // Names of all BPF objects in the ELF.
 //
@@ -69,6 +76,7 @@ const (
 	SeccompVarFilterMntnsMode = "filter_mntns_mode"
 	SeccompVarFilterTgid      = "filter_tgid"
 	SeccompVarUnusedEvent     = "unused_event"
+	SeccompVarUnusedTable     = "unused_table"
 )
 
 // LoadSeccomp returns the embedded CollectionSpec for Seccomp.
@@ -142,6 +150,7 @@ type SeccompVariableSpecs struct {
 	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedTable     *ebpf.VariableSpec `ebpf:"unused_table"`
 }
 
 // SeccompObjects contains all objects after they have been loaded into the kernel.
@@ -194,6 +203,7 @@ type SeccompVariables struct {
 	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
+	UnusedTable     *ebpf.Variable `ebpf:"unused_table"`
 }
 
 // SeccompPrograms contains all programs after they have been loaded into the kernel.

@@ -159,7 +159,13 @@ func (r *Recorder) Read(mntns uint32) (s Syscalls, ok bool, err error) {
 		}
 		return s, false, fmt.Errorf("reading the recording of mount namespace %d: %w", mntns, err)
 	}
-	return Syscalls{Native: bits(rec.Native[:]), Compat: bits(rec.Compat[:]), X32: bits(rec.X32[:]), OutOfRange: rec.OutOfRange}, true, nil
+	w := &rec.Words
+	return Syscalls{
+		Native:     bits(w[gen.SeccompSyscallTableTABLE_NATIVE][:]),
+		Compat:     bits(w[gen.SeccompSyscallTableTABLE_COMPAT][:]),
+		X32:        bits(w[gen.SeccompSyscallTableTABLE_X32][:]),
+		OutOfRange: rec.OutOfRange,
+	}, true, nil
 }
 
 // Stop ends a recording and returns what it recorded (nothing if it never began). The namespace

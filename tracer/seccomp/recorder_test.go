@@ -38,13 +38,15 @@ func TestRecordARunningNamespace(t *testing.T) {
 	if err := rec.Start(mnt); err != nil {
 		t.Fatal(err)
 	}
-	h.Stop() // cat reads EOF and exits, sh exits: read, exit_group, wait4...
+	h.Stop() // cat's read returns EOF and it exits; sh waits for it and exits
+
 	s, err := rec.Stop(mnt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := names(s.Native)
-	for _, want := range []string{"read", "exit_group", "wait4"} {
+	// cat may have entered its read before the recording started: only what follows EOF is sure.
+	for _, want := range []string{"exit_group", "wait4"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("recorded %v: no %s", got, want)
 		}
