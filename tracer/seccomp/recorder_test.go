@@ -61,8 +61,10 @@ func TestRecordARunningNamespace(t *testing.T) {
 	}
 }
 
-// With New, a namespace made after start records by itself from its first exec, and says so.
-func TestNewNamespacesRecordFromTheirExec(t *testing.T) {
+// recordNew runs `unshare --mount PROGRAM` under a recorder in New mode and returns how the new
+// namespace's recording began and what it recorded.
+func recordNew(t *testing.T, program string) (Armed, Syscalls) {
+	t.Helper()
 	testutil.RequirePrivileged(t)
 	rec, err := New(Options{New: true})
 	if err != nil {
@@ -74,18 +76,27 @@ func TestNewNamespacesRecordFromTheirExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	events := testutil.Collect(t, func(ctx context.Context, emit func(Armed)) error { return rec.Run(ctx, emit, nil) })
-
-	cmd := exec.Command("unshare", "--mount", "true") // unshare, then exec true in the new namespace
+	cmd := exec.Command("unshare", "--mount", program) // unshare, then exec program in the new namespace
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("unshare: %v: %s", err, out)
+		t.Fatalf("unshare --mount %s: %v: %s", program, err, out)
 	}
 	a := events.Next(t, "the new namespace armed", func(a Armed) bool { return int(a.Proc.PID) == cmd.Process.Pid }, nil)
-	if a.Reason != ArmExec || a.MntNS == 0 || a.MntNS == self {
+	if a.MntNS == 0 || a.MntNS == self {
 		t.Fatalf("armed %+v", a)
 	}
 	s, err := rec.Stop(a.MntNS)
 	if err != nil {
 		t.Fatal(err)
+	}
+	events.Stop(t)
+	return a, s
+}
+
+// With New, a namespace made after start records by itself from its first exec, and says so.
+func TestNewNamespacesRecordFromTheirExec(t *testing.T) {
+	a, s := recordNew(t, "true")
+	if a.Reason != ArmExec {
+		t.Errorf("armed by %d, want by exec", a.Reason)
 	}
 	got := names(s.Native)
 	for _, want := range []string{"execve", "exit_group"} {
@@ -126,29 +137,11 @@ func i386Program() []byte {
 
 // 32-bit syscalls are recorded in their own table, and named from the x86 table.
 func TestCompatSyscalls(t *testing.T) {
-	testutil.RequirePrivileged(t)
 	prog := filepath.Join(t.TempDir(), "i386")
 	if err := os.WriteFile(prog, i386Program(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := New(Options{New: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.Close()
-	if err := rec.Ignore(container.ProcNS(uint32(unix.Getpid()))["mnt"]); err != nil {
-		t.Fatal(err)
-	}
-	events := testutil.Collect(t, func(ctx context.Context, emit func(Armed)) error { return rec.Run(ctx, emit, nil) })
-	cmd := exec.Command("unshare", "--mount", prog)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("running the 32-bit program (is IA32 emulation on?): %v: %s", err, out)
-	}
-	a := events.Next(t, "the 32-bit program armed", func(a Armed) bool { return int(a.Proc.PID) == cmd.Process.Pid }, nil)
-	s, err := rec.Stop(a.MntNS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := recordNew(t, prog)
 	if !slices.Equal(s.Compat, []uint32{1, 20}) {
 		t.Errorf("compat table %v, want [1 20] (exit, getpid)", s.Compat)
 	}
