@@ -18,13 +18,14 @@ run: build ## build, then run ghostwatch $(ARGS) as root (default: trace setns)
 generate: ## regenerate the bpf2go bindings in gen/ from bpf/ (needs clang, llvm-strip, libbpf-dev)
 	tools/setup.sh
 	$(GO) generate ./gen/...
+	$(GO) run ./tools/readme
 
 vmlinux: ## regenerate gen/vmlinux.h from the pinned Debian kernel (see tools/vmlinux-h.sh)
 	tools/setup.sh
 	tools/vmlinux-h.sh gen/vmlinux.h
 
-check-generated: generate ## fail if gen/ differs from what `make generate` writes
-	@git diff --exit-code --stat -- gen || { echo "gen/ is stale: run make generate and commit" >&2; exit 1; }
+check-generated: generate ## fail if gen/ or the README's gadget docs differ from what `make generate` writes
+	@git diff --exit-code --stat -- gen README.md || { echo "gen/ or README.md is stale: run make generate and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; echo "gen/ has files not committed" >&2; exit 1; }
 
 lint: ## gofmt, go vet, staticcheck
@@ -37,7 +38,7 @@ test-unit: ## tests that need no privileges
 
 test-host: ## unit, privileged and container tests on this machine's kernel (run as root)
 	tools/setup.sh
-	$(GO) test -count=1 -p 1 ./...
+	$(GO) test -race -count=1 -p 1 ./...
 
 vmtest: ## the privileged suite in VMs on Debian's 6.1 and 6.12 kernels (KERNELS="6.1 6.12")
 	tools/setup.sh

@@ -25,6 +25,11 @@ struct recording {
 	__u64 out_of_range; /* calls with a number past the bitmaps: counted, so never silent */
 };
 
+/* The one kind of event this gadget writes: a recording the kernel began by itself. */
+enum seccomp_kind {
+	SECCOMP_ARMED = 1,
+};
+
 /* How a recording began, for the event user space is told. */
 enum arm_reason {
 	ARM_SECCOMP = 1, /* the key's first seccomp filter was installed */
@@ -38,9 +43,10 @@ struct event {
 };
 
 /* Named here so that their types reach BTF, and Go: the event is only read through the ring buffer,
- * the table enum only indexes. */
+ * the enums are only used as values. */
 const struct event *unused_event __attribute__((unused));
 const enum syscall_table *unused_table __attribute__((unused));
+const enum seccomp_kind *unused_kind __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -116,7 +122,7 @@ static __always_inline struct recording *arm(__u32 mntns, enum arm_reason reason
 		return NULL; /* recorded already, or the table is full */
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
-		fill_header(&e->hdr);
+		fill_header(&e->hdr, SECCOMP_ARMED);
 		e->mntns = mntns;
 		e->reason = reason;
 		bpf_ringbuf_submit(e, 0);
@@ -174,12 +180,5 @@ int prctl_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	if (arming)
 		filter_installed(ctx->ret);
-	return 0;
-}
-
-/* The floor for benchmarks: the cost of any program on sys_enter. */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sys_enter_empty, struct pt_regs *regs, long id)
-{
 	return 0;
 }

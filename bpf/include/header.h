@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Types every gadget's events share. Their Go types are generated once, into gen/header, and each
- * gadget's generated copy converts to them (Go checks at compile time that the layouts agree). */
+/* Types every gadget's events share. Their Go types are generated once, into gen/header; each
+ * gadget's generated copy of struct gw_header is read as that type, which the shared gadget tests
+ * check field by field (names, offsets, sizes) for every registered gadget. */
 #pragma once
 
 /* Index of a namespace type in the per-type arrays of events. The Go constants are generated. */
@@ -36,5 +37,6 @@ struct gw_header {
 	__u32 gid;
 	__u32 ns[GW_NS_COUNT]; /* the actor's namespace inodes, indexed by enum gw_ns */
 	char comm[TASK_COMM_LEN];
+	__u32 kind; /* which event follows the header: a value of the gadget's own kind enum, from 1 */
 };
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -79,35 +78,12 @@ func (o containerOptions) mntnsMode() gadget.MntNSMode {
 	return gadget.MntNSOff
 }
 
-// rescanEvery is how often running processes are scanned for containers when no runtime client
-// reports them.
-const rescanEvery = 2 * time.Second
-
-// watchContainers fills coll from containerd, or, when it is unreachable, from the cgroups of
-// running processes (rescanned until ctx ends), and says so in one line on stderr.
+// watchContainers fills coll from containerd or, failing it, from cgroup paths, and says which
+// in one line on stderr.
 func watchContainers(ctx context.Context, coll *container.Collection, o containerOptions, stderr io.Writer) {
-	err := container.WatchContainerd(ctx, coll, o.socket, o.namespaces, func(err error) {
-		fmt.Fprintf(stderr, "ghostwatch: warning: %v; new containers are attributed by cgroup path\n", err)
-		go rescan(ctx, coll)
+	container.Watch(ctx, coll, o.socket, o.namespaces, func(err error) {
+		fmt.Fprintf(stderr, "ghostwatch: warning: %v\n", err)
 	})
-	coll.ScanProcesses()
-	if err != nil {
-		fmt.Fprintf(stderr, "ghostwatch: warning: %v; attributing containers by cgroup path\n", err)
-		go rescan(ctx, coll)
-	}
-}
-
-func rescan(ctx context.Context, coll *container.Collection) {
-	t := time.NewTicker(rescanEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			coll.ScanProcesses()
-		}
-	}
 }
 
 // filterContainers keeps the gadget's kernel filter current and warns if nothing matches yet.

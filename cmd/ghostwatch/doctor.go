@@ -13,8 +13,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
-	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
-	"github.com/ghostwatch/ghostwatch/tracer/setns"
+	"github.com/ghostwatch/ghostwatch/tracer/registry"
 )
 
 type doctorReport struct {
@@ -101,28 +100,22 @@ func doctor() doctorReport {
 	r.MapTypes = append(r.MapTypes, probe("ringbuf", features.HaveMapType(ebpf.RingBuf)))
 
 	// The real test of an attach point is attaching it: load each gadget and record its choices.
-	r.Gadgets = append(r.Gadgets,
-		probeGadget(setns.Type, func() (loaded, error) { return setns.New(gadget.Filter{}, nil) }),
-		probeGadget("seccomp", func() (loaded, error) { return seccomp.New(seccomp.Options{}) }))
+	for _, d := range registry.All {
+		r.Gadgets = append(r.Gadgets, probeGadget(d))
+	}
 	return r
 }
 
-// loaded is a gadget that has been attached.
-type loaded interface {
-	Choices() []attach.Choice
-	Close() error
-}
-
-func probeGadget(name string, load func() (loaded, error)) gadgetStatus {
-	g := gadgetStatus{Name: name}
-	l, err := load()
+func probeGadget(d *gadget.Descriptor) gadgetStatus {
+	s := gadgetStatus{Name: d.Name}
+	g, err := gadget.Open(d, gadget.Options{})
 	if err != nil {
-		g.Error = err.Error()
-		return g
+		s.Error = err.Error()
+		return s
 	}
-	g.Hooks = l.Choices()
-	l.Close()
-	return g
+	s.Hooks = g.Choices()
+	g.Close()
+	return s
 }
 
 // runtimes says which container sources answer and how many containers each knows.

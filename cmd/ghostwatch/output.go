@@ -9,6 +9,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
 
 // outputFlag is -o: table on a terminal, JSON lines otherwise.
@@ -87,4 +90,63 @@ func (p *printer) print(v any, row []string) error {
 	}
 	p.writeRow(row)
 	return p.out.Flush()
+}
+
+// flushAt is how much output is kept before it is written without waiting for the ring buffer to
+// run dry.
+const flushAt = 64 << 10
+
+// eventWriter writes a stream of events as JSON lines or table rows into one reused buffer,
+// written out when the kernel has nothing more to read (so a reader of a pipe sees each event
+// while the incident is going on) or when it grows past flushAt. It allocates nothing per event.
+type eventWriter struct {
+	out    io.Writer
+	isJSON bool
+	json   encode.JSON
+	buf    []byte
+	row    encode.Row
+	header bool
+	err    error // the first write error; later events are dropped and it is reported at stop
+}
+
+func newEventWriter(format string, w io.Writer, columns []encode.Column) *eventWriter {
+	return &eventWriter{out: w, isJSON: format == "json", buf: make([]byte, 0, 2*flushAt),
+		row: encode.Row{Columns: columns}}
+}
+
+func (w *eventWriter) write(ev gadget.Event) {
+	if w.err != nil {
+		return
+	}
+	if w.isJSON {
+		w.json.B = w.buf
+		gadget.AppendJSON(&w.json, ev)
+		w.buf = w.json.B
+	} else {
+		if !w.header {
+			w.header = true
+			w.row.Header()
+			w.buf = append(w.buf, w.row.B...)
+		}
+		gadget.AppendRow(&w.row, ev)
+		w.buf = append(w.buf, w.row.B...)
+	}
+	if len(w.buf) >= flushAt {
+		w.flush()
+	}
+}
+
+func (w *eventWriter) idle() {
+	if len(w.buf) > 0 {
+		w.flush()
+	}
+}
+
+// flush writes what is buffered and returns the first write error so far.
+func (w *eventWriter) flush() error {
+	if w.err == nil && len(w.buf) > 0 {
+		_, w.err = w.out.Write(w.buf)
+	}
+	w.buf = w.buf[:0]
+	return w.err
 }

@@ -13,23 +13,115 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/registry"
 )
 
 func traceCommand() *cli.Command {
+	var subs []*cli.Command
+	var names []string
+	for _, d := range registry.Streams() {
+		subs = append(subs, gadgetCommand(d))
+		names = append(names, d.Name)
+	}
 	return &cli.Command{
-		Name:  "trace",
-		Usage: "stream events of one gadget until Ctrl-C or --duration, then print a summary",
-		Subcommands: []*cli.Command{
-			setnsCommand(),
-		},
+		Name:        "trace",
+		Usage:       "stream events of one gadget until Ctrl-C or --duration, then print a summary",
+		Subcommands: subs,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usagef("unknown gadget %q: see 'ghostwatch trace --help'", c.Args().First())
 			}
-			return usagef("name a gadget: ghostwatch trace setns")
+			return usagef("name a gadget: ghostwatch trace %s", strings.Join(names, "|"))
 		},
 	}
+}
+
+// gadgetCommand is `trace NAME` for any streaming gadget: the common flags, the gadget's own
+// options as flags, and one loop that prints its events.
+func gadgetCommand(d *gadget.Descriptor) *cli.Command {
+	flags := append(traceFlags(), containerFlags(true)...)
+	for _, p := range d.Params {
+		flags = append(flags, paramFlag(p))
+	}
+	return &cli.Command{
+		Name:  d.Name,
+		Usage: d.Summary,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			o, err := parseTraceFlags(c)
+			if err != nil {
+				return err
+			}
+			co, err := parseContainerFlags(c)
+			if err != nil {
+				return err
+			}
+			params := gadget.Params{}
+			for _, p := range d.Params {
+				if c.IsSet(p.Name) {
+					params[p.Name] = c.Value(p.Name)
+				}
+			}
+			return traceGadget(c, d, o, co, params)
+		},
+	}
+}
+
+// paramFlag makes a flag of a gadget option; its default's type is its type.
+func paramFlag(p gadget.Param) cli.Flag {
+	switch v := p.Default.(type) {
+	case bool:
+		return &cli.BoolFlag{Name: p.Name, Usage: p.Usage, Value: v}
+	case time.Duration:
+		return &cli.DurationFlag{Name: p.Name, Usage: p.Usage, Value: v}
+	case uint64:
+		return &cli.Uint64Flag{Name: p.Name, Usage: p.Usage, Value: v}
+	case string:
+		return &cli.StringFlag{Name: p.Name, Usage: p.Usage, Value: v}
+	}
+	panic(fmt.Sprintf("gadget option %s has a default of unsupported type %T", p.Name, p.Default))
+}
+
+func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co containerOptions, params gadget.Params) error {
+	ctx, cancel := traceContext(c.Context, o.duration)
+	defer cancel()
+	stderr := c.App.ErrWriter
+
+	coll := container.NewCollection()
+	o.filter.MntNS = co.mntnsMode()
+	g, err := gadget.Open(d, gadget.Options{Filter: o.filter, Params: params})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	filterContainers(coll, co, g.SetMntNS, stderr)
+	watchContainers(ctx, coll, co, stderr)
+	warnNoMatch(coll, co, stderr)
+	fmt.Fprintf(stderr, "ghostwatch: tracing %s (attach: %s); Ctrl-C to stop\n", d.Name, attachLine(g.Choices()))
+
+	w := newEventWriter(o.format, c.App.Writer, d.TableColumns())
+	start := time.Now()
+	var events uint64
+	err = g.Run(ctx, coll, func(ev gadget.Event) {
+		events++
+		w.write(ev)
+	}, w.idle, lostWarning(stderr))
+	if err != nil {
+		return err
+	}
+	if err := w.flush(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	lost, err := g.Lost()
+	if err != nil {
+		return err
+	}
+	return printSummary(w, stderr, summary{
+		Gadget: d.Name, Events: events, Lost: lost,
+		Duration: time.Since(start).Round(time.Millisecond).String(), Attach: g.Choices(),
+	})
 }
 
 // traceFlags are the flags every trace gadget takes.
@@ -111,12 +203,12 @@ func lostWarning(stderr io.Writer) func(uint64) {
 	}
 }
 
-func printSummary(p *printer, stderr io.Writer, s summary) error {
+func printSummary(w *eventWriter, stderr io.Writer, s summary) error {
 	fmt.Fprintf(stderr, "ghostwatch: %s: %d events, %d lost, %s; attach: %s\n",
 		s.Gadget, s.Events, s.Lost, s.Duration, attachLine(s.Attach))
-	if p.json != nil {
-		s.Type = "summary"
-		return p.print(s, nil)
+	if !w.isJSON {
+		return nil
 	}
-	return nil
+	s.Type = "summary"
+	return newPrinter("json", w.out).print(s, nil)
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
+	"github.com/ghostwatch/ghostwatch/tracer/registry"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
@@ -168,15 +169,40 @@ func TestDoctorReportsEveryGadget(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout.String()), &r); err != nil {
 		t.Fatal(err)
 	}
-	if !r.BTF || r.Privileges != "ok" || len(r.Gadgets) != 2 {
+	if !r.BTF || r.Privileges != "ok" || len(r.Gadgets) != len(registry.All) {
 		t.Fatalf("report: %+v", r)
 	}
-	for _, g := range r.Gadgets {
+	for i, g := range r.Gadgets {
+		if g.Name != registry.All[i].Name {
+			t.Errorf("gadget %d is %s, want %s", i, g.Name, registry.All[i].Name)
+		}
 		if g.Error != "" || len(g.Hooks) == 0 {
 			t.Errorf("gadget %s: %q, %d hooks", g.Name, g.Error, len(g.Hooks))
 		}
 	}
 	if len(r.Runtimes) == 0 || r.Runtimes[0].Reachable {
 		t.Errorf("runtimes: %+v (containerd at /nonexistent cannot be reachable)", r.Runtimes)
+	}
+}
+
+// trace --help lists every streaming gadget of the registry, and each has its subcommand.
+func TestTraceHelpListsEveryGadget(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run([]string{"ghostwatch", "trace", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, d := range registry.Streams() {
+		if !strings.Contains(stdout.String(), d.Name) || !strings.Contains(stdout.String(), d.Summary) {
+			t.Errorf("trace --help does not list %s (%s):\n%s", d.Name, d.Summary, stdout.String())
+		}
+		stdout.Reset()
+		if code := run([]string{"ghostwatch", "trace", d.Name, "--help"}, &stdout, &stderr); code != 0 {
+			t.Errorf("trace %s --help: exit %d: %s", d.Name, code, stderr.String())
+		}
+		for _, p := range d.Params {
+			if !strings.Contains(stdout.String(), "--"+p.Name) {
+				t.Errorf("trace %s --help has no --%s", d.Name, p.Name)
+			}
+		}
 	}
 }

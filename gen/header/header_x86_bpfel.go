@@ -24,7 +24,7 @@ type HeaderGwHeader struct {
 	Gid      uint32
 	Ns       [8]uint32
 	Comm     [16]int8
-	_        [4]byte
+	Kind     uint32
 }
 
 type HeaderGwNs uint32

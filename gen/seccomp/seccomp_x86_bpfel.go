@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type SeccompArmReason uint32
+
+const (
+	SeccompArmReasonARM_SECCOMP SeccompArmReason = 1
+	SeccompArmReasonARM_EXEC    SeccompArmReason = 2
+)
+
 type SeccompEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -26,25 +33,23 @@ type SeccompEvent struct {
 		Gid      uint32
 		Ns       [8]uint32
 		Comm     [16]int8
-		_        [4]byte
+		Kind     uint32
 	}
 	Mntns  uint32
-	Reason uint32
+	Reason SeccompArmReason
 }
-
-type SeccompMntnsFilter uint32
-
-const (
-	SeccompMntnsFilterFILTER_MNTNS_OFF    SeccompMntnsFilter = 0
-	SeccompMntnsFilterFILTER_MNTNS_ONLY   SeccompMntnsFilter = 1
-	SeccompMntnsFilterFILTER_MNTNS_EXCEPT SeccompMntnsFilter = 2
-)
 
 type SeccompRecording struct {
 	_          structs.HostLayout
 	Words      [3][8]uint64
 	OutOfRange uint64
 }
+
+type SeccompSeccompKind uint32
+
+const (
+	SeccompSeccompKindSECCOMP_ARMED SeccompSeccompKind = 1
+)
 
 type SeccompSyscallTable uint32
 
@@ -59,24 +64,20 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SeccompMapEvents          = "events"
-	SeccompMapExpected        = "expected"
-	SeccompMapFilterMntns     = "filter_mntns"
-	SeccompMapIgnored         = "ignored"
-	SeccompMapLost            = "lost"
-	SeccompMapRecordings      = "recordings"
-	SeccompProgPrctlExit      = "prctl_exit"
-	SeccompProgSeccompExit    = "seccomp_exit"
-	SeccompProgSysEnter       = "sys_enter"
-	SeccompProgSysEnterEmpty  = "sys_enter_empty"
-	SeccompVarActive          = "active"
-	SeccompVarArmNew          = "arm_new"
-	SeccompVarArming          = "arming"
-	SeccompVarFilterComm      = "filter_comm"
-	SeccompVarFilterMntnsMode = "filter_mntns_mode"
-	SeccompVarFilterTgid      = "filter_tgid"
-	SeccompVarUnusedEvent     = "unused_event"
-	SeccompVarUnusedTable     = "unused_table"
+	SeccompMapEvents       = "events"
+	SeccompMapExpected     = "expected"
+	SeccompMapIgnored      = "ignored"
+	SeccompMapLost         = "lost"
+	SeccompMapRecordings   = "recordings"
+	SeccompProgPrctlExit   = "prctl_exit"
+	SeccompProgSeccompExit = "seccomp_exit"
+	SeccompProgSysEnter    = "sys_enter"
+	SeccompVarActive       = "active"
+	SeccompVarArmNew       = "arm_new"
+	SeccompVarArming       = "arming"
+	SeccompVarUnusedEvent  = "unused_event"
+	SeccompVarUnusedKind   = "unused_kind"
+	SeccompVarUnusedTable  = "unused_table"
 )
 
 // LoadSeccomp returns the embedded CollectionSpec for Seccomp.
@@ -121,36 +122,32 @@ type SeccompSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SeccompProgramSpecs struct {
-	PrctlExit     *ebpf.ProgramSpec `ebpf:"prctl_exit"`
-	SeccompExit   *ebpf.ProgramSpec `ebpf:"seccomp_exit"`
-	SysEnter      *ebpf.ProgramSpec `ebpf:"sys_enter"`
-	SysEnterEmpty *ebpf.ProgramSpec `ebpf:"sys_enter_empty"`
+	PrctlExit   *ebpf.ProgramSpec `ebpf:"prctl_exit"`
+	SeccompExit *ebpf.ProgramSpec `ebpf:"seccomp_exit"`
+	SysEnter    *ebpf.ProgramSpec `ebpf:"sys_enter"`
 }
 
 // SeccompMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SeccompMapSpecs struct {
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	Expected    *ebpf.MapSpec `ebpf:"expected"`
-	FilterMntns *ebpf.MapSpec `ebpf:"filter_mntns"`
-	Ignored     *ebpf.MapSpec `ebpf:"ignored"`
-	Lost        *ebpf.MapSpec `ebpf:"lost"`
-	Recordings  *ebpf.MapSpec `ebpf:"recordings"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	Expected   *ebpf.MapSpec `ebpf:"expected"`
+	Ignored    *ebpf.MapSpec `ebpf:"ignored"`
+	Lost       *ebpf.MapSpec `ebpf:"lost"`
+	Recordings *ebpf.MapSpec `ebpf:"recordings"`
 }
 
 // SeccompVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SeccompVariableSpecs struct {
-	Active          *ebpf.VariableSpec `ebpf:"active"`
-	ArmNew          *ebpf.VariableSpec `ebpf:"arm_new"`
-	Arming          *ebpf.VariableSpec `ebpf:"arming"`
-	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
-	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedTable     *ebpf.VariableSpec `ebpf:"unused_table"`
+	Active      *ebpf.VariableSpec `ebpf:"active"`
+	ArmNew      *ebpf.VariableSpec `ebpf:"arm_new"`
+	Arming      *ebpf.VariableSpec `ebpf:"arming"`
+	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedKind  *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedTable *ebpf.VariableSpec `ebpf:"unused_table"`
 }
 
 // SeccompObjects contains all objects after they have been loaded into the kernel.
@@ -173,19 +170,17 @@ func (o *SeccompObjects) Close() error {
 //
 // It can be passed to LoadSeccompObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SeccompMaps struct {
-	Events      *ebpf.Map `ebpf:"events"`
-	Expected    *ebpf.Map `ebpf:"expected"`
-	FilterMntns *ebpf.Map `ebpf:"filter_mntns"`
-	Ignored     *ebpf.Map `ebpf:"ignored"`
-	Lost        *ebpf.Map `ebpf:"lost"`
-	Recordings  *ebpf.Map `ebpf:"recordings"`
+	Events     *ebpf.Map `ebpf:"events"`
+	Expected   *ebpf.Map `ebpf:"expected"`
+	Ignored    *ebpf.Map `ebpf:"ignored"`
+	Lost       *ebpf.Map `ebpf:"lost"`
+	Recordings *ebpf.Map `ebpf:"recordings"`
 }
 
 func (m *SeccompMaps) Close() error {
 	return _SeccompClose(
 		m.Events,
 		m.Expected,
-		m.FilterMntns,
 		m.Ignored,
 		m.Lost,
 		m.Recordings,
@@ -196,24 +191,21 @@ func (m *SeccompMaps) Close() error {
 //
 // It can be passed to LoadSeccompObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SeccompVariables struct {
-	Active          *ebpf.Variable `ebpf:"active"`
-	ArmNew          *ebpf.Variable `ebpf:"arm_new"`
-	Arming          *ebpf.Variable `ebpf:"arming"`
-	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
-	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
-	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedTable     *ebpf.Variable `ebpf:"unused_table"`
+	Active      *ebpf.Variable `ebpf:"active"`
+	ArmNew      *ebpf.Variable `ebpf:"arm_new"`
+	Arming      *ebpf.Variable `ebpf:"arming"`
+	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	UnusedKind  *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedTable *ebpf.Variable `ebpf:"unused_table"`
 }
 
 // SeccompPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadSeccompObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SeccompPrograms struct {
-	PrctlExit     *ebpf.Program `ebpf:"prctl_exit"`
-	SeccompExit   *ebpf.Program `ebpf:"seccomp_exit"`
-	SysEnter      *ebpf.Program `ebpf:"sys_enter"`
-	SysEnterEmpty *ebpf.Program `ebpf:"sys_enter_empty"`
+	PrctlExit   *ebpf.Program `ebpf:"prctl_exit"`
+	SeccompExit *ebpf.Program `ebpf:"seccomp_exit"`
+	SysEnter    *ebpf.Program `ebpf:"sys_enter"`
 }
 
 func (p *SeccompPrograms) Close() error {
@@ -221,7 +213,6 @@ func (p *SeccompPrograms) Close() error {
 		p.PrctlExit,
 		p.SeccompExit,
 		p.SysEnter,
-		p.SysEnterEmpty,
 	)
 }
 

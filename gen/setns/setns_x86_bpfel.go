@@ -26,7 +26,7 @@ type SetnsEvent struct {
 		Gid      uint32
 		Ns       [8]uint32
 		Comm     [16]int8
-		_        [4]byte
+		Kind     uint32
 	}
 	Ret       int64
 	Flags     uint64
@@ -55,6 +55,12 @@ const (
 	SetnsSetnsFdKindFD_PIDFD SetnsSetnsFdKind = 2
 	SetnsSetnsFdKindFD_OTHER SetnsSetnsFdKind = 3
 	SetnsSetnsFdKindFD_BAD   SetnsSetnsFdKind = 4
+)
+
+type SetnsSetnsKind uint32
+
+const (
+	SetnsSetnsKindSETNS_CALL SetnsSetnsKind = 1
 )
 
 type SetnsSetnsSyscall uint32
@@ -90,6 +96,7 @@ const (
 	SetnsVarFilterComm      = "filter_comm"
 	SetnsVarFilterMntnsMode = "filter_mntns_mode"
 	SetnsVarFilterTgid      = "filter_tgid"
+	SetnsVarUnusedKind      = "unused_kind"
 )
 
 // LoadSetns returns the embedded CollectionSpec for Setns.
@@ -166,6 +173,7 @@ type SetnsVariableSpecs struct {
 	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
+	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
 }
 
 // SetnsObjects contains all objects after they have been loaded into the kernel.
@@ -212,6 +220,7 @@ type SetnsVariables struct {
 	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
+	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
 }
 
 // SetnsPrograms contains all programs after they have been loaded into the kernel.

@@ -18,11 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	gen "github.com/ghostwatch/ghostwatch/gen/seccomp"
+	floorgen "github.com/ghostwatch/ghostwatch/gen/floor"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/registry"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -53,35 +53,22 @@ func BenchmarkSeccompRecording(b *testing.B) {
 	waitNS(b, other.Process.Pid)
 	otherNS := container.ProcNS(uint32(other.Process.Pid))["mnt"]
 
-	rec, err := seccomp.New(seccomp.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rec.Close()
 	floor := loadFloor(b)
 	defer floor.Close()
+	ours := gadgetPrograms(b)
 
 	configs := []config{
 		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
 		{"floor: empty program on sys_enter", func(b *testing.B, _ int, _ uint32) func() {
-			l, err := link.AttachTracing(link.TracingOptions{Program: floor})
+			l, err := link.AttachTracing(link.TracingOptions{Program: floor.SysEnterBtf})
 			if err != nil {
 				b.Fatal(err)
 			}
+			alone(b, ours)
 			return func() { l.Close() }
 		}, 0},
-		{"ghostwatch recording this container", func(b *testing.B, _ int, mnt uint32) func() {
-			if err := rec.Start(mnt); err != nil {
-				b.Fatal(err)
-			}
-			return func() { rec.Stop(mnt) }
-		}, 0},
-		{"ghostwatch recording another container", func(b *testing.B, _ int, _ uint32) func() {
-			if err := rec.Start(otherNS); err != nil {
-				b.Fatal(err)
-			}
-			return func() { rec.Stop(otherNS) }
-		}, 0},
+		{"ghostwatch recording this container", recording(func(_ int, mnt uint32) uint32 { return mnt }), 0},
+		{"ghostwatch recording another container", recording(func(int, uint32) uint32 { return otherNS }), 0},
 		{"bpftrace counting this process", bpftrace, 0},
 		{"strace -f -c", strace, 20000},
 	}
@@ -172,18 +159,65 @@ func waitNS(b *testing.B, pid int) {
 	b.Fatal("unshare made no mount namespace")
 }
 
-func loadFloor(b *testing.B) *ebpf.Program {
-	spec, err := gen.LoadSeccomp()
-	if err != nil {
+// recording loads the recorder for one run, alone, recording the mount namespace that which
+// returns.
+func recording(which func(pid int, mntns uint32) uint32) setup {
+	return func(b *testing.B, pid int, mntns uint32) func() {
+		rec, err := seccomp.New(seccomp.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := rec.Start(which(pid, mntns)); err != nil {
+			b.Fatal(err)
+		}
+		return func() { rec.Close() }
+	}
+}
+
+func loadFloor(b *testing.B) *floorgen.FloorPrograms {
+	var objs floorgen.FloorPrograms
+	if err := floorgen.LoadFloorObjects(&objs, nil); err != nil {
 		b.Fatal(err)
 	}
-	only := spec.Copy()
-	only.Programs = map[string]*ebpf.ProgramSpec{gen.SeccompProgSysEnterEmpty: spec.Programs[gen.SeccompProgSysEnterEmpty]}
-	coll, err := ebpf.NewCollection(only)
-	if err != nil {
-		b.Fatal(err)
+	return &objs
+}
+
+// gadgetPrograms are the names the kernel shows for every program of every gadget (it keeps 15
+// characters).
+func gadgetPrograms(b *testing.B) map[string]bool {
+	names := map[string]bool{}
+	for _, d := range registry.All {
+		spec, err := d.Load()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for name := range spec.Programs {
+			names[name[:min(len(name), 15)]] = true
+		}
 	}
-	return coll.DetachProgram(gen.SeccompProgSysEnterEmpty)
+	return names
+}
+
+// alone fails the benchmark if a program of a gadget is still loaded while the floor runs: the
+// floor would then measure two programs, and every ratio to it would be meaningless. The kernel
+// frees a closed program shortly after, so this waits a little for the last run's to go.
+func alone(b *testing.B, ours map[string]bool) {
+	deadline := time.Now().Add(testutil.Wait)
+	for {
+		var left []string
+		for id, name := range testutil.Programs(b) {
+			if ours[name] {
+				left = append(left, fmt.Sprintf("%d:%s", id, name))
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("programs of ghostwatch are loaded while the floor is measured: %v", left)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a kernel list: there is nothing to wait on
+	}
 }
 
 func median(v []float64) float64 {

@@ -1,6 +1,7 @@
 // Package attach loads a gadget's BPF object and attaches each of its hooks at the best attach
 // point this kernel offers, trying a ranked list of candidates (fentry/fexit, then kprobes, then
-// tracepoints) and recording what was chosen and why the better ones were not.
+// tracepoints) and recording what was chosen and why the better ones were not. It mounts tracefs
+// only when a tracepoint is tried, and attaches iterators (iter/) and LSM programs (lsm/) too.
 package attach
 
 import (
@@ -50,6 +51,9 @@ type Set struct {
 	maps    *ebpf.Collection
 	loaded  []*ebpf.Collection
 	links   []link.Link
+	progs   map[string]*ebpf.Program // attached, by name
+	iters   map[string]*link.Iter    // iterator links, by program name
+	release func()                   // unmounts tracefs if this set mounted it
 	Choices []Choice
 }
 
@@ -61,7 +65,7 @@ func Load(spec *ebpf.CollectionSpec, hooks []Hook) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating maps: %w", err)
 	}
-	s := &Set{maps: maps}
+	s := &Set{maps: maps, progs: map[string]*ebpf.Program{}, iters: map[string]*link.Iter{}}
 	for _, h := range hooks {
 		if err := s.attachHook(spec, h); err != nil {
 			s.Close()
@@ -83,6 +87,15 @@ func (s *Set) attachHook(spec *ebpf.CollectionSpec, h Hook) error {
 				choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: "this kernel has no kprobes (CONFIG_KPROBES is off)"})
 				continue
 			}
+		}
+		if kind == "tracepoint" && s.release == nil {
+			// Tracepoint ids are read from tracefs: mount it for as long as the set lives.
+			release, err := kernel.Use(kernel.Tracefs)
+			if err != nil {
+				choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: err.Error()})
+				continue
+			}
+			s.release = release
 		}
 		if err := s.tryCandidate(spec, names); err != nil {
 			choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: reason(err)})
@@ -130,6 +143,12 @@ func (s *Set) tryCandidate(spec *ebpf.CollectionSpec, names []string) error {
 	}
 	s.loaded = append(s.loaded, coll)
 	s.links = append(s.links, links...)
+	for i, n := range names {
+		s.progs[n] = coll.Programs[n]
+		if it, ok := links[i].(*link.Iter); ok {
+			s.iters[n] = it
+		}
+	}
 	return nil
 }
 
@@ -148,6 +167,10 @@ func attachProgram(ps *ebpf.ProgramSpec, p *ebpf.Program) (link.Link, error) {
 		return link.Kretprobe(target, p, nil)
 	case "fentry", "fexit", "tp_btf":
 		return link.AttachTracing(link.TracingOptions{Program: p})
+	case "lsm":
+		return link.AttachLSM(link.LSMOptions{Program: p})
+	case "iter":
+		return link.AttachIter(link.IterOptions{Program: p})
 	}
 	return nil, fmt.Errorf("unknown section %q", ps.SectionName)
 }
@@ -168,6 +191,30 @@ func describe(spec *ebpf.CollectionSpec, names []string) (desc, kind string, err
 		targets = append(targets, strings.ReplaceAll(target, "/", ":"))
 	}
 	return kind + " " + strings.Join(targets, ","), kind, nil
+}
+
+// CandidateKinds returns the attach kind of each of a hook's candidates, best first.
+func CandidateKinds(spec *ebpf.CollectionSpec, h Hook) ([]string, error) {
+	kinds, _, err := candidates(spec, h)
+	return kinds, err
+}
+
+// Describe names each of a hook's candidates as doctor shows them ("fentry switch_task_namespaces"),
+// best first.
+func Describe(spec *ebpf.CollectionSpec, h Hook) ([]string, error) {
+	_, descs, err := candidates(spec, h)
+	return descs, err
+}
+
+func candidates(spec *ebpf.CollectionSpec, h Hook) (kinds, descs []string, err error) {
+	for _, names := range h.Candidates {
+		desc, kind, err := describe(spec, names)
+		if err != nil {
+			return nil, nil, fmt.Errorf("hook %s: %w", h.Name, err)
+		}
+		kinds, descs = append(kinds, kind), append(descs, desc)
+	}
+	return kinds, descs, nil
 }
 
 // reason shortens a load or attach error to what an operator needs to read.
@@ -193,6 +240,18 @@ func (s *Set) Variable(name string) *ebpf.Variable { return s.maps.Variables[nam
 // Map returns one of the object's maps by name.
 func (s *Set) Map(name string) *ebpf.Map { return s.maps.Maps[name] }
 
+// Programs returns the attached programs.
+func (s *Set) Programs() []*ebpf.Program {
+	out := make([]*ebpf.Program, 0, len(s.progs))
+	for _, p := range s.progs {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Iter returns the iterator link of an attached iter/ program, or nil.
+func (s *Set) Iter(prog string) *link.Iter { return s.iters[prog] }
+
 // Kind returns the attach kind chosen for a hook, or "" if none attached.
 func (s *Set) Kind(hook string) string {
 	for _, c := range s.Choices {
@@ -215,6 +274,9 @@ func (s *Set) Close() error {
 	if s.maps != nil {
 		s.maps.Close()
 	}
-	s.links, s.loaded, s.maps = nil, nil, nil
+	if s.release != nil {
+		s.release()
+	}
+	s.links, s.loaded, s.maps, s.progs, s.iters, s.release = nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -58,7 +59,7 @@ func listed(coll *container.Collection, id string) bool {
 	return false
 }
 
-func startTracer(t *testing.T, f gadget.Filter, coll *container.Collection) *setns.Tracer {
+func startTracer(t *testing.T, f gadget.Filter, coll *container.Collection) *gadget.Tracer[*setns.Event] {
 	t.Helper()
 	tr, err := setns.New(f, coll)
 	if err != nil {
@@ -68,8 +69,8 @@ func startTracer(t *testing.T, f gadget.Filter, coll *container.Collection) *set
 	return tr
 }
 
-func collect(t *testing.T, tr *setns.Tracer) *testutil.Collector[*setns.Event] {
-	return testutil.Collect(t, func(ctx context.Context, emit func(*setns.Event)) error {
+func collect(t *testing.T, tr *gadget.Tracer[*setns.Event]) *gadgettest.Collector[*setns.Event] {
+	return gadgettest.Collect(t, func(ctx context.Context, emit func(*setns.Event)) error {
 		return tr.Run(ctx, emit, nil)
 	})
 }

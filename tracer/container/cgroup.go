@@ -2,19 +2,20 @@ package container
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/lru"
 )
 
 // ProcNS returns the namespace inodes of a process by type name, from /proc/PID/ns; empty if the
@@ -87,24 +88,39 @@ func ParseCgroupPath(path string) (runtime, id string, ok bool) {
 	return "", "", false
 }
 
-// cgroupPaths maps cgroup v2 ids to paths, by walking the unified hierarchy (a cgroup's id is its
-// directory's inode number). Results are cached, and a miss rescans at most once a second.
+// cgroupPaths maps cgroup v2 ids to paths. A cgroup's id is its kernfs node id, which is also a
+// file handle of the hierarchy: open_by_handle_at opens the cgroup's directory from its id alone,
+// and the kernel says its path. Nothing walks the hierarchy, and no lock is held while the
+// kernel is asked. Answers, a cgroup that is not a container's included, are kept in a bounded
+// cache (ids are never reused).
 type cgroupPaths struct {
-	mu       sync.Mutex
-	root     string
-	paths    map[uint64]string
-	parsed   map[uint64]*event.Container // nil: not a container's cgroup
-	lastScan time.Time
+	root  string
+	mount int // an open descriptor of root (open_by_handle_at refuses O_PATH ones), or -1
+	cache *lru.Cache[uint64, cgroupEntry]
 }
+
+type cgroupEntry struct {
+	path      string
+	container *event.Container // nil: not a container's cgroup
+}
+
+// cgroupCacheSize bounds the cgroups remembered; a node has rarely more than a few thousand.
+const cgroupCacheSize = 8192
+
+// fileidKernfs is the file handle type of kernfs (FILEID_KERNFS): the 64-bit node id.
+const fileidKernfs = 0xfe
 
 // unifiedRoots are where the cgroup v2 hierarchy is mounted: alone, or beside v1 (hybrid).
 var unifiedRoots = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
 
 func newCgroupPaths() *cgroupPaths {
-	p := &cgroupPaths{paths: map[uint64]string{}, parsed: map[uint64]*event.Container{}}
+	p := &cgroupPaths{mount: -1, cache: lru.New[uint64, cgroupEntry](cgroupCacheSize, 0)}
 	for _, r := range unifiedRoots {
 		if isCgroup2(r) {
 			p.root = r
+			if fd, err := unix.Open(r, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+				p.mount = fd // kept for the life of the process, like the collection
+			}
 			break
 		}
 	}
@@ -118,40 +134,42 @@ func isCgroup2(path string) bool {
 
 // container returns the container a cgroup id belongs to according to its path, or nil.
 func (p *cgroupPaths) container(id uint64) (*event.Container, string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.parsed[id]; ok {
-		return c, p.paths[id]
+	if e, ok := p.cache.Get(id); ok {
+		return e.container, e.path
 	}
-	path, ok := p.paths[id]
-	if !ok && p.root != "" && time.Since(p.lastScan) > time.Second {
-		p.scan()
-		path, ok = p.paths[id]
-	}
+	path, ok := p.path(id)
 	if !ok {
-		return nil, "" // not cached as a negative: the cgroup may appear on a later scan
+		return nil, "" // gone already, or no hierarchy: not cached, a later id is another cgroup
 	}
-	var c *event.Container
+	e := cgroupEntry{path: path}
 	if runtime, cid, ok := ParseCgroupPath(path); ok {
-		c = &event.Container{ID: cid, Runtime: runtime}
+		e.container = &event.Container{ID: cid, Runtime: runtime}
 	}
-	p.parsed[id] = c
-	return c, path
+	p.cache.Put(id, e)
+	return e.container, path
 }
 
-func (p *cgroupPaths) scan() {
-	p.lastScan = time.Now()
-	filepath.WalkDir(p.root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		if info, err := d.Info(); err == nil {
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				p.paths[st.Ino] = "/" + strings.TrimPrefix(strings.TrimPrefix(path, p.root), "/")
-			}
-		}
-		return nil
-	})
+// path asks the kernel for a cgroup's path below the hierarchy's root.
+func (p *cgroupPaths) path(id uint64) (string, bool) {
+	if p.mount < 0 {
+		return "", false
+	}
+	var handle [8]byte
+	binary.NativeEndian.PutUint64(handle[:], id)
+	fd, err := unix.OpenByHandleAt(p.mount, unix.NewFileHandle(fileidKernfs, handle[:]), unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	full, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", false
+	}
+	rel, ok := strings.CutPrefix(full, p.root)
+	if !ok {
+		return "", false // the hierarchy is mounted elsewhere in this mount namespace
+	}
+	return "/" + strings.TrimPrefix(rel, "/"), true
 }
 
 // fromCgroup attributes a task no runtime client told us about, by its cgroup's path, and adds
@@ -220,4 +238,22 @@ func (c *Collection) ScanProcesses() error {
 			NS: ProcNS(pid), CgroupID: id, CgroupPath: path, Source: "cgroup"})
 	}
 	return nil
+}
+
+// MountNamespaces lists the mount namespaces processes are in now.
+func MountNamespaces() []uint32 {
+	entries, _ := os.ReadDir("/proc")
+	seen := map[uint32]bool{}
+	var out []uint32
+	for _, e := range entries {
+		pid, err := strconv.ParseUint(e.Name(), 10, 32)
+		if err != nil {
+			continue
+		}
+		if mnt := ProcNS(uint32(pid))["mnt"]; mnt != 0 && !seen[mnt] {
+			seen[mnt] = true
+			out = append(out, mnt)
+		}
+	}
+	return out
 }

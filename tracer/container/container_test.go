@@ -1,11 +1,17 @@
 package container
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ghostwatch/ghostwatch/gen/header"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
 func testContainer(id string, mnt, net uint32) *Container {
@@ -160,5 +166,32 @@ func TestSelector(t *testing.T) {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+// A cgroup's path comes from its id alone (no walk), and a container's cgroup names it.
+func TestCgroupPathFromID(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	p := newCgroupPaths()
+	if p.mount < 0 {
+		t.Fatal("no cgroup v2 hierarchy found")
+	}
+	id := strings.Repeat("ab", 32)
+	rel := "/gw-test-" + strconv.Itoa(os.Getpid()) + "/docker-" + id + ".scope"
+	dir := filepath.Join(p.root, rel)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir); os.Remove(filepath.Dir(dir)) })
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	c, path := p.container(st.Ino)
+	if path != rel || c == nil || c.ID != id || c.Runtime != "docker" {
+		t.Fatalf("cgroup %d: path %q container %+v, want %q and docker %s", st.Ino, path, c, rel, id)
+	}
+	if _, path := p.container(st.Ino + 1<<40); path != "" {
+		t.Errorf("an id of no cgroup resolved to %q", path)
 	}
 }

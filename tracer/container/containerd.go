@@ -171,3 +171,35 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 	ct.CgroupPath, ct.CgroupID = w.coll.cgroupOf(pid)
 	w.coll.Add(ct)
 }
+
+// rescanEvery is how often running processes are scanned for containers when no runtime client
+// reports them.
+const rescanEvery = 2 * time.Second
+
+// Watch fills coll from containerd and, when it is unreachable or its event stream ends, from the
+// cgroup paths of running processes, rescanned until ctx ends. Running processes are scanned once
+// in any case, for containers of other runtimes. warn is told of each fallback, in one line.
+func Watch(ctx context.Context, coll *Collection, socket string, nss []string, warn func(error)) {
+	err := WatchContainerd(ctx, coll, socket, nss, func(err error) {
+		warn(fmt.Errorf("%w; new containers are attributed by cgroup path", err))
+		go coll.rescan(ctx)
+	})
+	coll.ScanProcesses()
+	if err != nil {
+		warn(fmt.Errorf("%w; attributing containers by cgroup path", err))
+		go coll.rescan(ctx)
+	}
+}
+
+func (c *Collection) rescan(ctx context.Context) {
+	t := time.NewTicker(rescanEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.ScanProcesses()
+		}
+	}
+}

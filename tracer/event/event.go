@@ -5,16 +5,20 @@ package event
 import (
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/ghostwatch/ghostwatch/gen/header"
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"golang.org/x/sys/unix"
 )
 
 // Header is the common part of every event, as documented in the README's JSON schema.
 type Header struct {
-	Time      time.Time  `json:"time"`
-	Type      string     `json:"type"`
+	Time time.Time `json:"time"`
+	Type string    `json:"type"`
+	// Kind is the event kind, for gadgets with more than one.
+	Kind      string     `json:"kind,omitempty"`
 	Proc      Proc       `json:"proc"`
 	NS        Namespaces `json:"ns"`
 	Container *Container `json:"container,omitempty"` // nil for the host
@@ -29,6 +33,54 @@ type Container struct {
 	Image        string `json:"image,omitempty"`
 	Pod          string `json:"pod,omitempty"`
 	K8sNamespace string `json:"k8s_namespace,omitempty"`
+
+	rendered atomic.Pointer[rendered] // made once: a container is never changed
+}
+
+// rendered is how a container is written in events.
+type rendered struct {
+	json  []byte
+	label string
+}
+
+func (c *Container) render() *rendered {
+	if r := c.rendered.Load(); r != nil {
+		return r
+	}
+	j := encode.JSON{}
+	j.Object()
+	j.String("id", c.ID)
+	j.OmitEmpty("name", c.Name)
+	j.String("runtime", c.Runtime)
+	j.OmitEmpty("image", c.Image)
+	j.OmitEmpty("pod", c.Pod)
+	j.OmitEmpty("k8s_namespace", c.K8sNamespace)
+	j.End()
+	r := &rendered{json: j.B, label: c.ID}
+	switch {
+	case c.Pod != "" && c.Name != "":
+		r.label = c.Pod + "/" + c.Name
+	case c.Name != "":
+		r.label = c.Name
+	case c.Pod != "":
+		r.label = c.Pod
+	case len(c.ID) > 12:
+		r.label = c.ID[:12]
+	}
+	c.rendered.Store(r)
+	return r
+}
+
+// AppendJSON appends the container as a JSON object.
+func (c *Container) AppendJSON(b []byte) []byte { return append(b, c.render().json...) }
+
+// Label is how a table names a container: pod/name in a pod, else its name, else its short id;
+// "-" for none (the host).
+func (c *Container) Label() string {
+	if c == nil {
+		return "-"
+	}
+	return c.render().label
 }
 
 // Resolver attributes events to containers.
@@ -65,17 +117,26 @@ type Namespaces struct {
 // Raw is the header as the kernel wrote it; every gadget's generated header converts to it.
 type Raw = header.HeaderGwHeader
 
-// Decode turns the kernel's header into its JSON form, attributing it with r if not nil.
-func Decode(typ string, h *Raw, clock Clock, r Resolver) Header {
-	var c *Container
-	if r != nil {
-		c = r.Actor(h)
-	}
-	return Header{
-		Container: c,
-		Time:      clock.Wall(h.TsBootNs),
-		Type:      typ,
-		Proc:      Proc{PID: h.Pid, TID: h.Tid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid, Comm: CString(h.Comm[:])},
+// Decoder fills headers from the kernel's, reusing what it can: command names are interned, so
+// that decoding allocates nothing in the steady state. It is not safe for concurrent use.
+type Decoder struct {
+	Clock    Clock
+	Resolver Resolver // nil: no attribution
+	comms    map[comm]string
+}
+
+type comm = [len(Raw{}.Comm)]int8
+
+// maxComms bounds the interned command names; the table starts over when full.
+const maxComms = 4096
+
+// Decode fills dst from the kernel's header h, for an event of the given type and kind.
+func (d *Decoder) Decode(dst *Header, typ, kind string, h *Raw) {
+	*dst = Header{
+		Time: d.Clock.Wall(h.TsBootNs),
+		Type: typ,
+		Kind: kind,
+		Proc: Proc{PID: h.Pid, TID: h.Tid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid, Comm: d.Comm(h.Comm)},
 		NS: Namespaces{
 			Mnt:      h.Ns[header.HeaderGwNsGW_NS_MNT],
 			Net:      h.Ns[header.HeaderGwNsGW_NS_NET],
@@ -88,18 +149,53 @@ func Decode(typ string, h *Raw, clock Clock, r Resolver) Header {
 			CgroupID: h.CgroupId,
 		},
 	}
+	if d.Resolver != nil {
+		dst.Container = d.Resolver.Actor(h)
+	}
 }
 
-// CString returns the NUL-terminated string at the start of b.
-func CString(b []int8) string {
-	buf := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		buf = append(buf, byte(c))
+// Comm returns a command name the kernel wrote, interned.
+func (d *Decoder) Comm(c comm) string {
+	if s, ok := d.comms[c]; ok {
+		return s
 	}
-	return string(buf)
+	if d.comms == nil || len(d.comms) >= maxComms {
+		d.comms = make(map[comm]string, 64)
+	}
+	s := CString(c[:])
+	d.comms[c] = s
+	return s
+}
+
+// AppendJSON appends the header's members to an object being written.
+func (h *Header) AppendJSON(j *encode.JSON) {
+	j.Time("time", h.Time)
+	j.String("type", h.Type)
+	j.OmitEmpty("kind", h.Kind)
+	j.ObjectKey("proc")
+	j.Uint("pid", uint64(h.Proc.PID))
+	j.Uint("tid", uint64(h.Proc.TID))
+	j.Uint("ppid", uint64(h.Proc.PPID))
+	j.Uint("uid", uint64(h.Proc.UID))
+	j.Uint("gid", uint64(h.Proc.GID))
+	j.String("comm", h.Proc.Comm)
+	j.End()
+	j.ObjectKey("ns")
+	n := &h.NS
+	j.Uint("mnt", uint64(n.Mnt))
+	j.Uint("net", uint64(n.Net))
+	j.Uint("pid", uint64(n.PID))
+	j.Uint("user", uint64(n.User))
+	j.Uint("uts", uint64(n.UTS))
+	j.Uint("ipc", uint64(n.IPC))
+	j.Uint("cgroup", uint64(n.Cgroup))
+	j.Uint("time", uint64(n.Time))
+	j.Uint("cgroup_id", n.CgroupID)
+	j.End()
+	if h.Container != nil {
+		j.Key("container")
+		j.B = h.Container.AppendJSON(j.B)
+	}
 }
 
 // Clock converts the kernel's boot-time nanoseconds (which keep counting across suspend) to
@@ -144,17 +240,31 @@ func itoa(n int64) string {
 }
 
 // CheckLayout reports whether t, a gadget's generated copy of struct gw_header, has the layout of
-// Raw, so that a pointer to one may be read as the other. Each gadget's tests call it.
+// Raw, so that a pointer to one may be read as the other: the same size, and the same fields with
+// the same names, offsets, sizes and kinds. The shared gadget tests call it for every event kind.
 func CheckLayout(t reflect.Type) error {
 	want := reflect.TypeFor[Raw]()
 	if t.Size() != want.Size() || t.NumField() != want.NumField() {
-		return fmt.Errorf("%v: %d bytes in %d fields, gw_header has %d in %d", t, t.Size(), t.NumField(), want.Size(), want.NumField())
+		return fmt.Errorf("%v: %d bytes in %d fields, gw_header has %d bytes in %d", t, t.Size(), t.NumField(), want.Size(), want.NumField())
 	}
 	for i := range t.NumField() {
 		a, b := t.Field(i), want.Field(i)
 		if a.Name != b.Name || a.Offset != b.Offset || a.Type.Size() != b.Type.Size() || a.Type.Kind() != b.Type.Kind() {
-			return fmt.Errorf("%v: field %d is %s at %d, gw_header has %s at %d", t, i, a.Name, a.Offset, b.Name, b.Offset)
+			return fmt.Errorf("%v: field %d is %s (%v, %d bytes) at %d, gw_header has %s (%v, %d bytes) at %d", t, i,
+				a.Name, a.Type.Kind(), a.Type.Size(), a.Offset, b.Name, b.Type.Kind(), b.Type.Size(), b.Offset)
 		}
 	}
 	return nil
+}
+
+// CString returns the NUL-terminated string at the start of b.
+func CString(b []int8) string {
+	buf := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		buf = append(buf, byte(c))
+	}
+	return string(buf)
 }

@@ -1,10 +1,9 @@
-// Package gadget holds what every gadget does the same way: check privileges, mount what tracing
-// needs, push the actor filter into the kernel, attach the hooks, read the ring buffer, count drops,
-// and undo all of it on Close.
+// Package gadget holds what every gadget does the same way: its descriptor, checking privileges,
+// pushing the actor filter into the kernel, attaching the hooks, reading, decoding and joining its
+// events, counting drops, and undoing all of it on Close.
 package gadget
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/gen/header"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
-	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/stream"
 )
@@ -30,6 +28,8 @@ type Filter struct {
 	MntNS MntNSMode
 }
 
+func (f Filter) active() bool { return f.PID != 0 || f.Comm != "" || f.MntNS != MntNSOff }
+
 // MntNSMode is how the mount namespace list filters actors.
 type MntNSMode = header.HeaderMntnsFilter
 
@@ -40,19 +40,39 @@ const (
 	MntNSExcept = header.HeaderMntnsFilterFILTER_MNTNS_EXCEPT
 )
 
-// Gadget is a loaded, attached gadget.
-type Gadget struct {
-	set     *attach.Set
-	reader  *stream.Reader
-	clock   event.Clock
-	release func()
+// The names every object that includes bpf/include/common.h shares.
+const (
+	mapEvents      = "events"
+	mapLost        = "lost"
+	mapFilterMntNS = "filter_mntns"
+	varFilterTgid  = "filter_tgid"
+	varFilterComm  = "filter_comm"
+	varFilterMntNS = "filter_mntns_mode"
+)
+
+// Options configure one load of a gadget.
+type Options struct {
+	Filter Filter
+	Params Params // missing ones take their defaults
 }
 
-// Open loads spec (a bpf2go object including bpf/include/common.h) and attaches its hooks.
-// On error nothing stays loaded or mounted.
-func Open(spec *ebpf.CollectionSpec, hooks []attach.Hook, f Filter) (g *Gadget, err error) {
-	if len(f.Comm) > MaxComm {
-		return nil, fmt.Errorf("comm %q is longer than the kernel's %d characters", f.Comm, MaxComm)
+// Gadget is a loaded, attached gadget.
+type Gadget struct {
+	Desc   *Descriptor
+	Params Params
+	set    *attach.Set
+	reader *stream.Reader // nil for a gadget whose object has no ring buffer
+}
+
+// Open loads a gadget's object, sets its filter and options, and attaches its hooks. On error
+// nothing stays loaded or mounted.
+func Open(d *Descriptor, o Options) (*Gadget, error) {
+	params, err := d.WithDefaults(o.Params)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.Filter.Comm) > MaxComm {
+		return nil, fmt.Errorf("comm %q is longer than the kernel's %d characters", o.Filter.Comm, MaxComm)
 	}
 	if err := kernel.CheckPrivileges(); err != nil {
 		return nil, err
@@ -60,54 +80,61 @@ func Open(spec *ebpf.CollectionSpec, hooks []attach.Hook, f Filter) (g *Gadget, 
 	if err := rlimit.RemoveMemlock(); err != nil { // kernels before 5.11 account BPF memory here
 		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w", err)
 	}
-	release, err := kernel.Use(kernel.Tracefs)
+	spec, err := d.Load()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
 	}
-	defer func() {
-		if err != nil {
-			release()
+	if err := setFilter(spec, o.Filter); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	if d.Configure != nil {
+		if err := d.Configure(spec, params); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Name, err)
 		}
-	}()
-
-	var comm [MaxComm + 1]byte
-	copy(comm[:], f.Comm)
-	if err := setVariable(spec, "filter_tgid", f.PID); err != nil {
-		return nil, err
 	}
-	if err := setVariable(spec, "filter_comm", comm); err != nil {
-		return nil, err
-	}
-	if err := setVariable(spec, "filter_mntns_mode", f.MntNS); err != nil {
-		return nil, err
-	}
-
-	set, err := attach.Load(spec, hooks)
+	set, err := attach.Load(spec, d.Hooks)
 	if err != nil {
 		return nil, err
 	}
-	reader, err := stream.New(set.Map("events"), set.Map("lost"))
-	if err != nil {
-		set.Close()
-		return nil, err
+	g := &Gadget{Desc: d, Params: params, set: set}
+	if events := set.Map(mapEvents); events != nil {
+		if g.reader, err = stream.New(events, set.Map(mapLost), set.Programs()); err != nil {
+			set.Close()
+			return nil, err
+		}
 	}
-	return &Gadget{set: set, reader: reader, clock: event.NewClock(), release: release}, nil
+	return g, nil
 }
 
-func setVariable(spec *ebpf.CollectionSpec, name string, value any) error {
-	v, ok := spec.Variables[name]
-	if !ok {
-		return fmt.Errorf("object has no variable %s: does it include common.h?", name)
+// setFilter sets the actor filter of an object that has one; asking an object without one to
+// filter is an error, never silently ignored.
+func setFilter(spec *ebpf.CollectionSpec, f Filter) error {
+	if _, ok := spec.Variables[varFilterTgid]; !ok {
+		if f.active() {
+			return errors.New("this gadget cannot filter by process or container")
+		}
+		return nil
 	}
-	if err := v.Set(value); err != nil {
-		return fmt.Errorf("setting %s: %w", name, err)
+	var comm [MaxComm + 1]byte
+	copy(comm[:], f.Comm)
+	for name, value := range map[string]any{varFilterTgid: f.PID, varFilterComm: comm, varFilterMntNS: f.MntNS} {
+		v, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("object has no variable %s: does it include common.h?", name)
+		}
+		if err := v.Set(value); err != nil {
+			return fmt.Errorf("setting %s: %w", name, err)
+		}
 	}
 	return nil
 }
 
 // SetMntNS adds (listed true) or removes a mount namespace from the kernel's filter list.
 func (g *Gadget) SetMntNS(inode uint32, listed bool) error {
-	m := g.set.Map("filter_mntns")
+	m := g.set.Map(mapFilterMntNS)
+	if m == nil {
+		return errors.New("this gadget cannot filter by container")
+	}
 	if !listed {
 		if err := m.Delete(inode); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("updating the container filter: %w", err)
@@ -129,20 +156,19 @@ func (g *Gadget) Choices() []attach.Choice { return g.set.Choices }
 // Kind returns the attach kind chosen for a hook.
 func (g *Gadget) Kind(hook string) string { return g.set.Kind(hook) }
 
-// Clock converts the kernel's timestamps.
-func (g *Gadget) Clock() event.Clock { return g.clock }
-
-// Run delivers raw events to handle until ctx is done (see stream.Reader.Run).
-func (g *Gadget) Run(ctx context.Context, handle func(raw []byte), onLost func(total uint64)) error {
-	return g.reader.Run(ctx, handle, onLost)
-}
-
 // Lost returns how many events the kernel could not deliver.
-func (g *Gadget) Lost() (uint64, error) { return g.reader.Lost() }
+func (g *Gadget) Lost() (uint64, error) {
+	if g.reader == nil {
+		return 0, nil
+	}
+	return g.reader.Lost()
+}
 
 // Close detaches and unloads everything and unmounts what Open mounted.
 func (g *Gadget) Close() error {
-	err := errors.Join(g.reader.Close(), g.set.Close())
-	g.release()
-	return err
+	var err error
+	if g.reader != nil {
+		err = g.reader.Close()
+	}
+	return errors.Join(err, g.set.Close())
 }

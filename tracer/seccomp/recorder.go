@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 
 	gen "github.com/ghostwatch/ghostwatch/gen/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
@@ -24,10 +24,45 @@ const (
 	HookArm      = "filter-install"
 )
 
-// Reasons a recording began by itself (--new), as bpf/seccomp.bpf.c's enum arm_reason says.
+// paramNew is the option behind Options.New.
+const paramNew = "new"
+
+// Gadget describes the recorder. It is not streamed: seccomp record and the OCI hook drive it.
+var Gadget = gadget.Descriptor{
+	Name:    "seccomp",
+	Summary: "per-container syscall recording into OCI seccomp profiles",
+	Mode:    gadget.Recorder,
+	Load:    gen.LoadSeccomp,
+	Hooks: []attach.Hook{
+		{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}}},
+		{Name: HookArm, Candidates: [][]string{{gen.SeccompProgSeccompExit, gen.SeccompProgPrctlExit}}},
+	},
+	Kinds: []gadget.Kind{gadget.NewKind[gen.SeccompEvent, Armed]("armed", uint32(gen.SeccompSeccompKindSECCOMP_ARMED),
+		gadget.Field{Name: "mntns", Meaning: "the mount namespace whose recording began"},
+		gadget.Field{Name: "reason", Meaning: "`seccomp` (its first seccomp filter was installed) or `exec` (it exec'd with no filter installed)"},
+	)},
+	Params: []gadget.Param{{Name: paramNew, Default: false,
+		Usage: "record every mount namespace not ignored from its first seccomp filter or, failing one, its first exec"}},
+	Configure: func(spec *ebpf.CollectionSpec, p gadget.Params) error {
+		// With new, arming is needed from the start (see Recorder.setActive).
+		on := uint32(0)
+		if p.Bool(paramNew) {
+			on = 1
+		}
+		return errors.Join(spec.Variables[gen.SeccompVarArmNew].Set(p.Bool(paramNew)),
+			spec.Variables[gen.SeccompVarArming].Set(on), spec.Variables[gen.SeccompVarActive].Set(on))
+	},
+	// A mount namespace made after load records by itself at its first exec.
+	Selftest: gadget.Selftest{Params: gadget.Params{paramNew: true}, Command: []string{"unshare", "--mount", "true"}},
+}
+
+// Reason says how a recording began by itself (--new).
+type Reason = gen.SeccompArmReason
+
+// The reasons.
 const (
-	ArmSeccomp = 1 // its first seccomp filter was installed
-	ArmExec    = 2 // it exec'd before any filter was installed
+	ArmSeccomp = gen.SeccompArmReasonARM_SECCOMP // its first seccomp filter was installed
+	ArmExec    = gen.SeccompArmReasonARM_EXEC    // it exec'd before any filter was installed
 )
 
 // Options configure a Recorder.
@@ -56,23 +91,45 @@ type Recorder struct {
 type Armed struct {
 	event.Header
 	MntNS  uint32
-	Reason int
+	Reason Reason
+}
+
+// Decode fills the event from a kernel record.
+func (a *Armed) Decode(rec *gen.SeccompEvent, h *event.Header, _ event.Resolver) {
+	*a = Armed{Header: *h, MntNS: rec.Mntns, Reason: rec.Reason}
+}
+
+// Head returns the common part.
+func (a *Armed) Head() *event.Header { return &a.Header }
+
+// Clone returns a copy.
+func (a *Armed) Clone() gadget.Event { c := *a; return &c }
+
+func (a *Armed) reason() string {
+	if a.Reason == ArmSeccomp {
+		return "seccomp"
+	}
+	return "exec"
+}
+
+// AppendJSON appends the seccomp object.
+func (a *Armed) AppendJSON(j *encode.JSON) {
+	j.Object()
+	j.Uint("mntns", uint64(a.MntNS))
+	j.String("reason", a.reason())
+	j.End()
+}
+
+// AppendRow appends the mount namespace and the reason.
+func (a *Armed) AppendRow(r *encode.Row) {
+	r.Begin()
+	r.Uint(uint64(a.MntNS))
+	r.Cell(a.reason())
 }
 
 // New loads the recorder. The host's mount namespace is never recorded by itself.
 func New(o Options) (*Recorder, error) {
-	spec, err := gen.LoadSeccomp()
-	if err != nil {
-		return nil, err
-	}
-	if err := spec.Variables[gen.SeccompVarArmNew].Set(o.New); err != nil {
-		return nil, err
-	}
-	hooks := []attach.Hook{
-		{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}}},
-		{Name: HookArm, Candidates: [][]string{{gen.SeccompProgSeccompExit, gen.SeccompProgPrctlExit}}},
-	}
-	g, err := gadget.Open(spec, hooks, gadget.Filter{})
+	g, err := gadget.Open(&Gadget, gadget.Options{Params: gadget.Params{paramNew: o.New}})
 	if err != nil {
 		return nil, err
 	}
@@ -206,17 +263,5 @@ func bits(words []uint64) []uint32 {
 
 // Run reports the recordings the kernel starts by itself (with New) until ctx is done.
 func (r *Recorder) Run(ctx context.Context, armed func(Armed), onLost func(uint64)) error {
-	clock := r.Clock()
-	return r.Gadget.Run(ctx, func(raw []byte) {
-		var e *gen.SeccompEvent
-		if len(raw) < int(unsafe.Sizeof(*e)) {
-			return
-		}
-		e = (*gen.SeccompEvent)(unsafe.Pointer(&raw[0]))
-		armed(Armed{
-			// Same layout, both generated from header.h: TestHeaderLayout checks it.
-			Header: event.Decode("seccomp", (*event.Raw)(unsafe.Pointer(&e.Hdr)), clock, nil),
-			MntNS:  e.Mntns, Reason: int(e.Reason),
-		})
-	}, onLost)
+	return r.Gadget.Run(ctx, nil, func(ev gadget.Event) { armed(*ev.(*Armed)) }, nil, onLost)
 }

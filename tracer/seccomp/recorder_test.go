@@ -14,6 +14,7 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/gen/syscalls"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
@@ -75,7 +76,7 @@ func recordNew(t *testing.T, program string) (Armed, Syscalls) {
 	if err := rec.Ignore(self); err != nil {
 		t.Fatal(err)
 	}
-	events := testutil.Collect(t, func(ctx context.Context, emit func(Armed)) error { return rec.Run(ctx, emit, nil) })
+	events := gadgettest.Collect(t, func(ctx context.Context, emit func(Armed)) error { return rec.Run(ctx, emit, nil) })
 	cmd := exec.Command("unshare", "--mount", program) // unshare, then exec program in the new namespace
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("unshare --mount %s: %v: %s", program, err, out)

@@ -3,12 +3,9 @@
 package setns
 
 import (
-	"context"
-	"fmt"
-	"unsafe"
-
 	gen "github.com/ghostwatch/ghostwatch/gen/setns"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
@@ -23,25 +20,51 @@ const (
 	HookCommit   = "commit"
 )
 
-// Hooks are the attach points, best first per hook (see DESIGN.md, "Kernel attach strategy").
-var Hooks = []attach.Hook{
-	{Name: HookSyscalls, Candidates: [][]string{{
-		gen.SetnsProgSetnsEnter, gen.SetnsProgSetnsExit,
-		gen.SetnsProgUnshareEnter, gen.SetnsProgUnshareExit,
-		gen.SetnsProgCloneEnter, gen.SetnsProgCloneExit,
-		gen.SetnsProgClone3Enter, gen.SetnsProgClone3Exit,
-	}}},
-	// Where a clone's child lands: its namespaces are the new ones.
-	{Name: HookFork, Candidates: [][]string{{gen.SetnsProgForkBtf}, {gen.SetnsProgForkRaw}}},
-	// The nsproxy the kernel installs; without it the caller's namespaces are read at exit.
-	{Name: HookCommit, Candidates: [][]string{{gen.SetnsProgCommitFentry}, {gen.SetnsProgCommitKprobe}},
-		Without: "targets read from the caller at syscall exit"},
+// Gadget describes the setns gadget.
+var Gadget = gadget.Descriptor{
+	Name:    Type,
+	Summary: "namespace entry and creation: setns (nsfs fd or pidfd), unshare, clone/clone3 with CLONE_NEW*",
+	Load:    gen.LoadSetns,
+	Hooks: []attach.Hook{
+		{Name: HookSyscalls, Candidates: [][]string{{
+			gen.SetnsProgSetnsEnter, gen.SetnsProgSetnsExit,
+			gen.SetnsProgUnshareEnter, gen.SetnsProgUnshareExit,
+			gen.SetnsProgCloneEnter, gen.SetnsProgCloneExit,
+			gen.SetnsProgClone3Enter, gen.SetnsProgClone3Exit,
+		}}},
+		// Where a clone's child lands: its namespaces are the new ones.
+		{Name: HookFork, Candidates: [][]string{{gen.SetnsProgForkBtf}, {gen.SetnsProgForkRaw}}},
+		// The nsproxy the kernel installs; without it the caller's namespaces are read at exit.
+		{Name: HookCommit, Candidates: [][]string{{gen.SetnsProgCommitFentry}, {gen.SetnsProgCommitKprobe}},
+			Without: "the targets of unshare are read from the caller's namespaces at syscall exit, which gives the same inodes; setns targets always come from the fd at entry"},
+	},
+	Kinds: []gadget.Kind{gadget.NewKind[gen.SetnsEvent, Event]("call", uint32(gen.SetnsSetnsKindSETNS_CALL),
+		gadget.Field{Name: "syscall", Meaning: "`setns`, `unshare`, `clone` or `clone3`"},
+		gadget.Field{Name: "flags", Meaning: "setns: the `nstype` argument; others: the clone flags"},
+		gadget.Field{Name: "ns_types", Meaning: "the namespace types involved: for an nsfs fd, the type of the namespace behind it (whatever `nstype` says); otherwise those in the flags"},
+		gadget.Field{Name: "fd`, `fd_kind", Meaning: "setns only: the fd, and what it was: `nsfs` (a `/proc/PID/ns/*` file or a bind mount of one), `pidfd`, `other` (the kernel answers EINVAL), `bad` (not open: EBADF)"},
+		gadget.Field{Name: "target_pid", Meaning: "the process a pidfd refers to, or a clone's child"},
+		gadget.Field{Name: "targets", Meaning: "for each type in `ns_types`, the inode of the namespace entered or created; 0 when there is none (bad fd, failed unshare/clone). For `pid` and `time` after unshare or clone, the namespace the caller's children get, as in `/proc/PID/ns/pid_for_children`"},
+		gadget.Field{Name: "target_container", Meaning: "the container that owns the target namespaces (same fields as `container`); absent when none does (the host's, or a namespace of no known container)"},
+		gadget.Field{Name: "result", Meaning: "`ok`, or the errno name (`EBADF`, `EINVAL`, `EPERM`, ...)"},
+		gadget.Field{Name: "ret", Meaning: "the raw return value: 0, the child pid for clone, or `-errno`"},
+	)},
+	Columns: []encode.Column{{Name: "SYSCALL", Width: 7}, {Name: "FD", Width: 9}, {Name: "TARGETS", Width: 36},
+		{Name: "TARGET CONTAINER", Width: 16}, {Name: "RESULT"}},
+	Selftest: gadget.Selftest{Command: []string{"unshare", "--uts", "true"}},
+}
+
+// New loads and attaches the gadget; Close undoes it. r, if not nil, attributes events to
+// containers.
+func New(f gadget.Filter, r event.Resolver) (*gadget.Tracer[*Event], error) {
+	return gadget.OpenTracer[*Event](&Gadget, gadget.Options{Filter: f}, r)
 }
 
 // Event is one namespace call.
 type Event struct {
 	event.Header
 	Setns Details `json:"setns"`
+	fd    int32   // what Setns.FD points at
 }
 
 // Details is the gadget-specific part of an event.
@@ -54,9 +77,9 @@ type Details struct {
 	FDKind  string   `json:"fd_kind,omitempty"` // nsfs, pidfd, other, bad
 	// TargetPID is the process a pidfd refers to, or a clone's child.
 	TargetPID uint32 `json:"target_pid,omitempty"`
-	// Targets maps each namespace type involved to the inode entered or created (0 if unknown,
-	// e.g. a bad fd or a failed unshare).
-	Targets map[string]uint32 `json:"targets"`
+	// Targets holds, for each namespace type involved, the inode entered or created (0 if
+	// unknown, e.g. a bad fd or a failed unshare).
+	Targets event.NSInodes `json:"targets"`
 	// TargetContainer owns the target namespaces (absent: none, or the host's).
 	TargetContainer *event.Container `json:"target_container,omitempty"`
 	Result          string           `json:"result"` // "ok" or the errno name
@@ -77,67 +100,20 @@ var fdKindNames = map[gen.SetnsSetnsFdKind]string{
 	gen.SetnsSetnsFdKindFD_BAD:   "bad",
 }
 
-// Tracer is an attached setns gadget.
-type Tracer struct {
-	*gadget.Gadget
-	resolver event.Resolver
-}
-
-// New loads and attaches the gadget; Close undoes it. r, if not nil, attributes events to
-// containers.
-func New(f gadget.Filter, r event.Resolver) (*Tracer, error) {
-	spec, err := gen.LoadSetns()
-	if err != nil {
-		return nil, err
-	}
-	g, err := gadget.Open(spec, Hooks, f)
-	if err != nil {
-		return nil, err
-	}
-	return &Tracer{g, r}, nil
-}
-
-// Run calls emit for each event until ctx is done. onLost is told the running total of drops.
-func (t *Tracer) Run(ctx context.Context, emit func(*Event), onLost func(uint64)) error {
-	clock := t.Clock()
-	var decodeErr error
-	err := t.Gadget.Run(ctx, func(raw []byte) {
-		ev, err := Decode(raw, clock, t.resolver)
-		if err != nil {
-			decodeErr = err
-			return
-		}
-		emit(ev)
-	}, onLost)
-	if err == nil {
-		err = decodeErr
-	}
-	return err
-}
-
-// Decode turns a raw ring-buffer record into an Event, attributed with r if not nil.
-func Decode(raw []byte, clock event.Clock, r event.Resolver) (*Event, error) {
-	var rec *gen.SetnsEvent
-	if len(raw) < int(unsafe.Sizeof(*rec)) {
-		return nil, fmt.Errorf("setns: short record (%d bytes)", len(raw))
-	}
-	rec = (*gen.SetnsEvent)(unsafe.Pointer(&raw[0]))
-	ev := &Event{
-		// Same layout, both generated from header.h: TestHeaderLayout checks it.
-		Header: event.Decode(Type, (*event.Raw)(unsafe.Pointer(&rec.Hdr)), clock, r),
-		Setns: Details{
-			Syscall:   syscallNames[rec.Syscall],
-			Flags:     rec.Flags,
-			NSTypes:   event.NSNames(uint64(rec.NsMask)),
-			TargetPID: rec.TargetPid,
-			Targets:   map[string]uint32{},
-			Result:    "ok",
-			Ret:       rec.Ret,
-		},
+// Decode fills the event from a kernel record.
+func (ev *Event) Decode(rec *gen.SetnsEvent, h *event.Header, r event.Resolver) {
+	ev.Header = *h
+	ev.Setns = Details{
+		Syscall:   syscallNames[rec.Syscall],
+		Flags:     rec.Flags,
+		NSTypes:   event.NSNames(uint64(rec.NsMask)),
+		TargetPID: rec.TargetPid,
+		Result:    "ok",
+		Ret:       rec.Ret,
 	}
 	if rec.Syscall == gen.SetnsSetnsSyscallSYSCALL_SETNS {
-		fd := rec.Fd
-		ev.Setns.FD = &fd
+		ev.fd = rec.Fd
+		ev.Setns.FD = &ev.fd
 		ev.Setns.FDKind = fdKindNames[rec.FdKind]
 	}
 	if rec.Ret < 0 {
@@ -148,11 +124,87 @@ func Decode(raw []byte, clock event.Clock, r event.Resolver) (*Event, error) {
 			continue
 		}
 		inode := rec.Target[ty.Index]
-		ev.Setns.Targets[ty.Name] = inode
+		ev.Setns.Targets.Set(ty, inode)
 		// The first type, in index order (mnt, net, pid, ...), that a container owns names it.
 		if r != nil && ev.Setns.TargetContainer == nil && inode != 0 {
 			ev.Setns.TargetContainer = r.Owner(ty, inode)
 		}
 	}
-	return ev, nil
+}
+
+// Head returns the common part.
+func (ev *Event) Head() *event.Header { return &ev.Header }
+
+// Clone returns a copy that later decoding leaves alone.
+func (ev *Event) Clone() gadget.Event {
+	c := *ev
+	if c.Setns.FD != nil {
+		c.Setns.FD = &c.fd
+	}
+	return &c
+}
+
+// AppendJSON appends the setns object.
+func (ev *Event) AppendJSON(j *encode.JSON) {
+	d := &ev.Setns
+	j.Object()
+	j.String("syscall", d.Syscall)
+	j.Uint("flags", d.Flags)
+	j.Strings("ns_types", d.NSTypes)
+	if d.FD != nil {
+		j.Int("fd", int64(*d.FD))
+	}
+	j.OmitEmpty("fd_kind", d.FDKind)
+	if d.TargetPID != 0 {
+		j.Uint("target_pid", uint64(d.TargetPID))
+	}
+	j.Key("targets")
+	d.Targets.AppendJSON(j)
+	if d.TargetContainer != nil {
+		j.Key("target_container")
+		j.B = d.TargetContainer.AppendJSON(j.B)
+	}
+	j.String("result", d.Result)
+	j.Int("ret", d.Ret)
+	j.End()
+}
+
+// AppendRow appends SYSCALL, FD, TARGETS, TARGET CONTAINER and RESULT.
+func (ev *Event) AppendRow(r *encode.Row) {
+	d := &ev.Setns
+	r.Cell(d.Syscall)
+	r.Begin()
+	if d.FD != nil {
+		r.Int(int64(*d.FD))
+		r.Str("/")
+		r.Str(d.FDKind)
+	} else {
+		r.Str("-")
+	}
+	r.Begin()
+	if len(d.NSTypes) == 0 {
+		r.Str("-")
+	}
+	first := true
+	for _, ty := range event.NSTypes {
+		if d.Targets.Mask&ty.Flag == 0 {
+			continue
+		}
+		if !first {
+			r.Str(",")
+		}
+		first = false
+		r.Str(ty.Name)
+		r.Str(":")
+		r.Uint(uint64(d.Targets.Inode[ty.Index]))
+	}
+	r.Cell(d.TargetContainer.Label())
+	r.Begin()
+	if d.Ret > 0 {
+		r.Str("ok (child ")
+		r.Int(d.Ret)
+		r.Str(")")
+	} else {
+		r.Str(d.Result)
+	}
 }

@@ -6,23 +6,16 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"reflect"
 	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
-	gen "github.com/ghostwatch/ghostwatch/gen/setns"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
-
-func TestHeaderLayout(t *testing.T) {
-	if err := event.CheckLayout(reflect.TypeOf(gen.SetnsEvent{}.Hdr)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // want is what a case expects of the event it caused.
 type want struct {
@@ -52,14 +45,14 @@ func nsFile(name string) string {
 const allNewNS = unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWPID | unix.CLONE_NEWUSER |
 	unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME
 
-func newTracer(t *testing.T, f gadget.Filter) (*Tracer, *testutil.Collector[*Event]) {
+func newTracer(t *testing.T, f gadget.Filter) (*gadget.Tracer[*Event], *gadgettest.Collector[*Event]) {
 	testutil.RequirePrivileged(t)
 	tr, err := New(f, nil)
 	if err != nil {
 		t.Fatalf("loading setns gadget: %v", err)
 	}
 	t.Cleanup(func() { tr.Close() })
-	c := testutil.Collect(t, func(ctx context.Context, emit func(*Event)) error {
+	c := gadgettest.Collect(t, func(ctx context.Context, emit func(*Event)) error {
 		return tr.Run(ctx, emit, nil)
 	})
 	return tr, c
@@ -231,7 +224,7 @@ func validate(t *testing.T, ev *Event, w want) {
 	if !slices.Equal(d.NSTypes, w.types) {
 		t.Errorf("ns_types = %v, want %v", d.NSTypes, w.types)
 	}
-	if !maps.Equal(d.Targets, w.targets) {
+	if !maps.Equal(d.Targets.Map(), w.targets) {
 		t.Errorf("targets = %v, want %v", d.Targets, w.targets)
 	}
 	if d.FDKind != w.fdKind {

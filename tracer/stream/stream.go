@@ -13,44 +13,61 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 )
 
-// pollEvery bounds how long a stop request or a new drop waits to be noticed.
-const pollEvery = 200 * time.Millisecond
+// PollEvery bounds how long a stop request or a new drop waits to be noticed.
+const PollEvery = 200 * time.Millisecond
 
 // Reader delivers raw records from a ring buffer.
 type Reader struct {
 	rd       *ringbuf.Reader
 	lost     *ebpf.Map
+	progs    []*ebpf.Program
 	rec      ringbuf.Record
 	lostSeen uint64
 	perCPU   []uint64
 }
 
-// New reads events from the ring buffer map events; lost is the per-CPU drop counter.
-func New(events, lost *ebpf.Map) (*Reader, error) {
+// New reads events from the ring buffer map events. lost is the per-CPU count of events the
+// programs could not write; the runs progs missed because the kernel was already running a BPF
+// program on the same CPU (recursion) are lost events too.
+func New(events, lost *ebpf.Map, progs []*ebpf.Program) (*Reader, error) {
 	rd, err := ringbuf.NewReader(events)
 	if err != nil {
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
 	}
-	return &Reader{rd: rd, lost: lost}, nil
+	return &Reader{rd: rd, lost: lost, progs: progs}, nil
 }
 
 // Run calls handle for every record until ctx is done, then delivers what is still buffered and
-// returns nil. The slice passed to handle is reused: handle must copy what it keeps. onLost, if
-// not nil, is called with the running total whenever the kernel reports new drops.
-func (r *Reader) Run(ctx context.Context, handle func(raw []byte), onLost func(total uint64)) error {
+// returns nil; an error from handle stops it. The slice passed to handle is reused: handle must
+// copy what it keeps. idle, if not nil, is called whenever the buffer has been emptied, and at
+// least every PollEvery. onLost, if not nil, is called with the running total whenever the
+// kernel reports new drops.
+func (r *Reader) Run(ctx context.Context, handle func(raw []byte) error, idle func(), onLost func(total uint64)) error {
 	draining := false
-	r.rd.SetDeadline(time.Now().Add(pollEvery))
+	next := time.Now().Add(PollEvery)
+	r.rd.SetDeadline(next)
 	for {
 		err := r.rd.ReadInto(&r.rec)
 		switch {
 		case err == nil:
-			handle(r.rec.RawSample)
+			if err := handle(r.rec.RawSample); err != nil {
+				return err
+			}
+			if r.rd.AvailableBytes() == 0 && idle != nil {
+				idle()
+			}
 			if !draining && ctx.Err() != nil {
 				draining = true
 				r.rd.SetDeadline(time.Now())
+			} else if !draining && time.Now().After(next) { // busy: look at drops anyway
+				r.checkLost(onLost)
+				next = time.Now().Add(PollEvery)
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			r.checkLost(onLost)
+			if idle != nil {
+				idle()
+			}
 			switch {
 			case draining:
 				return nil
@@ -59,7 +76,8 @@ func (r *Reader) Run(ctx context.Context, handle func(raw []byte), onLost func(t
 				draining = true
 				r.rd.SetDeadline(time.Now())
 			default:
-				r.rd.SetDeadline(time.Now().Add(pollEvery))
+				next = time.Now().Add(PollEvery)
+				r.rd.SetDeadline(next)
 			}
 		case errors.Is(err, ringbuf.ErrClosed):
 			return nil
@@ -80,14 +98,39 @@ func (r *Reader) checkLost(onLost func(uint64)) {
 	}
 }
 
-// Lost returns how many events the kernel could not deliver since the object was loaded.
+// Lost returns how many events the kernel could not deliver since the object was loaded: those the
+// programs counted, and the runs the kernel skipped for recursion.
 func (r *Reader) Lost() (uint64, error) {
-	if err := r.lost.Lookup(uint32(0), &r.perCPU); err != nil {
+	total, err := SumLost(r.lost, &r.perCPU)
+	if err != nil {
+		return 0, err
+	}
+	missed, err := RecursionMisses(r.progs)
+	return total + missed, err
+}
+
+// SumLost adds up a per-CPU drop counter (perCPU is reused between calls).
+func SumLost(lost *ebpf.Map, perCPU *[]uint64) (uint64, error) {
+	if err := lost.Lookup(uint32(0), perCPU); err != nil {
 		return 0, fmt.Errorf("reading drop counter: %w", err)
 	}
 	var total uint64
-	for _, n := range r.perCPU {
+	for _, n := range *perCPU {
 		total += n
+	}
+	return total, nil
+}
+
+// RecursionMisses is how many times the kernel did not run these programs because a BPF program
+// was already running on that CPU (kernels before 5.12 do not count it: 0).
+func RecursionMisses(progs []*ebpf.Program) (uint64, error) {
+	var total uint64
+	for _, p := range progs {
+		st, err := p.Stats()
+		if err != nil {
+			return 0, fmt.Errorf("reading program stats: %w", err)
+		}
+		total += st.RecursionMisses
 	}
 	return total, nil
 }

@@ -11,21 +11,40 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ghostwatch/ghostwatch/tracer/registry"
 	"github.com/ghostwatch/ghostwatch/vmtest"
 )
 
 // packages are the test packages run in every guest.
 var packages = []string{"./cmd/...", "./tracer/..."}
 
-// expectAttach is, per kernel series, the attach kind each hook must get there; the tests fail on
-// any other (GHOSTWATCH_EXPECT_ATTACH), so that a silent fallback is caught.
-var expectAttach = map[string]string{
-	"6.1":  "syscalls=tracepoint,clone-child=tp_btf,commit=fentry",
-	"6.12": "syscalls=tracepoint,clone-child=tp_btf,commit=fentry",
+// expectAttach is the attach kind every hook of every registered gadget must get on a kernel
+// series, as GHOSTWATCH_EXPECT_ATTACH ("gadget/hook=kind,..."): the tests fail on any other, so
+// that a silent fallback is caught. Debian's 6.1 and 6.12 offer every attach point, so each hook
+// must take its best candidate; override lists the exceptions (none so far).
+func expectAttach(series string) (string, error) {
+	best, err := registry.BestChoices()
+	if err != nil {
+		return "", err
+	}
+	for hook, kind := range override[series] {
+		best[hook] = kind
+	}
+	parts := make([]string, 0, len(best))
+	for hook, kind := range best {
+		parts = append(parts, hook+"="+kind)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ","), nil
 }
+
+// override is, per kernel series, the hooks ("gadget/hook") that must not take their best
+// candidate there, and the kind they must take instead ("none" for none).
+var override = map[string]map[string]string{}
 
 type result struct {
 	name                  string
@@ -85,9 +104,11 @@ func run() error {
 		append(env, "VMTEST_KERNEL="+kernels[0].Image, "VMTEST_RUN="+runBin), "./vmtest"))
 	for _, k := range kernels {
 		kenv := append(env, "VMTEST_KERNEL="+k.Image)
-		if want, ok := expectAttach[k.Series]; ok {
-			kenv = append(kenv, "GHOSTWATCH_EXPECT_ATTACH="+want)
+		want, err := expectAttach(k.Series)
+		if err != nil {
+			return err
 		}
+		kenv = append(kenv, "GHOSTWATCH_EXPECT_ATTACH="+want)
 		r := goTest(k.Release, kenv, append([]string{"-exec", runBin}, packages...)...)
 		results = append(results, r)
 	}

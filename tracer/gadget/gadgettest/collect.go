@@ -1,17 +1,16 @@
-package testutil
+// Package gadgettest helps tests of gadgets: collecting a tracer's events, and the checks every
+// registered gadget must pass.
+package gadgettest
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
-
-// Wait is how long a test waits for an event it caused before failing.
-const Wait = 10 * time.Second
 
 // Collector runs a tracer's Run loop in the background and hands its events to the test.
 type Collector[E any] struct {
@@ -22,11 +21,15 @@ type Collector[E any] struct {
 }
 
 // Collect starts run (a tracer's Run method bound to its emit callback) and stops it at cleanup.
+// Events that decoders reuse (gadget events) are cloned before they are kept.
 func Collect[E any](t testing.TB, run func(ctx context.Context, emit func(E)) error) *Collector[E] {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Collector[E]{events: make(chan E, 4096), cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		c.done <- run(ctx, func(e E) {
+			if ev, ok := any(e).(gadget.Event); ok {
+				e = ev.Clone().(E)
+			}
 			select {
 			case c.events <- e:
 			default: // the test is not reading; dropping here only hides events it did not ask for
@@ -41,7 +44,7 @@ func Collect[E any](t testing.TB, run func(ctx context.Context, emit func(E)) er
 // (passed to skipped, if not nil). It fails the test after Wait.
 func (c *Collector[E]) Next(t testing.TB, what string, match func(E) bool, skipped func(E)) E {
 	t.Helper()
-	timer := time.NewTimer(Wait)
+	timer := time.NewTimer(testutil.Wait)
 	defer timer.Stop()
 	for {
 		select {
@@ -53,7 +56,7 @@ func (c *Collector[E]) Next(t testing.TB, what string, match func(E) bool, skipp
 				skipped(e)
 			}
 		case <-timer.C:
-			t.Fatalf("no event for %s within %v", what, Wait)
+			t.Fatalf("no event for %s within %v", what, testutil.Wait)
 		}
 	}
 }
@@ -66,48 +69,4 @@ func (c *Collector[E]) Stop(t testing.TB) {
 			t.Errorf("tracer run: %v", err)
 		}
 	})
-}
-
-// Programs lists the BPF programs loaded in the kernel now: id to name.
-func Programs(t testing.TB) map[int]string {
-	t.Helper()
-	ids := map[int]string{}
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			return ids
-		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue // unloaded meanwhile
-		}
-		if info, err := p.Info(); err == nil {
-			ids[int(id)] = info.Name
-		}
-		p.Close()
-	}
-}
-
-// WaitUnloaded fails the test unless, within Wait, every program that list shows was already in
-// before. The kernel frees a program shortly after its last reference goes, so this polls.
-func WaitUnloaded(t testing.TB, before map[int]string, list func(testing.TB) map[int]string) {
-	t.Helper()
-	deadline := time.Now().Add(Wait)
-	for {
-		var left []string
-		for id, name := range list(t) {
-			if _, ok := before[id]; !ok {
-				left = append(left, fmt.Sprintf("%d:%s", id, name))
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("programs still loaded after %v: %v", Wait, left)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a kernel list: there is nothing to wait on
-	}
 }

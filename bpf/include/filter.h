@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The actor filter (--pid, --comm, --container, --host), for gadgets whose events have an actor
+ * worth filtering. User space refuses a filter for an object without these variables. */
+#pragma once
+
+#include "common.h"
+
+/* Set from Go before load (spec.Variables); zero means "no filter". */
+const volatile __u32 filter_tgid = 0;
+const volatile char filter_comm[TASK_COMM_LEN] = {};
+
+/* Container filter: mount namespaces listed in filter_mntns are the only ones wanted
+ * (FILTER_MNTNS_ONLY, for --container/--pod) or the ones not wanted (FILTER_MNTNS_EXCEPT, for
+ * --host). User space keeps the map current as containers come and go. */
+const volatile enum mntns_filter filter_mntns_mode = FILTER_MNTNS_OFF;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_mntns SEC(".maps");
+
+static __always_inline __u32 current_mntns(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+}
+
+/* True when the current task passes the actor filters set from user space. */
+static __always_inline bool actor_wanted(void)
+{
+	if (filter_mntns_mode != FILTER_MNTNS_OFF) {
+		__u32 mntns = current_mntns();
+		bool listed = bpf_map_lookup_elem(&filter_mntns, &mntns) != NULL;
+		if (listed != (filter_mntns_mode == FILTER_MNTNS_ONLY))
+			return false;
+	}
+	if (filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid)
+		return false;
+	if (filter_comm[0]) {
+		char comm[TASK_COMM_LEN];
+		bpf_get_current_comm(comm, sizeof(comm));
+		for (int i = 0; i < TASK_COMM_LEN; i++) {
+			if (comm[i] != filter_comm[i])
+				return false;
+			if (!comm[i])
+				break;
+		}
+	}
+	return true;
+}

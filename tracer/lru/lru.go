@@ -1,0 +1,95 @@
+// Package lru is a bounded cache that evicts the least recently used entry, and entries older
+// than a time to live: the memory of joins and of caches fed by a stream of events must not grow
+// with the stream.
+package lru
+
+import (
+	"container/list"
+	"sync"
+	"time"
+)
+
+// Cache holds at most Max entries. It is safe for concurrent use.
+type Cache[K comparable, V any] struct {
+	max   int
+	ttl   time.Duration // 0: entries do not expire
+	mu    sync.Mutex
+	order *list.List // front: most recently used
+	items map[K]*list.Element
+	// Evicted counts entries dropped for room or age, so that a join can say it forgot.
+	evicted uint64
+}
+
+type entry[K comparable, V any] struct {
+	key   K
+	value V
+	added time.Time
+}
+
+// New makes a cache of at most size entries (at least 1), each kept at most ttl (0: no limit).
+func New[K comparable, V any](size int, ttl time.Duration) *Cache[K, V] {
+	return &Cache[K, V]{max: max(size, 1), ttl: ttl, order: list.New(), items: map[K]*list.Element{}}
+}
+
+// Get returns a live entry and marks it used.
+func (c *Cache[K, V]) Get(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var zero V
+	el, ok := c.items[k]
+	if !ok {
+		return zero, false
+	}
+	e := el.Value.(*entry[K, V])
+	if c.ttl > 0 && time.Since(e.added) > c.ttl {
+		c.remove(el)
+		c.evicted++
+		return zero, false
+	}
+	c.order.MoveToFront(el)
+	return e.value, true
+}
+
+// Put adds or replaces an entry, evicting the least recently used one when full.
+func (c *Cache[K, V]) Put(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[k]; ok {
+		el.Value = &entry[K, V]{k, v, time.Now()}
+		c.order.MoveToFront(el)
+		return
+	}
+	for c.order.Len() >= c.max {
+		c.remove(c.order.Back())
+		c.evicted++
+	}
+	c.items[k] = c.order.PushFront(&entry[K, V]{k, v, time.Now()})
+}
+
+// Delete removes an entry.
+func (c *Cache[K, V]) Delete(k K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[k]; ok {
+		c.remove(el)
+	}
+}
+
+// Len is the number of entries, expired ones included until they are touched.
+func (c *Cache[K, V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}
+
+// Evicted is how many entries were dropped for room or age.
+func (c *Cache[K, V]) Evicted() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evicted
+}
+
+func (c *Cache[K, V]) remove(el *list.Element) {
+	c.order.Remove(el)
+	delete(c.items, el.Value.(*entry[K, V]).key)
+}

@@ -1,0 +1,45 @@
+package lru
+
+import (
+	"testing"
+	"time"
+)
+
+func TestEvictsLeastRecentlyUsed(t *testing.T) {
+	c := New[int, string](2, 0)
+	c.Put(1, "a")
+	c.Put(2, "b")
+	if _, ok := c.Get(1); !ok { // 1 is now the most recently used
+		t.Fatal("1 missing")
+	}
+	c.Put(3, "c")
+	if _, ok := c.Get(2); ok {
+		t.Error("2 should have been evicted")
+	}
+	if v, ok := c.Get(1); !ok || v != "a" {
+		t.Errorf("1 = %q, %v", v, ok)
+	}
+	if c.Len() != 2 || c.Evicted() != 1 {
+		t.Errorf("len %d evicted %d, want 2 and 1", c.Len(), c.Evicted())
+	}
+	c.Put(1, "z")
+	if v, _ := c.Get(1); v != "z" {
+		t.Errorf("replaced value = %q", v)
+	}
+	c.Delete(1)
+	if _, ok := c.Get(1); ok || c.Len() != 1 {
+		t.Error("delete left the entry")
+	}
+}
+
+func TestExpires(t *testing.T) {
+	c := New[int, int](10, time.Nanosecond)
+	c.Put(1, 1)
+	time.Sleep(time.Millisecond) // the entry's age is what is tested
+	if _, ok := c.Get(1); ok {
+		t.Error("an entry older than the ttl was returned")
+	}
+	if c.Evicted() != 1 || c.Len() != 0 {
+		t.Errorf("evicted %d len %d", c.Evicted(), c.Len())
+	}
+}

@@ -1,0 +1,60 @@
+// Package registry lists every gadget. Generic code (the CLI's trace command, doctor, vmtest's
+// attach expectations, the JSON documentation, the shared gadget tests) iterates over All, so adding
+// a gadget is adding it here.
+package registry
+
+import (
+	"fmt"
+
+	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
+	"github.com/ghostwatch/ghostwatch/tracer/setns"
+)
+
+// All are the gadgets, in the order they are listed.
+var All = []*gadget.Descriptor{
+	&setns.Gadget,
+	&seccomp.Gadget,
+}
+
+// Lookup returns a gadget by name, or nil.
+func Lookup(name string) *gadget.Descriptor {
+	for _, d := range All {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// Streams are the gadgets `ghostwatch trace` streams.
+func Streams() []*gadget.Descriptor {
+	var out []*gadget.Descriptor
+	for _, d := range All {
+		if d.Mode == gadget.Stream {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// BestChoices returns, for every hook of every gadget as "gadget/hook", the attach kind of its
+// best candidate: what a kernel on which every attach point works must choose.
+func BestChoices() (map[string]string, error) {
+	out := map[string]string{}
+	for _, d := range All {
+		spec, err := d.Load()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Name, err)
+		}
+		for _, h := range d.Hooks {
+			kinds, err := attach.CandidateKinds(spec, h)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", d.Name, err)
+			}
+			out[d.Name+"/"+h.Name] = kinds[0]
+		}
+	}
+	return out, nil
+}

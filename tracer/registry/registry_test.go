@@ -1,0 +1,394 @@
+// The checks every registered gadget must pass, on this kernel and in vmtest's guests.
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+
+	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
+	"github.com/ghostwatch/ghostwatch/tracer/registry"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+func forEach(t *testing.T, f func(t *testing.T, d *gadget.Descriptor)) {
+	names := map[string]bool{}
+	for _, d := range registry.All {
+		if names[d.Name] {
+			t.Fatalf("two gadgets are named %s", d.Name)
+		}
+		names[d.Name] = true
+		t.Run(d.Name, func(t *testing.T) { f(t, d) })
+	}
+}
+
+// Every program a hook names is in the object, and every program of the object is in a hook.
+func TestHooksNameRealPrograms(t *testing.T) {
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		spec, err := d.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := map[string]bool{}
+		for _, h := range d.Hooks {
+			if _, err := attach.CandidateKinds(spec, h); err != nil {
+				t.Error(err)
+			}
+			for _, c := range h.Candidates {
+				for _, name := range c {
+					used[name] = true
+				}
+			}
+		}
+		for name := range spec.Programs {
+			if !used[name] {
+				t.Errorf("program %q is in no hook: dead code", name)
+			}
+		}
+	})
+}
+
+// Each kind's Go record is its C struct (same size, as bpf2go generated it), begins with the
+// shared header, and kinds have distinct values.
+func TestKindLayouts(t *testing.T) {
+	header := reflect.TypeFor[event.Raw]()
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		spec, err := d.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Kinds) == 0 {
+			t.Fatal("no event kinds")
+		}
+		values := map[uint32]string{}
+		for _, k := range d.Kinds {
+			if other, ok := values[k.Value]; ok {
+				t.Errorf("kinds %s and %s share the value %d", k.Name, other, k.Value)
+			}
+			values[k.Value] = k.Name
+			if k.Value == 0 {
+				t.Errorf("kind %s has value 0, which a zeroed record would also have", k.Name)
+			}
+			rec := k.Record()
+			first := -1 // bpf2go's structs begin with a zero-size layout marker
+			for i := 0; rec.Kind() == reflect.Struct && i < rec.NumField() && first < 0; i++ {
+				if rec.Field(i).Type.Size() > 0 {
+					first = i
+				}
+			}
+			if first < 0 || rec.Field(first).Offset != 0 || rec.Field(first).Type.Size() != header.Size() {
+				t.Errorf("kind %s: record %v does not begin with the header (%d bytes)", k.Name, rec, header.Size())
+				continue
+			}
+			// bpf2go names the Go type after the C struct: find it in the object's BTF.
+			var found bool
+			for typ := range spec.Types.All() {
+				s, ok := typ.(*btf.Struct)
+				if ok && s.Name != "" && strings.HasSuffix(strings.ToLower(rec.Name()), strings.ToLower(strings.ReplaceAll(s.Name, "_", ""))) && s.Size == uint32(rec.Size()) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("kind %s: no C struct of %d bytes named like %s in the object", k.Name, rec.Size(), rec.Name())
+			}
+		}
+		for _, f := range d.Kinds[0].Fields {
+			if f.Name == "" || f.Meaning == "" {
+				t.Errorf("kind %s documents a field without a name or meaning: %+v", d.Kinds[0].Name, f)
+			}
+		}
+	})
+}
+
+// A record shorter than its kind, or of a kind the gadget does not have, is an error: never read
+// past what the kernel wrote, never skip silently.
+func TestShortRecordIsAnError(t *testing.T) {
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		dec := gadget.NewDecoder(d, event.NewClock(), nil)
+		headerSize := int(unsafe.Sizeof(event.Raw{}))
+		if _, err := dec.Decode(make([]byte, headerSize-1)); err == nil {
+			t.Error("a record shorter than the header decoded")
+		}
+		for _, k := range d.Kinds {
+			raw := make([]byte, k.Record().Size())
+			(*event.Raw)(unsafe.Pointer(&raw[0])).Kind = k.Value
+			if _, err := dec.Decode(raw); err != nil {
+				t.Errorf("kind %s: a whole record: %v", k.Name, err)
+			}
+			if _, err := dec.Decode(raw[:len(raw)-1]); err == nil {
+				t.Errorf("kind %s: a record one byte short decoded", k.Name)
+			}
+			(*event.Raw)(unsafe.Pointer(&raw[0])).Kind = 1 << 30
+			if _, err := dec.Decode(raw); err == nil {
+				t.Errorf("kind %s: a record of an unknown kind decoded", k.Name)
+			}
+		}
+	})
+}
+
+// available says whether this kernel offers an attach kind, found without ghostwatch's own
+// probing.
+func available(kind string) bool {
+	switch kind {
+	case "fentry", "fexit":
+		return features.HaveProgramType(ebpf.Tracing) == nil
+	case "lsm":
+		return features.HaveProgramType(ebpf.LSM) == nil
+	case "kprobe", "kretprobe":
+		return kernel.HasKprobes()
+	}
+	return true // tracepoints, raw tracepoints, tp_btf and iterators work on every supported kernel
+}
+
+// The attach point chosen for each hook is the best this kernel offers, so that a silent fallback
+// is caught. What the kernel offers is found independently; vmtest states it exactly per kernel
+// with GHOSTWATCH_EXPECT_ATTACH="gadget/hook=kind,..." (kind "none" for none).
+func TestAttachChoices(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	expect := map[string]string{}
+	if env := os.Getenv("GHOSTWATCH_EXPECT_ATTACH"); env != "" {
+		for _, kv := range strings.Split(env, ",") {
+			hook, kind, _ := strings.Cut(kv, "=")
+			expect[hook] = strings.TrimPrefix(kind, "none")
+		}
+	}
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		spec, err := d.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := open(t, d, gadget.Filter{})
+		for _, h := range d.Hooks {
+			kinds, err := attach.CandidateKinds(spec, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ""
+			for _, k := range kinds {
+				if available(k) {
+					want = k
+					break
+				}
+			}
+			key := d.Name + "/" + h.Name
+			if k, ok := expect[key]; ok {
+				want = k
+				delete(expect, key)
+			} else if len(os.Getenv("GHOSTWATCH_EXPECT_ATTACH")) > 0 {
+				t.Errorf("GHOSTWATCH_EXPECT_ATTACH says nothing of %s", key)
+			}
+			if got := g.Kind(h.Name); got != want {
+				t.Errorf("hook %s attached as %q, want %q (choices: %v)", h.Name, got, want, g.Choices())
+			}
+		}
+	})
+	for key := range expect {
+		t.Errorf("GHOSTWATCH_EXPECT_ATTACH names %s, which no registered gadget has", key)
+	}
+}
+
+func open(t *testing.T, d *gadget.Descriptor, f gadget.Filter) *gadget.Gadget {
+	t.Helper()
+	g, err := gadget.Open(d, gadget.Options{Filter: f, Params: d.Selftest.Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+func setup(t *testing.T, d *gadget.Descriptor) {
+	if d.Selftest.Setup == nil {
+		return
+	}
+	cleanup, err := d.Selftest.Setup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+}
+
+// Close leaves no program, map, link or mount behind, after events have flowed.
+func TestCloseLeavesNothing(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		setup(t, d)
+		before := testutil.KernelObjects(t)
+		g, err := gadget.Open(d, gadget.Options{Params: d.Selftest.Params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(testutil.KernelObjects(t)) <= len(before) {
+			g.Close()
+			t.Fatal("Open added nothing to the kernel's lists: the check below could not fail")
+		}
+		events := gadgettest.Collect(t, func(ctx context.Context, emit func(gadget.Event)) error {
+			return g.Run(ctx, nil, emit, nil, nil)
+		})
+		p := start(t, d.Selftest.Command, 0, "")
+		p.run(t)
+		events.Next(t, "the selftest's event", func(ev gadget.Event) bool { return ev.Head().Type == d.Name }, nil)
+		events.Stop(t)
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitUnloaded(t, before, testutil.KernelObjects)
+	})
+}
+
+// proc is a shell that waits on its stdin and then execs a gadget's selftest command, so that
+// its pid is known before the command runs.
+type proc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	pid   uint32
+}
+
+// start starts a proc in new namespaces (unshareFlags) that will exec argv, under the name as if
+// it was not empty (its comm becomes name).
+func start(t *testing.T, argv []string, unshareFlags uintptr, as string) *proc {
+	t.Helper()
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as != "" {
+		link := filepath.Join(t.TempDir(), as)
+		if err := os.Symlink(path, link); err != nil {
+			t.Fatal(err)
+		}
+		path = link
+	}
+	cmd := exec.Command("sh", append([]string{"-c", `read _; exec "$@"`, "sh", path}, argv[1:]...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: unshareFlags}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stdin: stdin, pid: uint32(cmd.Process.Pid)}
+	t.Cleanup(func() {
+		if p.stdin != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return p
+}
+
+// run lets the command run to its end.
+func (p *proc) run(t *testing.T) {
+	t.Helper()
+	p.stdin.Write([]byte("\n"))
+	p.stdin.Close()
+	p.stdin = nil
+	if err := p.cmd.Wait(); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The pid, comm and container (mount namespace) filters drop in the kernel what they should: the
+// excluded actor's event, caused first, never arrives before the included actor's.
+func TestFilters(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	const name = "gw-selftest"
+	hostMnt := testutil.NSInode(t, os.Getpid(), "mnt")
+	cases := []struct {
+		name string
+		// run makes the excluded and the included actor, and opens the gadget filtering them.
+		run func(t *testing.T, d *gadget.Descriptor) (g *gadget.Gadget, excluded, included *proc)
+	}{
+		{"pid", func(t *testing.T, d *gadget.Descriptor) (*gadget.Gadget, *proc, *proc) {
+			ex, in := start(t, d.Selftest.Command, 0, ""), start(t, d.Selftest.Command, 0, "")
+			return open(t, d, gadget.Filter{PID: in.pid}), ex, in
+		}},
+		{"comm", func(t *testing.T, d *gadget.Descriptor) (*gadget.Gadget, *proc, *proc) {
+			ex, in := start(t, d.Selftest.Command, 0, ""), start(t, d.Selftest.Command, 0, name)
+			return open(t, d, gadget.Filter{Comm: name}), ex, in
+		}},
+		{"container-only", func(t *testing.T, d *gadget.Descriptor) (*gadget.Gadget, *proc, *proc) {
+			ex, in := start(t, d.Selftest.Command, 0, ""), start(t, d.Selftest.Command, syscall.CLONE_NEWNS, "")
+			g := open(t, d, gadget.Filter{MntNS: gadget.MntNSOnly})
+			if err := g.SetMntNS(testutil.NSInode(t, int(in.pid), "mnt"), true); err != nil {
+				t.Fatal(err)
+			}
+			return g, ex, in
+		}},
+		{"host-excluded", func(t *testing.T, d *gadget.Descriptor) (*gadget.Gadget, *proc, *proc) {
+			ex, in := start(t, d.Selftest.Command, 0, ""), start(t, d.Selftest.Command, syscall.CLONE_NEWNS, "")
+			g := open(t, d, gadget.Filter{MntNS: gadget.MntNSExcept})
+			if err := g.SetMntNS(hostMnt, true); err != nil {
+				t.Fatal(err)
+			}
+			return g, ex, in
+		}},
+	}
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		spec, err := d.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := spec.Variables["filter_tgid"]; !ok {
+			// Such a gadget must refuse a filter rather than ignore it.
+			if _, err := gadget.Open(d, gadget.Options{Filter: gadget.Filter{PID: 1}, Params: d.Selftest.Params}); err == nil {
+				t.Fatal("a gadget without filters accepted a pid filter")
+			}
+			return
+		}
+		setup(t, d)
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				g, ex, in := c.run(t, d)
+				events := gadgettest.Collect(t, func(ctx context.Context, emit func(gadget.Event)) error {
+					return g.Run(ctx, nil, emit, nil, nil)
+				})
+				ex.run(t)
+				in.run(t)
+				events.Next(t, "the included actor's event", func(ev gadget.Event) bool {
+					return ev.Head().Proc.PID == in.pid
+				}, func(ev gadget.Event) {
+					if ev.Head().Proc.PID == ex.pid {
+						t.Errorf("the filter let through the excluded actor's event: %+v", ev.Head())
+					}
+				})
+			})
+		}
+	})
+}
+
+// The README's gadget list, JSON objects and attach points are the registry's.
+func TestREADMEDocumentsEveryGadget(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := registry.ReplaceDocs(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != string(b) {
+		t.Error("README.md does not document the registered gadgets as the registry does: run make generate")
+	}
+}

@@ -1,0 +1,320 @@
+package seccomp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ghostwatch/ghostwatch/tracer/container"
+)
+
+// Session records containers into profiles, one per mount namespace: the running ones it is told
+// of, and (with a recorder made with New) the ones the kernel starts recording by itself, kept
+// when they belong to a wanted container. Each recording ends when its container's process exits,
+// or when the session stops, and its profile is written then.
+type Session struct {
+	rec  *Recorder
+	coll *container.Collection
+	sel  container.Selector
+	// Out is where profiles go: "" for Stdout, a .json file, or a directory (one per container).
+	out    string
+	base   *Profile
+	log    io.Writer
+	stdout io.Writer
+
+	mu      sync.Mutex
+	targets map[uint32]*target
+	err     error
+	wake    chan struct{}
+}
+
+// SessionOptions configure a Session.
+type SessionOptions struct {
+	Selector container.Selector // which containers the kernel's own recordings are kept for
+	Out      string             // "" (Stdout), FILE.json, or a directory
+	Base     *Profile           // merged into every profile, if not nil
+	Log      io.Writer          // progress and warnings, one line each
+	Stdout   io.Writer          // where a profile goes when Out is ""
+}
+
+// target is one recording.
+type target struct {
+	mntns uint32
+	name  string // the profile's file name, without .json
+	pid   uint32 // watched: its exit ends the recording
+}
+
+// NewSession makes a session on a loaded recorder; coll attributes namespaces to containers.
+func NewSession(rec *Recorder, coll *container.Collection, o SessionOptions) *Session {
+	return &Session{rec: rec, coll: coll, sel: o.Selector, out: o.Out, base: o.Base, log: o.Log, stdout: o.Stdout,
+		targets: map[uint32]*target{}, wake: make(chan struct{}, 1)}
+}
+
+// IgnoreRunning keeps every mount namespace that processes are in now from recording by itself:
+// with New, only namespaces made from now on are new.
+func (s *Session) IgnoreRunning() error {
+	for _, mnt := range container.MountNamespaces() {
+		if err := s.rec.Ignore(mnt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartPID records the mount namespace of a running process; what it did before is not in the
+// profile.
+func (s *Session) StartPID(pid uint32) error {
+	mnt := container.ProcNS(pid)["mnt"]
+	if mnt == 0 {
+		return fmt.Errorf("no process %d", pid)
+	}
+	if err := s.rec.Start(mnt); err != nil {
+		return err
+	}
+	s.add(&target{mntns: mnt, name: "pid-" + strconv.Itoa(int(pid)), pid: pid})
+	fmt.Fprintf(s.log, "ghostwatch: warning: process %d runs already: what it did before now is not in the profile; the whole mount namespace %d is recorded\n", pid, mnt)
+	return nil
+}
+
+// StartRunning records the running containers the selector matches and returns how many.
+func (s *Session) StartRunning() (int, error) {
+	n := 0
+	for _, c := range s.coll.List() {
+		if !s.sel.Matches(c) || c.NS["mnt"] == 0 {
+			continue
+		}
+		if err := s.rec.Start(c.NS["mnt"]); err != nil {
+			return n, err
+		}
+		s.add(&target{mntns: c.NS["mnt"], name: ProfileName(c), pid: c.Pid})
+		n++
+		fmt.Fprintf(s.log, "ghostwatch: warning: container %s runs already: syscalls made at its start are not in the profile (use --new)\n", ProfileName(c))
+	}
+	return n, nil
+}
+
+// Names lists the recordings under way by profile name.
+func (s *Session) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, t := range s.targets {
+		names = append(names, t.name)
+	}
+	return names
+}
+
+// Run records until ctx is done or, if untilEmpty, until the last recording has ended; then it
+// writes the profiles of those still under way. The error says if any profile was not written.
+func (s *Session) Run(ctx context.Context, untilEmpty bool, onLost func(uint64)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- s.rec.Run(ctx, func(a Armed) { go s.armed(ctx, a) }, onLost)
+	}()
+	for {
+		select {
+		case <-s.wake:
+			if untilEmpty && len(s.Names()) == 0 {
+				cancel()
+				return errors.Join(<-runErr, s.failed())
+			}
+		case <-ctx.Done():
+			err := <-runErr
+			s.finishAll()
+			return errors.Join(err, s.failed())
+		}
+	}
+}
+
+func (s *Session) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *Session) add(t *target) {
+	s.mu.Lock()
+	s.targets[t.mntns] = t
+	s.mu.Unlock()
+	if t.pid != 0 {
+		go s.watchExit(t)
+	}
+}
+
+// watchExit finishes a recording when its process (the container's init) exits. A pidfd names
+// the process itself, so a reused pid is never mistaken for it.
+func (s *Session) watchExit(t *target) {
+	fd, err := unix.PidfdOpen(int(t.pid), 0)
+	switch {
+	case err == unix.ESRCH: // exited already: a short-lived container
+	case err != nil:
+		return // no pidfd: the recording ends with the session
+	default:
+		for {
+			if _, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1); err != unix.EINTR {
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+	s.finish(t)
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is pending already; Run counts what is left when it wakes
+	}
+}
+
+// armedWait is how long a namespace the kernel started recording may take to be known as a
+// container: containerd's task event may come a moment after the kernel saw the container start.
+const armedWait = 10 * time.Second
+
+// armed handles a recording the kernel started: keep it if it is a wanted container, else drop it.
+func (s *Session) armed(ctx context.Context, a Armed) {
+	deadline := time.Now().Add(armedWait)
+	for ctx.Err() == nil {
+		if c := s.coll.ByMntNS(a.MntNS); c != nil {
+			if s.sel.Active() && !s.sel.Matches(c) {
+				s.rec.Stop(a.MntNS)
+				return
+			}
+			how := "its first seccomp filter"
+			if a.Reason == ArmExec {
+				how = "its first exec (no seccomp filter was installed: the runtime's steps after it installs one at enforcement are not recorded)"
+			}
+			fmt.Fprintf(s.log, "ghostwatch: recording %s from %s\n", ProfileName(c), how)
+			s.add(&target{mntns: a.MntNS, name: ProfileName(c), pid: c.Pid})
+			return
+		}
+		if time.Now().After(deadline) {
+			s.rec.Stop(a.MntNS) // a mount namespace of no container
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the runtime's event: nothing to block on
+	}
+}
+
+// finish stops one recording and writes its profile.
+func (s *Session) finish(t *target) {
+	s.mu.Lock()
+	if s.targets[t.mntns] != t {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.targets, t.mntns)
+	s.mu.Unlock()
+	sc, err := s.rec.Stop(t.mntns)
+	if err == nil {
+		err = s.write(t, sc)
+	}
+	if err != nil {
+		fmt.Fprintf(s.log, "ghostwatch: %s: %v\n", t.name, err)
+		s.mu.Lock()
+		s.err = errors.New("some profiles were not written")
+		s.mu.Unlock()
+	}
+}
+
+func (s *Session) finishAll() {
+	s.mu.Lock()
+	var ts []*target
+	for _, t := range s.targets {
+		ts = append(ts, t)
+	}
+	s.mu.Unlock()
+	for _, t := range ts {
+		s.finish(t)
+	}
+}
+
+func (s *Session) write(t *target, sc Syscalls) error {
+	p := Build(sc)
+	if sc.OutOfRange > 0 {
+		fmt.Fprintf(s.log, "ghostwatch: warning: %s made %d calls with numbers past the recorder's tables\n", t.name, sc.OutOfRange)
+	}
+	if s.base != nil {
+		var err error
+		if p, err = Merge(s.base, p); err != nil {
+			return err
+		}
+	}
+	data, err := p.Marshal()
+	if err != nil {
+		return err
+	}
+	switch {
+	case s.out == "":
+		_, err = s.stdout.Write(data)
+		return err
+	case strings.HasSuffix(s.out, ".json"):
+		return WriteFileAtomic(s.out, data)
+	}
+	if err := os.MkdirAll(s.out, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(s.out, t.name+".json")
+	if err := WriteFileAtomic(path, data); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.log, "ghostwatch: wrote %s (%d syscalls)\n", path, len(sc.Native)+len(sc.Compat)+len(sc.X32))
+	return nil
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// ProfileName names a container's profile file: pod_container, name, or id.
+func ProfileName(c *container.Container) string {
+	name := c.ID
+	switch {
+	case c.Pod != "" && c.Name != "":
+		name = c.Pod + "_" + c.Name
+	case c.Name != "":
+		name = c.Name
+	}
+	return unsafeName.ReplaceAllString(name, "_")
+}
+
+// WriteFileAtomic writes a file whole or not at all (a reader never sees half a profile).
+func WriteFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".ghostwatch-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ReadProfile reads and checks an OCI seccomp profile.
+func ReadProfile(path string) (*Profile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
