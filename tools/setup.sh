@@ -11,6 +11,8 @@ packages=(
 	xz-utils zstd                 # tools/vmlinux-h.sh unpacks kernels
 	qemu-system-x86               # vmtest boots Debian's kernels under TCG
 	bpftrace strace               # make bench: the peers
+	gcc libc6-dev                 # go test -race needs cgo
+	crun uidmap libcap2-bin       # tests: the second runtime; user namespaces mapped from /etc/subuid; setcap
 )
 
 missing=()

@@ -187,20 +187,21 @@ func TestDoctorReportsEveryGadget(t *testing.T) {
 
 // trace --help lists every streaming gadget of the registry, and each has its subcommand.
 func TestTraceHelpListsEveryGadget(t *testing.T) {
-	var stdout, stderr strings.Builder
-	if code := run([]string{"ghostwatch", "trace", "--help"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
+	help := func(args ...string) string {
+		var stdout, stderr strings.Builder
+		if code := run(append([]string{"ghostwatch"}, args...), &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
+		}
+		return stdout.String()
 	}
+	list := help("trace", "--help")
 	for _, d := range registry.Streams() {
-		if !strings.Contains(stdout.String(), d.Name) || !strings.Contains(stdout.String(), d.Summary) {
-			t.Errorf("trace --help does not list %s (%s):\n%s", d.Name, d.Summary, stdout.String())
+		if !strings.Contains(list, d.Name) || !strings.Contains(list, d.Summary) {
+			t.Errorf("trace --help does not list %s (%s):\n%s", d.Name, d.Summary, list)
 		}
-		stdout.Reset()
-		if code := run([]string{"ghostwatch", "trace", d.Name, "--help"}, &stdout, &stderr); code != 0 {
-			t.Errorf("trace %s --help: exit %d: %s", d.Name, code, stderr.String())
-		}
+		own := help("trace", d.Name, "--help")
 		for _, p := range d.Params {
-			if !strings.Contains(stdout.String(), "--"+p.Name) {
+			if !strings.Contains(own, "--"+p.Name) {
 				t.Errorf("trace %s --help has no --%s", d.Name, p.Name)
 			}
 		}

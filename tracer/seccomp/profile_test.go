@@ -2,21 +2,11 @@ package seccomp
 
 import (
 	"bytes"
-	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
-
-	gen "github.com/ghostwatch/ghostwatch/gen/seccomp"
-	"github.com/ghostwatch/ghostwatch/tracer/event"
 )
-
-func TestHeaderLayout(t *testing.T) {
-	if err := event.CheckLayout(reflect.TypeOf(gen.SeccompEvent{}.Hdr)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestBuildNamesAndKeepsUnnamed(t *testing.T) {
 	p := Build(Syscalls{Native: []uint32{0, 1, 59, 511}, Compat: []uint32{11, 1}})
