@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/caps"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
@@ -15,6 +16,7 @@ import (
 // All are the gadgets, in the order they are listed.
 var All = []*gadget.Descriptor{
 	&setns.Gadget,
+	&caps.Gadget,
 	&seccomp.Gadget,
 }
 
