@@ -1,8 +1,8 @@
 //go:build ignore
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The floor for benchmarks (tools/bench): an empty program on the hook the seccomp recorder uses,
- * attached alone, so that a gadget's cost is shown beside the cost of running any program there.
- * Not part of any gadget. */
+/* Floors for benchmarks (tools/bench): empty programs on the hooks gadgets use, each attached
+ * alone, so that a gadget's cost is shown beside the cost of running any program there. Not part
+ * of any gadget. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -11,6 +11,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter_btf, struct pt_regs *regs, long id)
+{
+	return 0;
+}
+
+SEC("tp_btf/cap_capable")
+int BPF_PROG(cap_capable_btf, const struct cred *cred, struct user_namespace *target_ns,
+	     const struct user_namespace *capable_ns, int cap, int ret)
 {
 	return 0;
 }

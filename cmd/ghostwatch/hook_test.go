@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,33 +29,19 @@ func runcBundleWith(t *testing.T, hookArgs []string, annotation string, profile 
 	if err := containertest.WriteRootfs(filepath.Join(dir, "rootfs")); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("runc", "spec", "--bundle", dir).CombinedOutput(); err != nil {
-		t.Fatalf("runc spec: %v: %s", err, out)
-	}
-	var spec specs.Spec
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec.Process.Terminal = false
-	spec.Root.Readonly = false
-	spec.Process.Args = args
-	spec.Linux.Seccomp = profile
-	hook := func(stage string) specs.Hook {
-		return specs.Hook{Path: binary, Args: append([]string{"ghostwatch", "seccomp", "hook", stage}, hookArgs...),
-			Env: []string{"GHOSTWATCH_TEST_AS_CLI=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, Timeout: intPtr(30)}
-	}
-	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook("prestart")}, Poststop: []specs.Hook{hook("poststop")}}
-	if annotation != "" {
-		spec.Annotations = map[string]string{"io.containers.trace-syscall": annotation}
-	}
-	data, _ = json.Marshal(&spec)
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	containertest.RuncSpec(t, dir, func(spec *specs.Spec) {
+		spec.Root.Readonly = false
+		spec.Process.Args = args
+		spec.Linux.Seccomp = profile
+		hook := func(stage string) specs.Hook {
+			return specs.Hook{Path: binary, Args: append([]string{"ghostwatch", "seccomp", "hook", stage}, hookArgs...),
+				Env: []string{"GHOSTWATCH_TEST_AS_CLI=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, Timeout: intPtr(30)}
+		}
+		spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook("prestart")}, Poststop: []specs.Hook{hook("poststop")}}
+		if annotation != "" {
+			spec.Annotations = map[string]string{"io.containers.trace-syscall": annotation}
+		}
+	})
 	return dir
 }
 

@@ -16,7 +16,8 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	FloorProgSysEnterBtf = "sys_enter_btf"
+	FloorProgCapCapableBtf = "cap_capable_btf"
+	FloorProgSysEnterBtf   = "sys_enter_btf"
 )
 
 // LoadFloor returns the embedded CollectionSpec for Floor.
@@ -61,7 +62,8 @@ type FloorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type FloorProgramSpecs struct {
-	SysEnterBtf *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
+	CapCapableBtf *ebpf.ProgramSpec `ebpf:"cap_capable_btf"`
+	SysEnterBtf   *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
 }
 
 // FloorMapSpecs contains maps before they are loaded into the kernel.
@@ -112,11 +114,13 @@ type FloorVariables struct {
 //
 // It can be passed to LoadFloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type FloorPrograms struct {
-	SysEnterBtf *ebpf.Program `ebpf:"sys_enter_btf"`
+	CapCapableBtf *ebpf.Program `ebpf:"cap_capable_btf"`
+	SysEnterBtf   *ebpf.Program `ebpf:"sys_enter_btf"`
 }
 
 func (p *FloorPrograms) Close() error {
 	return _FloorClose(
+		p.CapCapableBtf,
 		p.SysEnterBtf,
 	)
 }

@@ -116,7 +116,11 @@ func runLoop(b *testing.B, loop, mode string, n int, s setup) float64 {
 }
 
 func bpftrace(b *testing.B, pid int, _ uint32) func() {
-	prog := fmt.Sprintf("tracepoint:raw_syscalls:sys_enter /pid == %d/ { @[args->id] = count(); }", pid)
+	return runBpftrace(b, fmt.Sprintf("tracepoint:raw_syscalls:sys_enter /pid == %d/ { @[args->id] = count(); }", pid))
+}
+
+// runBpftrace starts a bpftrace program, its output discarded, and returns what stops it.
+func runBpftrace(b *testing.B, prog string) func() {
 	cmd := exec.Command("bpftrace", "-e", prog)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -16,8 +18,6 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
-
-const bindLow = `import socket; socket.socket().bind(("127.0.0.1", 81)); print("bound")`
 
 func open(t *testing.T, params gadget.Params) *gadgettest.Collector[gadget.Event] {
 	t.Helper()
@@ -32,39 +32,42 @@ func open(t *testing.T, params gadget.Params) *gadgettest.Collector[gadget.Event
 	})
 }
 
-// python copies python3 to path with file capabilities set by setcap args.
-func python(t *testing.T, path string, setcap ...string) string {
+// nc copies busybox to dir/nc (run as its nc applet) with file capabilities fc.
+func nc(t *testing.T, dir string, fc caps.FileCaps) string {
 	t.Helper()
-	src, err := filepath.EvalSymlinks("/usr/bin/python3")
-	if err != nil {
-		t.Skip("no python3")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if out, err := exec.Command("cp", src, path).CombinedOutput(); err != nil {
+	path := filepath.Join(dir, "nc")
+	if out, err := exec.Command("cp", "/bin/busybox", path).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v: %s", err, out)
 	}
-	if out, err := exec.Command("setcap", append(setcap, path)...).CombinedOutput(); err != nil {
-		t.Fatalf("setcap: %v: %s", err, out)
+	if err := unix.Setxattr(path, "security.capability", fc.Encode(), 0); err != nil {
+		t.Fatal(err)
 	}
 	return path
 }
 
-// run runs a command to its end and returns its pid and output.
-func run(t *testing.T, name string, args ...string) (uint32, string) {
+// listen runs file as nc listening on port 81, as uid 1000, in a user namespace mapping 0-65535
+// to 100000-165535 when userNS, and returns whether the bind was denied. A listener that bound is
+// stopped after a second.
+func listen(t *testing.T, file string, userNS bool) (denied bool) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	out, _ := cmd.CombinedOutput()
-	return uint32(cmd.Process.Pid), string(out)
-}
-
-// inUserNS runs file as uid 1000 in a user namespace mapping 0-65535 to 100000-165535.
-func inUserNS(t *testing.T, file string) (uint32, string) {
-	return run(t, "unshare", "--user", "--net", "--map-users=100000,0,65536", "--map-groups=100000,0,65536",
-		"--setuid", "1000", "--setgid", "1000", file, "-c", bindLow)
-}
-
-// asUser runs file as uid 1000 in the initial user namespace.
-func asUser(t *testing.T, file string) (uint32, string) {
-	return run(t, "unshare", "--setuid", "1000", "--setgid", "1000", file, "-c", bindLow)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, file, "-l", "-p", "81")
+	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Credential: &syscall.Credential{Uid: 1000, Gid: 1000}}
+	if userNS {
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	}
+	cmd.SysProcAttr = attr
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return strings.Contains(string(out), "ermission denied")
 }
 
 // The story: a v3 xattr whose rootid is not root in the caller's user namespace is ignored at
@@ -72,58 +75,60 @@ func asUser(t *testing.T, file string) (uint32, string) {
 // that is root there, a v2 file that applies, and a v2 file on a nosuid mount.
 func TestFileCapsIgnoredAndJoined(t *testing.T) {
 	events := open(t, nil)
-	dir := t.TempDir()
-	nosuid := filepath.Join(dir, "nosuid")
-	os.Mkdir(nosuid, 0o755)
-	if err := unix.Mount("tmpfs", nosuid, "tmpfs", unix.MS_NOSUID, ""); err != nil {
-		t.Fatal(err)
+	// tmpfs mounts of our own: they hold xattrs wherever the test runs, and uid 1000 (101000 in
+	// the user namespace) can exec from them.
+	top := t.TempDir()
+	os.Chmod(top, 0o755)
+	os.Chmod(filepath.Dir(top), 0o755)
+	mount := func(name string, flags uintptr) string {
+		dir := filepath.Join(top, name)
+		os.Mkdir(dir, 0o755)
+		if err := unix.Mount("tmpfs", dir, "tmpfs", flags, "mode=0755"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+		return dir
 	}
-	t.Cleanup(func() { unix.Unmount(nosuid, unix.MNT_DETACH) })
-	// uid 1000, and 101000 in the user namespace, exec from here.
-	os.Chmod(dir, 0o755)
-	os.Chmod(filepath.Dir(dir), 0o755)
+	dir, nosuid := mount("files", 0), mount("nosuid", unix.MS_NOSUID)
+	const bind = 1 << 10 // CAP_NET_BIND_SERVICE
 
-	type want struct {
+	for _, tc := range []struct {
+		name    string
+		file    string
+		userNS  bool
 		applied bool
 		because string
-		bound   bool
-	}
-	for _, tc := range []struct {
-		name string
-		file string
-		run  func(*testing.T, string) (uint32, string)
-		want want
 	}{
-		{"rootid of this user namespace", python(t, filepath.Join(dir, "gw-ok"), "-n", "100000", "cap_net_bind_service=ep"), inUserNS, want{true, "", true}},
-		{"rootid of another", python(t, filepath.Join(dir, "gw-bad"), "-n", "200000", "cap_net_bind_service=ep"), inUserNS, want{false, "rootid", false}},
-		{"v2 applied", python(t, filepath.Join(dir, "gw-v2"), "cap_net_bind_service=ep"), asUser, want{true, "", true}},
-		{"v2 on nosuid", python(t, filepath.Join(nosuid, "gw-nosuid"), "cap_net_bind_service=ep"), asUser, want{false, "nosuid", false}},
+		{"rootid of this user namespace", nc(t, filepath.Join(dir, "ok"), caps.FileCaps{Version: 3, RootID: 100000, Permitted: bind, Effective: true}), true, true, ""},
+		{"rootid of another", nc(t, filepath.Join(dir, "bad"), caps.FileCaps{Version: 3, RootID: 200000, Permitted: bind, Effective: true}), true, false, "rootid"},
+		{"v2 applied", nc(t, filepath.Join(dir, "v2"), caps.FileCaps{Version: 2, Permitted: bind, Effective: true}), false, true, ""},
+		{"v2 on nosuid", nc(t, nosuid, caps.FileCaps{Version: 2, Permitted: bind, Effective: true}), false, false, "nosuid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pid, out := tc.run(t, tc.file)
-			if bound := strings.Contains(out, "bound"); bound != tc.want.bound {
-				t.Fatalf("bound = %v, want %v: %s", bound, tc.want.bound, out)
+			if denied := listen(t, tc.file, tc.userNS); denied == tc.applied {
+				t.Fatalf("bind denied %v, but the file caps should be applied %v", denied, tc.applied)
 			}
+			// Events come in order: the exec, then the process's checks. Every cause seen must
+			// be the refused exec's.
 			var ex *caps.Exec
-			// Events come in order: the exec, then the process's checks; the next exec is another
-			// test's. Every cause seen must be the refused exec's.
-			var denied *caps.Check
 			events.Next(t, "the exec of "+tc.file, func(ev gadget.Event) bool {
-				if e, ok := ev.(*caps.Exec); ok && e.Proc.PID == pid && e.File == tc.file {
+				if e, ok := ev.(*caps.Exec); ok && e.File == tc.file {
 					ex = e
 					return true
 				}
 				return false
 			}, nil)
-			if ex.Caps == nil || ex.Applied != tc.want.applied || ex.Because != tc.want.because {
-				t.Fatalf("exec: xattr %+v (%s), applied %v because %q; want %v %q", ex.Caps, ex.XattrErr, ex.Applied, ex.Because, tc.want.applied, tc.want.because)
+			if ex.Caps == nil || ex.Applied != tc.applied || ex.Because != tc.because {
+				t.Fatalf("exec: xattr %+v (%s), applied %v because %q; want %v %q", ex.Caps, ex.XattrErr, ex.Applied, ex.Because, tc.applied, tc.because)
 			}
-			if tc.want.because == "rootid" && (ex.Caps.Version != 3 || ex.Caps.RootID != 200000) {
+			if tc.because == "rootid" && (ex.Caps.Version != 3 || ex.Caps.RootID != 200000) {
 				t.Errorf("xattr %+v, want v3 rootid 200000", ex.Caps)
 			}
-			// The bind's check: denied when not applied, with the exec as cause, and absent (the
-			// capability is there) when applied. A marker check from this test ends the wait.
+			// The bind's check: denied when not applied, with the exec as cause when the reason
+			// is the rootid, and absent (the capability is there) when applied. A marker check
+			// from this test ends the wait.
 			marker, _ := run(t, "unshare", "--uts", "true")
+			var denied *caps.Check
 			events.Next(t, "the marker's check", func(ev gadget.Event) bool {
 				return ev.Head().Proc.PID == marker
 			}, func(ev gadget.Event) {
@@ -131,25 +136,36 @@ func TestFileCapsIgnoredAndJoined(t *testing.T) {
 				if !ok {
 					return
 				}
-				if c.Cause != nil && (c.Proc.PID != pid || tc.want.applied) {
+				if c.Cause != nil && (c.Proc.PID != ex.Proc.PID || tc.applied) {
 					t.Errorf("invented cause on %s check of pid %d: %+v", c.Syscall, c.Proc.PID, c.Cause)
 				}
-				if c.Proc.PID == pid && c.Denied && c.Syscall == "bind" {
+				if c.Proc.PID == ex.Proc.PID && c.Denied && c.Syscall == "bind" {
 					denied = c
 				}
 			})
 			switch {
-			case tc.want.bound && denied != nil:
+			case tc.applied && denied != nil:
 				t.Errorf("a denied bind check in a process that bound: %+v", denied)
-			case !tc.want.bound && denied == nil:
+			case !tc.applied && denied == nil:
 				t.Error("no denied check in bind")
-			case tc.want.because == "rootid":
-				if denied.Cause == nil || denied.Cause.Kind != "exec" || denied.Cause.PID != pid || denied.Cause.Attrs[0].Value != tc.file {
+			case !tc.applied:
+				if denied.Cause == nil || denied.Cause.Kind != "exec" || denied.Cause.PID != ex.Proc.PID || denied.Cause.Attrs[0].Value != tc.file {
 					t.Errorf("denied bind: cause %+v, want the exec of %s", denied.Cause, tc.file)
 				}
 			}
 		})
 	}
+}
+
+// run runs a command to its end and returns its pid and output.
+func run(t *testing.T, name string, args ...string) (uint32, string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return uint32(cmd.Process.Pid), string(out)
 }
 
 // --denied and --unique drop in the kernel: a first process's allowed check, then a second's
@@ -169,11 +185,11 @@ func TestDeniedAndUniqueInTheKernel(t *testing.T) {
 			holder := testutil.StartHolder(t, unix.CLONE_NEWNS)
 			defer holder.Stop()
 			in := func(args ...string) uint32 {
-				pid, _ := run(t, "nsenter", append([]string{"-t", strconv.Itoa(holder.Pid), "-m", "--"}, args...)...)
+				pid, _ := run(t, "nsenter", append([]string{"-t", strconv.Itoa(holder.Pid), "-m"}, args...)...)
 				return pid
 			}
-			first, second := in("unshare", "--uts", "true"), in("unshare", "--uts", "true")
-			marker := in("setpriv", "--reuid", "1000", "unshare", "--uts", "true")
+			first, second := in("--", "unshare", "--uts", "true"), in("--", "unshare", "--uts", "true")
+			marker := in("-S", "1000", "-G", "1000", "--", "unshare", "--uts", "true")
 			seen := map[uint32]bool{}
 			events.Next(t, "the denied marker", func(ev gadget.Event) bool {
 				c, ok := ev.(*caps.Check)

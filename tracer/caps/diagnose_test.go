@@ -1,7 +1,6 @@
 package caps
 
 import (
-	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
@@ -13,24 +12,8 @@ import (
 
 const netBind = 10 // CAP_NET_BIND_SERVICE
 
-// xattr writes security.capability as setcap does: v2, or v3 with a rootid.
 func xattr(version int, rootid uint32, permitted uint64, effective bool) []byte {
-	magic := uint32(0x02000000)
-	size := 20
-	if version == 3 {
-		magic, size = 0x03000000, 24
-	}
-	if effective {
-		magic |= 1
-	}
-	b := make([]byte, size)
-	binary.LittleEndian.PutUint32(b, magic)
-	binary.LittleEndian.PutUint32(b[4:], uint32(permitted))
-	binary.LittleEndian.PutUint32(b[12:], uint32(permitted>>32))
-	if version == 3 {
-		binary.LittleEndian.PutUint32(b[20:], rootid)
-	}
-	return b
+	return FileCaps{Version: version, RootID: rootid, Permitted: set(permitted), Effective: effective}.Encode()
 }
 
 func TestParseFileCaps(t *testing.T) {
@@ -41,6 +24,9 @@ func TestParseFileCaps(t *testing.T) {
 	fc, err = ParseFileCaps(xattr(2, 0, 1<<40|1<<netBind, false))
 	if err != nil || fc.Version != 2 || fc.Permitted != 1<<40|1<<netBind || fc.Effective {
 		t.Errorf("v2: %+v %v", fc, err)
+	}
+	if fc, err := ParseFileCaps(xattr(1, 0, 1<<netBind, true)); err != nil || fc.Version != 1 || fc.Permitted != 1<<netBind {
+		t.Errorf("v1: %+v %v", fc, err)
 	}
 	for _, bad := range [][]byte{nil, {1, 2}, xattr(2, 0, 1, true)[:19], {0, 0, 0, 9, 0, 0, 0, 0}} {
 		if _, err := ParseFileCaps(bad); err == nil {

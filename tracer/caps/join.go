@@ -36,7 +36,7 @@ func (j *Join) Process(ev gadget.Event, emit func(gadget.Event)) {
 	switch e := ev.(type) {
 	case *Exec:
 		j.notApplied.Delete(e.Proc.PID) // a new program: what the old one was refused is moot
-		b, _, err := j.readCaps(fileID{dev: e.rec.Dev, ino: e.rec.Ino, pid: e.Proc.PID, path: e.File,
+		b, _, err := j.readCaps(fileID{dev: e.rec.Dev, ino: e.rec.Ino, pid: e.Proc.PID, ppid: e.Proc.PPID, path: e.File,
 			sameMounts: e.NS.Mnt == j.ourMntNS})
 		switch {
 		case err == errNoCaps:

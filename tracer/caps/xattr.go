@@ -70,14 +70,15 @@ var errNoCaps = errors.New("no security.capability")
 type fileID struct {
 	dev        uint32 // the kernel's encoding: major << 20 | minor
 	ino        uint64
-	pid        uint32
+	pid, ppid  uint32
 	path       string // as exec'd
 	sameMounts bool   // the actor's mount namespace is ours: path means the same here
 }
 
-// readFileCaps reads the xattr of the exec'd file, through /proc/PID/exe while the process lives
-// or, failing that, through the exec'd path when it means the same here; either way only from a
-// file whose device and inode are the exec'd file's, never by trusting a path. how says which.
+// readFileCaps reads the xattr of the exec'd file: through /proc/PID/exe while the process lives;
+// failing that, through the exec'd path in its parent's root (a container's short-lived process
+// whose shell still runs) or here when the path means the same here. Only from a file whose device
+// and inode are the exec'd file's, never by trusting a path. how says which.
 func readFileCaps(id fileID) (b []byte, how string, err error) {
 	try := func(path string) ([]byte, error) {
 		f, err := os.Open(path)
@@ -106,10 +107,39 @@ func readFileCaps(id fileID) (b []byte, how string, err error) {
 	if err == nil || errors.Is(err, errNoCaps) {
 		return b, "exe", err
 	}
-	if id.sameMounts && len(id.path) > 0 && id.path[0] == '/' {
-		if b, perr := try(id.path); perr == nil || errors.Is(perr, errNoCaps) {
-			return b, "path", perr
+	if len(id.path) > 0 && id.path[0] == '/' {
+		if b, perr := try("/proc/" + strconv.Itoa(int(id.ppid)) + "/root" + id.path); perr == nil || errors.Is(perr, errNoCaps) {
+			return b, "parent's root", perr
+		}
+		if id.sameMounts {
+			if b, perr := try(id.path); perr == nil || errors.Is(perr, errNoCaps) {
+				return b, "path", perr
+			}
 		}
 	}
 	return nil, "", fmt.Errorf("the process exited and its file could not be found again: %w", err)
+}
+
+// Encode writes the xattr as setcap does: v1, v2, or v3 with the rootid (setcap -n).
+func (fc FileCaps) Encode() []byte {
+	magic, size := uint32(capRevision2), 20
+	switch fc.Version {
+	case 1:
+		magic, size = capRevision1, 12
+	case 3:
+		magic, size = capRevision3, 24
+	}
+	if fc.Effective {
+		magic |= capFlagsEffective
+	}
+	b := make([]byte, size)
+	binary.LittleEndian.PutUint32(b, magic)
+	for i := 0; 4+8*i+8 <= min(size, 20); i++ {
+		binary.LittleEndian.PutUint32(b[4+8*i:], uint32(fc.Permitted>>(32*i)))
+		binary.LittleEndian.PutUint32(b[8+8*i:], uint32(fc.Inheritable>>(32*i)))
+	}
+	if fc.Version == 3 {
+		binary.LittleEndian.PutUint32(b[20:], fc.RootID)
+	}
+	return b
 }

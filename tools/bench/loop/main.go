@@ -1,5 +1,5 @@
 // Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
-// the nanoseconds they took. Usage: loop getppid|mix N
+// the nanoseconds they took. Usage: loop getppid|mix|setuid N
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix N")
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -40,6 +40,10 @@ func main() {
 			syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafePointer(buf)), uintptr(len(buf)))
 			syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
 			syscall.RawSyscall(syscall.SYS_STAT, uintptr(unsafePointer(path)), uintptr(unsafePointerStat(&st)), 0)
+		}
+	case "setuid": // as root, setuid(0) is a capability check (CAP_SETUID) that changes nothing
+		for i := 0; i < n; i++ {
+			syscall.RawSyscall(syscall.SYS_SETUID, 0, 0, 0)
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "loop: unknown mode", os.Args[1])

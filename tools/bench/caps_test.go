@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"os/exec"
+	"syscall"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// BenchmarkCaps measures what `trace caps` adds to every syscall (a getppid loop: no capability
+// check, but the syscall tracepoints of capset are enabled) and to a loop of capability checks
+// (setuid(0) as root), beside empty programs on the same hooks and bpftrace's cap_capable
+// one-liner printing each check, as `trace caps -o json` writes each.
+func BenchmarkCaps(b *testing.B) {
+	testutil.RequirePrivileged(b)
+	dir := b.TempDir()
+	loop := build(b, dir, "loop", "./loop")
+	ghostwatch := build(b, dir, "ghostwatch", "../../cmd/ghostwatch")
+	floor := loadFloor(b)
+	defer floor.Close()
+	ours := gadgetPrograms(b)
+
+	empty := func(p *ebpf.Program) setup {
+		return func(b *testing.B, _ int, _ uint32) func() {
+			l, err := link.AttachTracing(link.TracingOptions{Program: p})
+			if err != nil {
+				b.Fatal(err)
+			}
+			alone(b, ours)
+			return func() { l.Close() }
+		}
+	}
+	configs := []config{
+		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
+		{"floor: empty program on sys_enter", empty(floor.SysEnterBtf), 0},
+		{"floor: empty program on cap_capable", empty(floor.CapCapableBtf), 0},
+		{"ghostwatch trace caps -o json", traceCaps(ghostwatch), 0},
+		{"ghostwatch trace caps --denied", traceCaps(ghostwatch, "--denied"), 0},
+		{"bpftrace printing each check", bpftraceCaps, 0},
+	}
+	for _, mode := range []struct {
+		name  string
+		calls int
+		floor string
+	}{{"getppid", 1000000, configs[1].name}, {"setuid", 400000, configs[2].name}} {
+		results := map[string][]float64{}
+		for range rounds {
+			for _, c := range configs {
+				results[c.name] = append(results[c.name], runLoop(b, loop, mode.name, mode.calls, c.setup))
+			}
+		}
+		base := median(results[configs[0].name])
+		added := func(name string) float64 { return median(results[name]) - base }
+		floor, peer := added(mode.floor), added("bpftrace printing each check")
+		fmt.Printf("\n%s loop, median of %d rounds (%.1f ns per syscall untraced); ratios to %q\n", mode.name, rounds, base, mode.floor)
+		fmt.Printf("%-42s %12s %10s %10s\n", "", "added ns", "x floor", "x bpftrace")
+		for _, c := range configs[1:] {
+			a := added(c.name)
+			fmt.Printf("%-42s %12.1f %10.2f %10.2f\n", c.name, a, a/floor, a/peer)
+		}
+	}
+}
+
+// traceCaps runs the CLI as a user would, its events written to /dev/null.
+func traceCaps(ghostwatch string, args ...string) setup {
+	return func(b *testing.B, _ int, _ uint32) func() {
+		cmd := exec.Command(ghostwatch, append([]string{"trace", "caps", "-o", "json"}, args...)...)
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		waitLine(b, stderr, "tracing caps")
+		go io.Copy(io.Discard, stderr)
+		return func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }
+	}
+}
+
+func bpftraceCaps(b *testing.B, _ int, _ uint32) func() {
+	return runBpftrace(b, `tracepoint:capability:cap_capable { printf("%d %d %d %s\n", pid, args->cap, args->ret, comm); }`)
+}
