@@ -190,6 +190,29 @@ int BPF_PROG(check_btf, const struct cred *cred, struct user_namespace *target_n
 	return 0;
 }
 
+/* 6.1 and 6.12: the LSM's capset, with both credentials, without enabling syscall tracepoints
+ * (which put every syscall of the node on the slow path). A capset refused before the LSM is
+ * asked (bad header, bad pointer) is not seen. */
+SEC("fexit/cap_capset")
+int BPF_PROG(capset_fexit, struct cred *new, const struct cred *old, const kernel_cap_t *effective,
+	     const kernel_cap_t *inheritable, const kernel_cap_t *permitted, int ret)
+{
+	if (!actor_wanted())
+		return 0;
+	struct capset_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	fill_header(&e->hdr, CAPS_CAPSET);
+	e->ret = ret;
+	read_sets(old, &e->old);
+	read_sets(new, &e->new);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* Elsewhere: the syscall's tracepoints, with the credentials read at both ends. */
 SEC("tracepoint/syscalls/sys_enter_capset")
 int capset_enter(void *ctx)
 {

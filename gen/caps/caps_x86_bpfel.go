@@ -147,6 +147,7 @@ const (
 	CapsMapSeen            = "seen"
 	CapsProgCapsetEnter    = "capset_enter"
 	CapsProgCapsetExit     = "capset_exit"
+	CapsProgCapsetFexit    = "capset_fexit"
 	CapsProgCheckBtf       = "check_btf"
 	CapsProgCheckFexit     = "check_fexit"
 	CapsProgExecBtf        = "exec_btf"
@@ -206,6 +207,7 @@ type CapsSpecs struct {
 type CapsProgramSpecs struct {
 	CapsetEnter *ebpf.ProgramSpec `ebpf:"capset_enter"`
 	CapsetExit  *ebpf.ProgramSpec `ebpf:"capset_exit"`
+	CapsetFexit *ebpf.ProgramSpec `ebpf:"capset_fexit"`
 	CheckBtf    *ebpf.ProgramSpec `ebpf:"check_btf"`
 	CheckFexit  *ebpf.ProgramSpec `ebpf:"check_fexit"`
 	ExecBtf     *ebpf.ProgramSpec `ebpf:"exec_btf"`
@@ -300,6 +302,7 @@ type CapsVariables struct {
 type CapsPrograms struct {
 	CapsetEnter *ebpf.Program `ebpf:"capset_enter"`
 	CapsetExit  *ebpf.Program `ebpf:"capset_exit"`
+	CapsetFexit *ebpf.Program `ebpf:"capset_fexit"`
 	CheckBtf    *ebpf.Program `ebpf:"check_btf"`
 	CheckFexit  *ebpf.Program `ebpf:"check_fexit"`
 	ExecBtf     *ebpf.Program `ebpf:"exec_btf"`
@@ -309,6 +312,7 @@ func (p *CapsPrograms) Close() error {
 	return _CapsClose(
 		p.CapsetEnter,
 		p.CapsetExit,
+		p.CapsetFexit,
 		p.CheckBtf,
 		p.CheckFexit,
 		p.ExecBtf,

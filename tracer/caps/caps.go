@@ -30,6 +30,7 @@ const (
 const (
 	ParamDenied = "denied"
 	ParamUnique = "unique"
+	ParamCapset = "capset"
 )
 
 // Gadget describes the caps gadget.
@@ -40,7 +41,8 @@ var Gadget = gadget.Descriptor{
 	Hooks: []attach.Hook{
 		// fexit sees cap_capable's options (audit or not); the tracepoint (6.14+) does not.
 		{Name: HookCheck, Candidates: [][]string{{gen.CapsProgCheckFexit}, {gen.CapsProgCheckBtf}}},
-		{Name: HookCapset, Candidates: [][]string{{gen.CapsProgCapsetEnter, gen.CapsProgCapsetExit}}},
+		// The syscall tracepoints cost every syscall of the node (~50 ns here): last resort.
+		{Name: HookCapset, Candidates: [][]string{{gen.CapsProgCapsetFexit}, {gen.CapsProgCapsetEnter, gen.CapsProgCapsetExit}}},
 		// After begin_new_exec installed the new credentials, with the binprm.
 		{Name: HookExec, Candidates: [][]string{{gen.CapsProgExecBtf}}},
 	},
@@ -71,10 +73,12 @@ var Gadget = gadget.Descriptor{
 			gadget.Field{Name: "xattr_error", Meaning: "when the file's xattr could not be read (the process exited and the path means another file here): why; the exec is reported since it may have had file capabilities"},
 		),
 	},
-	Columns: []encode.Column{{Name: "KIND", Width: 7}, {Name: "WHAT"}},
+	HookParams: map[string]string{HookCapset: ParamCapset},
+	Columns:    []encode.Column{{Name: "KIND", Width: 7}, {Name: "WHAT"}},
 	Params: []gadget.Param{
 		{Name: ParamDenied, Default: false, Usage: "only denied checks (applied in the kernel)"},
 		{Name: ParamUnique, Default: false, Usage: "each check once per container, capability, verdict and syscall (applied in the kernel)"},
+		{Name: ParamCapset, Default: true, Usage: "trace capset; where fexit is refused (6.14+ without it) this uses syscall tracepoints, which slow every syscall of the node: --capset=false avoids that"},
 	},
 	Configure: func(spec *ebpf.CollectionSpec, p gadget.Params) error {
 		if err := spec.Variables[gen.CapsVarDeniedOnly].Set(p.Bool(ParamDenied)); err != nil {

@@ -205,3 +205,32 @@ func TestDeniedAndUniqueInTheKernel(t *testing.T) {
 		})
 	}
 }
+
+// A capset that drops a capability from the effective set, on a thread of its own.
+func TestCapset(t *testing.T) {
+	events := open(t, nil)
+	const netRaw = 13
+	tid, err := testutil.OnOwnThread(func() error {
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return err
+		}
+		data[0].Effective &^= 1 << netRaw
+		return unix.Capset(&hdr, &data[0])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events.Next(t, "the capset", func(ev gadget.Event) bool {
+		c, ok := ev.(*caps.Capset)
+		if !ok || c.Proc.TID != uint32(tid) {
+			return false
+		}
+		if c.Result != "ok" || c.Old.Effective&(1<<netRaw) == 0 || c.New.Effective&(1<<netRaw) != 0 ||
+			c.New.Permitted != c.Old.Permitted {
+			t.Errorf("capset: %s", jsonOf(c))
+		}
+		return true
+	}, nil)
+}

@@ -33,6 +33,9 @@ type Descriptor struct {
 	// Load returns the gadget's BPF object (bpf2go's LoadX).
 	Load  func() (*ebpf.CollectionSpec, error)
 	Hooks []attach.Hook
+	// HookParams names, for a hook that is worth not attaching, the boolean option that attaches
+	// it: hook name to option name.
+	HookParams map[string]string
 	// Kinds are the events the kernel side writes, by their value in gw_header.kind.
 	Kinds []Kind
 	// Columns are the table's columns after the common TIME, CONTAINER, PID and COMM.
@@ -45,6 +48,18 @@ type Descriptor struct {
 	NewProcessor func(g *Gadget, p Params) Processor
 	// Selftest says how to cause one of its events, for the shared gadget tests.
 	Selftest Selftest
+}
+
+// HooksFor returns the hooks to attach with these options.
+func (d *Descriptor) HooksFor(p Params) []attach.Hook {
+	var out []attach.Hook
+	for _, h := range d.Hooks {
+		if param, ok := d.HookParams[h.Name]; ok && !p.Bool(param) {
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // CommonColumns start every gadget's table.

@@ -92,7 +92,7 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 			return nil, fmt.Errorf("%s: %w", d.Name, err)
 		}
 	}
-	set, err := attach.Load(spec, d.Hooks)
+	set, err := attach.Load(spec, d.HooksFor(params))
 	if err != nil {
 		return nil, err
 	}

@@ -189,6 +189,9 @@ func TestAttachChoices(t *testing.T) {
 					break
 				}
 			}
+			if param, ok := d.HookParams[h.Name]; ok && !g.Params.Bool(param) {
+				want = "" // not asked for
+			}
 			key := d.Name + "/" + h.Name
 			if k, ok := expect[key]; ok {
 				want = k
@@ -376,6 +379,28 @@ func TestFilters(t *testing.T) {
 					}
 				})
 			})
+		}
+	})
+}
+
+// A hook an option turns off is not attached, and nothing of it runs.
+func TestHookParamsTurnHooksOff(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		for hook, param := range d.HookParams {
+			params := gadget.Params{}
+			for k, v := range d.Selftest.Params {
+				params[k] = v
+			}
+			params[param] = false
+			g, err := gadget.Open(d, gadget.Options{Params: params})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kind := g.Kind(hook); kind != "" {
+				t.Errorf("--%s=false: hook %s attached as %s", param, hook, kind)
+			}
+			g.Close()
 		}
 	})
 }
