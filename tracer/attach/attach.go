@@ -52,7 +52,6 @@ type Set struct {
 	loaded  []*ebpf.Collection
 	links   []link.Link
 	progs   map[string]*ebpf.Program // attached, by name
-	iters   map[string]*link.Iter    // iterator links, by program name
 	release func()                   // unmounts tracefs if this set mounted it
 	Choices []Choice
 }
@@ -65,7 +64,7 @@ func Load(spec *ebpf.CollectionSpec, hooks []Hook) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating maps: %w", err)
 	}
-	s := &Set{maps: maps, progs: map[string]*ebpf.Program{}, iters: map[string]*link.Iter{}}
+	s := &Set{maps: maps, progs: map[string]*ebpf.Program{}}
 	for _, h := range hooks {
 		if err := s.attachHook(spec, h); err != nil {
 			s.Close()
@@ -143,11 +142,8 @@ func (s *Set) tryCandidate(spec *ebpf.CollectionSpec, names []string) error {
 	}
 	s.loaded = append(s.loaded, coll)
 	s.links = append(s.links, links...)
-	for i, n := range names {
+	for _, n := range names {
 		s.progs[n] = coll.Programs[n]
-		if it, ok := links[i].(*link.Iter); ok {
-			s.iters[n] = it
-		}
 	}
 	return nil
 }
@@ -249,9 +245,6 @@ func (s *Set) Programs() []*ebpf.Program {
 	return out
 }
 
-// Iter returns the iterator link of an attached iter/ program, or nil.
-func (s *Set) Iter(prog string) *link.Iter { return s.iters[prog] }
-
 // Kind returns the attach kind chosen for a hook, or "" if none attached.
 func (s *Set) Kind(hook string) string {
 	for _, c := range s.Choices {
@@ -277,6 +270,6 @@ func (s *Set) Close() error {
 	if s.release != nil {
 		s.release()
 	}
-	s.links, s.loaded, s.maps, s.progs, s.iters, s.release = nil, nil, nil, nil, nil, nil
+	s.links, s.loaded, s.maps, s.progs, s.release = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // JSON appends a JSON object's members to a buffer. The zero value is not usable: start with Object.
@@ -38,9 +37,6 @@ func (j *JSON) ObjectKey(k string) { j.Key(k); j.Object() }
 
 // String appends a member with a string value.
 func (j *JSON) String(k, v string) { j.Key(k); j.B = AppendString(j.B, v) }
-
-// StringBytes appends a member with a string value given as bytes.
-func (j *JSON) StringBytes(k string, v []byte) { j.Key(k); j.B = AppendString(j.B, unsafeString(v)) }
 
 // OmitEmpty appends a string member unless it is empty, as encoding/json's omitempty does.
 func (j *JSON) OmitEmpty(k, v string) {
@@ -82,9 +78,6 @@ func (j *JSON) Strings(k string, v []string) {
 	}
 	j.B = append(j.B, ']')
 }
-
-// Raw appends a member whose value is already JSON.
-func (j *JSON) Raw(k string, v []byte) { j.Key(k); j.B = append(j.B, v...) }
 
 // AppendString appends s as a JSON string, escaped as encoding/json escapes it (HTML characters
 // included, invalid UTF-8 replaced), so that both give the same bytes.
@@ -140,11 +133,3 @@ func AppendString(b []byte, s string) []byte {
 }
 
 const hex = "0123456789abcdef"
-
-// unsafeString views b as a string for as long as b is not changed.
-func unsafeString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
-}

@@ -50,14 +50,6 @@ func (r *Row) End() { r.B = append(r.B, '\n') }
 // Cell writes a whole cell.
 func (r *Row) Cell(s string) { r.Begin(); r.B = append(r.B, s...) }
 
-// Dash writes s, or "-" when s is empty.
-func (r *Row) Dash(s string) {
-	if s == "" {
-		s = "-"
-	}
-	r.Cell(s)
-}
-
 // Str appends to the current cell.
 func (r *Row) Str(s string) { r.B = append(r.B, s...) }
 

@@ -165,11 +165,9 @@ func (d *Descriptor) WithDefaults(p Params) (Params, error) {
 	return out, nil
 }
 
-// Selftest causes an event of the gadget, for the shared tests: Setup (if not nil) prepares the
-// machine and returns a cleanup; Command then causes an event whose actor is the command's own
-// process (its pid, its comm, its mount namespace).
+// Selftest causes an event of the gadget, for the shared tests: with Params, Command causes an
+// event whose actor is the command's own process (its pid, its comm, its mount namespace).
 type Selftest struct {
 	Params  Params
-	Setup   func() (cleanup func(), err error)
 	Command []string
 }

@@ -20,16 +20,6 @@ var All = []*gadget.Descriptor{
 	&seccomp.Gadget,
 }
 
-// Lookup returns a gadget by name, or nil.
-func Lookup(name string) *gadget.Descriptor {
-	for _, d := range All {
-		if d.Name == name {
-			return d
-		}
-	}
-	return nil
-}
-
 // Streams are the gadgets `ghostwatch trace` streams.
 func Streams() []*gadget.Descriptor {
 	var out []*gadget.Descriptor

@@ -219,22 +219,10 @@ func open(t *testing.T, d *gadget.Descriptor, f gadget.Filter) *gadget.Gadget {
 	return g
 }
 
-func setup(t *testing.T, d *gadget.Descriptor) {
-	if d.Selftest.Setup == nil {
-		return
-	}
-	cleanup, err := d.Selftest.Setup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cleanup)
-}
-
 // Close leaves no program, map, link or mount behind, after events have flowed.
 func TestCloseLeavesNothing(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
-		setup(t, d)
 		before := testutil.KernelObjects(t)
 		g, err := gadget.Open(d, gadget.Options{Params: d.Selftest.Params})
 		if err != nil {
@@ -362,7 +350,6 @@ func TestFilters(t *testing.T) {
 			}
 			return
 		}
-		setup(t, d)
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				g, ex, in := c.run(t, d)

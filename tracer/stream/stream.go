@@ -13,8 +13,8 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 )
 
-// PollEvery bounds how long a stop request or a new drop waits to be noticed.
-const PollEvery = 200 * time.Millisecond
+// pollEvery bounds how long a stop request or a new drop waits to be noticed.
+const pollEvery = 200 * time.Millisecond
 
 // Reader delivers raw records from a ring buffer.
 type Reader struct {
@@ -40,11 +40,11 @@ func New(events, lost *ebpf.Map, progs []*ebpf.Program) (*Reader, error) {
 // Run calls handle for every record until ctx is done, then delivers what is still buffered and
 // returns nil; an error from handle stops it. The slice passed to handle is reused: handle must
 // copy what it keeps. idle, if not nil, is called whenever the buffer has been emptied, and at
-// least every PollEvery. onLost, if not nil, is called with the running total whenever the
+// least every pollEvery. onLost, if not nil, is called with the running total whenever the
 // kernel reports new drops.
 func (r *Reader) Run(ctx context.Context, handle func(raw []byte) error, idle func(), onLost func(total uint64)) error {
 	draining := false
-	next := time.Now().Add(PollEvery)
+	next := time.Now().Add(pollEvery)
 	r.rd.SetDeadline(next)
 	for {
 		err := r.rd.ReadInto(&r.rec)
@@ -61,7 +61,7 @@ func (r *Reader) Run(ctx context.Context, handle func(raw []byte) error, idle fu
 				r.rd.SetDeadline(time.Now())
 			} else if !draining && time.Now().After(next) { // busy: look at drops anyway
 				r.checkLost(onLost)
-				next = time.Now().Add(PollEvery)
+				next = time.Now().Add(pollEvery)
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			r.checkLost(onLost)
@@ -76,7 +76,7 @@ func (r *Reader) Run(ctx context.Context, handle func(raw []byte) error, idle fu
 				draining = true
 				r.rd.SetDeadline(time.Now())
 			default:
-				next = time.Now().Add(PollEvery)
+				next = time.Now().Add(pollEvery)
 				r.rd.SetDeadline(next)
 			}
 		case errors.Is(err, ringbuf.ErrClosed):
@@ -99,18 +99,20 @@ func (r *Reader) checkLost(onLost func(uint64)) {
 }
 
 // Lost returns how many events the kernel could not deliver since the object was loaded: those the
-// programs counted, and the runs the kernel skipped for recursion.
+// programs counted, and the runs the kernel skipped for recursion. A skipped run counts as one
+// event, whether or not it would have written one (a filter may have dropped it, an entry program
+// writes none): an upper bound, so that no loss is hidden.
 func (r *Reader) Lost() (uint64, error) {
-	total, err := SumLost(r.lost, &r.perCPU)
+	total, err := sumLost(r.lost, &r.perCPU)
 	if err != nil {
 		return 0, err
 	}
-	missed, err := RecursionMisses(r.progs)
+	missed, err := recursionMisses(r.progs)
 	return total + missed, err
 }
 
-// SumLost adds up a per-CPU drop counter (perCPU is reused between calls).
-func SumLost(lost *ebpf.Map, perCPU *[]uint64) (uint64, error) {
+// sumLost adds up a per-CPU drop counter (perCPU is reused between calls).
+func sumLost(lost *ebpf.Map, perCPU *[]uint64) (uint64, error) {
 	if err := lost.Lookup(uint32(0), perCPU); err != nil {
 		return 0, fmt.Errorf("reading drop counter: %w", err)
 	}
@@ -121,9 +123,9 @@ func SumLost(lost *ebpf.Map, perCPU *[]uint64) (uint64, error) {
 	return total, nil
 }
 
-// RecursionMisses is how many times the kernel did not run these programs because a BPF program
+// recursionMisses is how many times the kernel did not run these programs because a BPF program
 // was already running on that CPU (kernels before 5.12 do not count it: 0).
-func RecursionMisses(progs []*ebpf.Program) (uint64, error) {
+func recursionMisses(progs []*ebpf.Program) (uint64, error) {
 	var total uint64
 	for _, p := range progs {
 		st, err := p.Stats()
