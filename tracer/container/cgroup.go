@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -113,18 +114,24 @@ const fileidKernfs = 0xfe
 // unifiedRoots are where the cgroup v2 hierarchy is mounted: alone, or beside v1 (hybrid).
 var unifiedRoots = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
 
-func newCgroupPaths() *cgroupPaths {
-	p := &cgroupPaths{mount: -1, cache: lru.New[uint64, cgroupEntry](cgroupCacheSize, 0)}
+// unified finds the cgroup v2 hierarchy once per process, and opens it for open_by_handle_at:
+// every collection shares the descriptor, which lives as long as the process.
+var unified = sync.OnceValues(func() (root string, fd int) {
 	for _, r := range unifiedRoots {
 		if isCgroup2(r) {
-			p.root = r
-			if fd, err := unix.Open(r, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-				p.mount = fd // kept for the life of the process, like the collection
+			fd, err := unix.Open(r, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				fd = -1
 			}
-			break
+			return r, fd
 		}
 	}
-	return p
+	return "", -1
+})
+
+func newCgroupPaths() *cgroupPaths {
+	root, fd := unified()
+	return &cgroupPaths{root: root, mount: fd, cache: lru.New[uint64, cgroupEntry](cgroupCacheSize, 0)}
 }
 
 func isCgroup2(path string) bool {
