@@ -83,6 +83,7 @@ func record(c *cli.Context) error {
 	defer rec.Close()
 	coll := container.NewCollection()
 	s := seccomp.NewSession(rec, coll, seccomp.SessionOptions{Selector: co.sel, Out: out, Base: base, Log: stderr, Stdout: c.App.Writer})
+	defer s.Close()
 	if newMode {
 		if err := s.IgnoreRunning(); err != nil {
 			return err

@@ -36,6 +36,12 @@ type Session struct {
 	targets map[uint32]*target
 	err     error
 	wake    chan struct{}
+
+	// Goroutines the session started: those resolving recordings the kernel started, and those
+	// waiting on a container's exit, which also wait on stop so that Close ends them.
+	armedWG, watchWG sync.WaitGroup
+	stopR, stopW     int // a pipe: closing stopW wakes every watcher
+	closeOnce        sync.Once
 }
 
 // SessionOptions configure a Session.
@@ -56,8 +62,27 @@ type target struct {
 
 // NewSession makes a session on a loaded recorder; coll attributes namespaces to containers.
 func NewSession(rec *Recorder, coll *container.Collection, o SessionOptions) *Session {
-	return &Session{rec: rec, coll: coll, sel: o.Selector, out: o.Out, base: o.Base, log: o.Log, stdout: o.Stdout,
-		targets: map[uint32]*target{}, wake: make(chan struct{}, 1)}
+	s := &Session{rec: rec, coll: coll, sel: o.Selector, out: o.Out, base: o.Base, log: o.Log, stdout: o.Stdout,
+		targets: map[uint32]*target{}, wake: make(chan struct{}, 1), stopR: -1, stopW: -1}
+	var p [2]int
+	if unix.Pipe2(p[:], unix.O_CLOEXEC) == nil {
+		s.stopR, s.stopW = p[0], p[1]
+	}
+	return s
+}
+
+// Close ends the goroutines that wait on containers' exits (Run calls it; call it when Run is not
+// called). Recordings not finished stay unwritten.
+func (s *Session) Close() {
+	s.closeOnce.Do(func() {
+		if s.stopW >= 0 {
+			unix.Close(s.stopW)
+		}
+		s.watchWG.Wait()
+		if s.stopR >= 0 {
+			unix.Close(s.stopR)
+		}
+	})
 }
 
 // IgnoreRunning keeps every mount namespace that processes are in now from recording by itself:
@@ -117,24 +142,29 @@ func (s *Session) Names() []string {
 // Run records until ctx is done or, if untilEmpty, until the last recording has ended; then it
 // writes the profiles of those still under way. The error says if any profile was not written.
 func (s *Session) Run(ctx context.Context, untilEmpty bool, onLost func(uint64)) error {
+	defer s.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- s.rec.Run(ctx, func(a Armed) { go s.armed(ctx, a) }, onLost)
+		runErr <- s.rec.Run(ctx, func(a Armed) {
+			s.armedWG.Add(1)
+			go func() { defer s.armedWG.Done(); s.armed(ctx, a) }()
+		}, onLost)
 	}()
 	for {
 		select {
 		case <-s.wake:
-			if untilEmpty && len(s.Names()) == 0 {
-				cancel()
-				return errors.Join(<-runErr, s.failed())
+			if !untilEmpty || len(s.Names()) > 0 {
+				continue
 			}
 		case <-ctx.Done():
-			err := <-runErr
-			s.finishAll()
-			return errors.Join(err, s.failed())
 		}
+		cancel()
+		err := <-runErr
+		s.armedWG.Wait() // none adds a recording after this
+		s.finishAll()
+		return errors.Join(err, s.failed())
 	}
 }
 
@@ -149,12 +179,13 @@ func (s *Session) add(t *target) {
 	s.targets[t.mntns] = t
 	s.mu.Unlock()
 	if t.pid != 0 {
-		go s.watchExit(t)
+		s.watchWG.Add(1)
+		go func() { defer s.watchWG.Done(); s.watchExit(t) }()
 	}
 }
 
-// watchExit finishes a recording when its process (the container's init) exits. A pidfd names
-// the process itself, so a reused pid is never mistaken for it.
+// watchExit finishes a recording when its process (the container's init) exits, or returns when
+// the session closes. A pidfd names the process itself, so a reused pid is never mistaken for it.
 func (s *Session) watchExit(t *target) {
 	fd, err := unix.PidfdOpen(int(t.pid), 0)
 	switch {
@@ -162,12 +193,16 @@ func (s *Session) watchExit(t *target) {
 	case err != nil:
 		return // no pidfd: the recording ends with the session
 	default:
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(s.stopR), Events: unix.POLLIN}}
 		for {
-			if _, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1); err != unix.EINTR {
+			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
 				break
 			}
 		}
 		unix.Close(fd)
+		if fds[0].Revents == 0 {
+			return // the session closed: Run finishes what is left
+		}
 	}
 	s.finish(t)
 	select {
