@@ -91,12 +91,25 @@ var Gadget = gadget.Descriptor{
 	Selftest: gadget.Selftest{Command: []string{"unshare", "--uts", "true"}},
 }
 
-func syscallName(n int32) string {
-	if n < 0 {
-		return "-"
+// syscallNames are x86-64's syscall names by number, for a lookup per check without a map.
+var syscallNames = func() []string {
+	table := syscalls.Names["x86_64"]
+	out := make([]string, 0, len(table))
+	for n, name := range table {
+		for int(n) >= len(out) {
+			out = append(out, "")
+		}
+		out[n] = name
 	}
-	if s, ok := syscalls.Names["x86_64"][uint32(n)]; ok {
-		return s
+	return out
+}()
+
+func syscallName(n int32) string {
+	switch {
+	case n < 0:
+		return "-"
+	case int(n) < len(syscallNames) && syscallNames[n] != "":
+		return syscallNames[n]
 	}
 	return "syscall_" + strconv.Itoa(int(n))
 }

@@ -20,7 +20,7 @@ type Decoder struct {
 	desc     *Descriptor
 	header   event.Decoder
 	head     event.Header
-	kinds    map[uint32]decoderKind
+	kinds    []decoderKind // by kind value; size 0: no such kind
 	multiple bool
 }
 
@@ -32,9 +32,11 @@ type decoderKind struct {
 
 // NewDecoder makes a decoder for one run; r, if not nil, attributes events to containers.
 func NewDecoder(d *Descriptor, clock event.Clock, r event.Resolver) *Decoder {
-	dec := &Decoder{desc: d, header: event.Decoder{Clock: clock, Resolver: r}, kinds: map[uint32]decoderKind{},
-		multiple: len(d.Kinds) > 1}
+	dec := &Decoder{desc: d, header: event.Decoder{Clock: clock, Resolver: r}, multiple: len(d.Kinds) > 1}
 	for _, k := range d.Kinds {
+		if int(k.Value) >= len(dec.kinds) {
+			dec.kinds = append(dec.kinds, make([]decoderKind, int(k.Value)+1-len(dec.kinds))...)
+		}
 		dec.kinds[k.Value] = decoderKind{name: k.Name, size: int(k.record.Size()), decode: k.newDec()}
 	}
 	return dec
@@ -47,10 +49,10 @@ func (d *Decoder) Decode(raw []byte) (Event, error) {
 		return nil, fmt.Errorf("%s: short record (%d bytes, the header alone is %d)", d.desc.Name, len(raw), headerSize)
 	}
 	h := (*event.Raw)(unsafe.Pointer(&raw[0]))
-	k, ok := d.kinds[h.Kind]
-	if !ok {
+	if int64(h.Kind) >= int64(len(d.kinds)) || d.kinds[h.Kind].size == 0 {
 		return nil, fmt.Errorf("%s: record of unknown kind %d", d.desc.Name, h.Kind)
 	}
+	k := &d.kinds[h.Kind]
 	if len(raw) < k.size {
 		return nil, fmt.Errorf("%s: short %s record (%d bytes, want %d)", d.desc.Name, k.name, len(raw), k.size)
 	}
