@@ -3,6 +3,7 @@ package gadget
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -48,6 +49,30 @@ type Descriptor struct {
 	NewProcessor func(g *Gadget, p Params) Processor
 	// Selftest says how to cause one of its events, for the shared gadget tests.
 	Selftest Selftest
+}
+
+// Validate checks what a mistake in a descriptor would break later: options of a type the CLI
+// cannot make a flag of, and hook options naming no hook or no boolean option. The shared tests
+// call it for every registered gadget.
+func (d *Descriptor) Validate() error {
+	params := map[string]any{}
+	for _, p := range d.Params {
+		switch p.Default.(type) {
+		case bool, time.Duration, uint64, string:
+		default:
+			return fmt.Errorf("%s: option %s has a default of type %T (want bool, time.Duration, uint64 or string)", d.Name, p.Name, p.Default)
+		}
+		params[p.Name] = p.Default
+	}
+	for hook, param := range d.HookParams {
+		if _, ok := params[param].(bool); !ok {
+			return fmt.Errorf("%s: hook %s is turned on by %q, which is no boolean option", d.Name, hook, param)
+		}
+		if !slices.ContainsFunc(d.Hooks, func(h attach.Hook) bool { return h.Name == hook }) {
+			return fmt.Errorf("%s: HookParams names no hook %s", d.Name, hook)
+		}
+	}
+	return nil
 }
 
 // HooksFor returns the hooks to attach with these options.

@@ -38,9 +38,13 @@ func forEach(t *testing.T, f func(t *testing.T, d *gadget.Descriptor)) {
 	}
 }
 
-// Every program a hook names is in the object, and every program of the object is in a hook.
+// Every program a hook names is in the object, and every program of the object is in a hook; the
+// descriptor's options are ones the CLI can make flags of.
 func TestHooksNameRealPrograms(t *testing.T) {
 	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		if err := d.Validate(); err != nil {
+			t.Error(err)
+		}
 		spec, err := d.Load()
 		if err != nil {
 			t.Fatal(err)
