@@ -13,6 +13,7 @@ import (
 type Cache[K comparable, V any] struct {
 	max   int
 	ttl   time.Duration // 0: entries do not expire
+	now   func() time.Time
 	mu    sync.Mutex
 	order *list.List // front: most recently used
 	items map[K]*list.Element
@@ -28,7 +29,7 @@ type entry[K comparable, V any] struct {
 
 // New makes a cache of at most size entries (at least 1), each kept at most ttl (0: no limit).
 func New[K comparable, V any](size int, ttl time.Duration) *Cache[K, V] {
-	return &Cache[K, V]{max: max(size, 1), ttl: ttl, order: list.New(), items: map[K]*list.Element{}}
+	return &Cache[K, V]{max: max(size, 1), ttl: ttl, now: time.Now, order: list.New(), items: map[K]*list.Element{}}
 }
 
 // Get returns a live entry and marks it used.
@@ -41,7 +42,7 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 		return zero, false
 	}
 	e := el.Value.(*entry[K, V])
-	if c.ttl > 0 && time.Since(e.added) > c.ttl {
+	if c.ttl > 0 && c.now().Sub(e.added) > c.ttl {
 		c.remove(el)
 		c.evicted++
 		return zero, false
@@ -55,7 +56,7 @@ func (c *Cache[K, V]) Put(k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[k]; ok {
-		el.Value = &entry[K, V]{k, v, time.Now()}
+		el.Value = &entry[K, V]{k, v, c.now()}
 		c.order.MoveToFront(el)
 		return
 	}
@@ -63,7 +64,7 @@ func (c *Cache[K, V]) Put(k K, v V) {
 		c.remove(c.order.Back())
 		c.evicted++
 	}
-	c.items[k] = c.order.PushFront(&entry[K, V]{k, v, time.Now()})
+	c.items[k] = c.order.PushFront(&entry[K, V]{k, v, c.now()})
 }
 
 // Delete removes an entry.

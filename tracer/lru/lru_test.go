@@ -33,9 +33,15 @@ func TestEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 func TestExpires(t *testing.T) {
-	c := New[int, int](10, time.Nanosecond)
+	c := New[int, int](10, time.Minute)
+	at := time.Now()
+	c.now = func() time.Time { return at }
 	c.Put(1, 1)
-	time.Sleep(time.Millisecond) // the entry's age is what is tested
+	at = at.Add(time.Minute)
+	if _, ok := c.Get(1); !ok {
+		t.Fatal("an entry as old as the ttl was dropped")
+	}
+	at = at.Add(time.Nanosecond)
 	if _, ok := c.Get(1); ok {
 		t.Error("an entry older than the ttl was returned")
 	}
