@@ -106,7 +106,8 @@ func TestKindLayouts(t *testing.T) {
 			var found bool
 			for typ := range spec.Types.All() {
 				s, ok := typ.(*btf.Struct)
-				if ok && s.Name != "" && strings.HasSuffix(strings.ToLower(rec.Name()), strings.ToLower(strings.ReplaceAll(s.Name, "_", ""))) && s.Size == uint32(rec.Size()) {
+				// bpf2go's name: the object's identifier (the gadget's name) and the C name in camel case.
+				if ok && strings.EqualFold(rec.Name(), d.Name+strings.ReplaceAll(s.Name, "_", "")) && s.Size == uint32(rec.Size()) {
 					found = true
 					break
 				}
@@ -115,9 +116,14 @@ func TestKindLayouts(t *testing.T) {
 				t.Errorf("kind %s: no C struct of %d bytes named like %s in the object", k.Name, rec.Size(), rec.Name())
 			}
 		}
-		for _, f := range d.Kinds[0].Fields {
-			if f.Name == "" || f.Meaning == "" {
-				t.Errorf("kind %s documents a field without a name or meaning: %+v", d.Kinds[0].Name, f)
+		for _, k := range d.Kinds {
+			if len(k.Fields) == 0 {
+				t.Errorf("kind %s documents no field", k.Name)
+			}
+			for _, f := range k.Fields {
+				if f.Name == "" || f.Meaning == "" {
+					t.Errorf("kind %s documents a field without a name or meaning: %+v", k.Name, f)
+				}
 			}
 		}
 	})
