@@ -21,3 +21,16 @@ int BPF_PROG(cap_capable_btf, const struct cred *cred, struct user_namespace *ta
 {
 	return 0;
 }
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit_btf, struct pt_regs *regs, long ret)
+{
+	return 0;
+}
+
+/* Attached (by the bench) to each syscall tracepoint a gadget uses: any tracepoint takes it. */
+SEC("tracepoint/syscalls/sys_enter_write")
+int syscall_tp(void *ctx)
+{
+	return 0;
+}

@@ -18,6 +18,8 @@ import (
 const (
 	FloorProgCapCapableBtf = "cap_capable_btf"
 	FloorProgSysEnterBtf   = "sys_enter_btf"
+	FloorProgSysExitBtf    = "sys_exit_btf"
+	FloorProgSyscallTp     = "syscall_tp"
 )
 
 // LoadFloor returns the embedded CollectionSpec for Floor.
@@ -64,6 +66,8 @@ type FloorSpecs struct {
 type FloorProgramSpecs struct {
 	CapCapableBtf *ebpf.ProgramSpec `ebpf:"cap_capable_btf"`
 	SysEnterBtf   *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
+	SysExitBtf    *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
+	SyscallTp     *ebpf.ProgramSpec `ebpf:"syscall_tp"`
 }
 
 // FloorMapSpecs contains maps before they are loaded into the kernel.
@@ -116,12 +120,16 @@ type FloorVariables struct {
 type FloorPrograms struct {
 	CapCapableBtf *ebpf.Program `ebpf:"cap_capable_btf"`
 	SysEnterBtf   *ebpf.Program `ebpf:"sys_enter_btf"`
+	SysExitBtf    *ebpf.Program `ebpf:"sys_exit_btf"`
+	SyscallTp     *ebpf.Program `ebpf:"syscall_tp"`
 }
 
 func (p *FloorPrograms) Close() error {
 	return _FloorClose(
 		p.CapCapableBtf,
 		p.SysEnterBtf,
+		p.SysExitBtf,
+		p.SyscallTp,
 	)
 }
 

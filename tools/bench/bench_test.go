@@ -40,10 +40,7 @@ type config struct {
 }
 
 func BenchmarkSeccompRecording(b *testing.B) {
-	testutil.RequirePrivileged(b)
-	dir := b.TempDir()
-	loop := build(b, dir, "loop", "./loop")
-	ghostwatch := build(b, dir, "ghostwatch", "../../cmd/ghostwatch")
+	loop, ghostwatch, floor, ours := prepare(b)
 
 	other := exec.Command("unshare", "--mount", "sleep", "100000") // another container
 	if err := other.Start(); err != nil {
@@ -52,10 +49,6 @@ func BenchmarkSeccompRecording(b *testing.B) {
 	defer func() { other.Process.Kill(); other.Wait() }()
 	waitNS(b, other.Process.Pid)
 	otherNS := container.ProcNS(uint32(other.Process.Pid))["mnt"]
-
-	floor := loadFloor(b)
-	defer floor.Close()
-	ours := gadgetPrograms(b)
 
 	configs := []config{
 		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
@@ -178,12 +171,20 @@ func recording(which func(pid int, mntns uint32) uint32) setup {
 	}
 }
 
-func loadFloor(b *testing.B) *floorgen.FloorPrograms {
-	var objs floorgen.FloorPrograms
-	if err := floorgen.LoadFloorObjects(&objs, nil); err != nil {
+// prepare is what every benchmark starts with: the loop and ghostwatch built, the floor's empty
+// programs loaded (closed when the benchmark ends), and the names of our programs, none of which
+// may be loaded while a floor runs.
+func prepare(b *testing.B) (loop, ghostwatch string, floor *floorgen.FloorPrograms, ours map[string]bool) {
+	testutil.RequirePrivileged(b)
+	dir := b.TempDir()
+	loop = build(b, dir, "loop", "./loop")
+	ghostwatch = build(b, dir, "ghostwatch", "../../cmd/ghostwatch")
+	floor = &floorgen.FloorPrograms{}
+	if err := floorgen.LoadFloorObjects(floor, nil); err != nil {
 		b.Fatal(err)
 	}
-	return &objs
+	b.Cleanup(func() { floor.Close() })
+	return loop, ghostwatch, floor, gadgetPrograms(b)
 }
 
 // gadgetPrograms are the names the kernel shows for every program of every gadget (it keeps 15

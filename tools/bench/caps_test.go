@@ -9,8 +9,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-
-	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
 // BenchmarkCaps measures what `trace caps` adds to every syscall (a getppid loop: no capability
@@ -18,13 +16,7 @@ import (
 // (setuid(0) as root), beside empty programs on the same hooks and bpftrace's cap_capable
 // one-liner printing each check, as `trace caps -o json` writes each.
 func BenchmarkCaps(b *testing.B) {
-	testutil.RequirePrivileged(b)
-	dir := b.TempDir()
-	loop := build(b, dir, "loop", "./loop")
-	ghostwatch := build(b, dir, "ghostwatch", "../../cmd/ghostwatch")
-	floor := loadFloor(b)
-	defer floor.Close()
-	ours := gadgetPrograms(b)
+	loop, ghostwatch, floor, ours := prepare(b)
 
 	empty := func(p *ebpf.Program) setup {
 		return func(b *testing.B, _ int, _ uint32) func() {
@@ -68,15 +60,20 @@ func BenchmarkCaps(b *testing.B) {
 	}
 }
 
-// traceCaps runs the CLI as a user would, its events written to /dev/null.
+// traceCaps runs `trace caps` as a user would, its events written to /dev/null.
 func traceCaps(ghostwatch string, args ...string) setup {
+	return traceGadget(ghostwatch, "caps", args...)
+}
+
+// traceGadget runs `trace NAME -o json` as a user would, its events written to /dev/null.
+func traceGadget(ghostwatch, name string, args ...string) setup {
 	return func(b *testing.B, _ int, _ uint32) func() {
-		cmd := exec.Command(ghostwatch, append([]string{"trace", "caps", "-o", "json"}, args...)...)
+		cmd := exec.Command(ghostwatch, append([]string{"trace", name, "-o", "json"}, args...)...)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		waitLine(b, stderr, "tracing caps")
+		waitLine(b, stderr, "tracing "+name)
 		go io.Copy(io.Discard, stderr)
 		return func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }
 	}

@@ -7,6 +7,7 @@ package attach
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -171,22 +172,43 @@ func attachProgram(ps *ebpf.ProgramSpec, p *ebpf.Program) (link.Link, error) {
 	return nil, fmt.Errorf("unknown section %q", ps.SectionName)
 }
 
-// describe names a candidate by its kind and targets: "fentry switch_task_namespaces".
+// describe names a candidate by its kind and targets: "fentry switch_task_namespaces". A candidate's
+// programs are of one kind, or an entry and exit pair of one family (fentry and fexit, kprobe and
+// kretprobe), whose kind is the family's: "fentry+fexit devcgroup_access_write".
 func describe(spec *ebpf.CollectionSpec, names []string) (desc, kind string, err error) {
-	var targets []string
+	var kinds, targets []string
 	for _, n := range names {
 		ps, ok := spec.Programs[n]
 		if !ok {
 			return "", "", fmt.Errorf("no program %q in the object", n)
 		}
 		k, target, _ := strings.Cut(ps.SectionName, "/")
-		if kind != "" && k != kind {
-			return "", "", fmt.Errorf("candidate mixes %s and %s programs", kind, k)
+		if len(kinds) > 0 && family(k) != family(kinds[0]) {
+			return "", "", fmt.Errorf("candidate mixes %s and %s programs", kinds[0], k)
 		}
-		kind = k
-		targets = append(targets, strings.ReplaceAll(target, "/", ":"))
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+		if target = strings.ReplaceAll(target, "/", ":"); !slices.Contains(targets, target) {
+			targets = append(targets, target)
+		}
 	}
-	return kind + " " + strings.Join(targets, ","), kind, nil
+	kind = kinds[0]
+	if len(kinds) > 1 {
+		kind = family(kind)
+	}
+	return strings.Join(kinds, "+") + " " + strings.Join(targets, ","), kind, nil
+}
+
+// family is the entry kind of an exit kind.
+func family(kind string) string {
+	switch kind {
+	case "fexit":
+		return "fentry"
+	case "kretprobe":
+		return "kprobe"
+	}
+	return kind
 }
 
 // CandidateKinds returns the attach kind of each of a hook's candidates, best first.

@@ -4,12 +4,9 @@
 package caps
 
 import (
-	"strconv"
-
 	"github.com/cilium/ebpf"
 
 	gen "github.com/ghostwatch/ghostwatch/gen/caps"
-	"github.com/ghostwatch/ghostwatch/gen/syscalls"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
@@ -91,29 +88,6 @@ var Gadget = gadget.Descriptor{
 	Selftest: gadget.Selftest{Command: []string{"unshare", "--uts", "true"}},
 }
 
-// syscallNames are x86-64's syscall names by number, for a lookup per check without a map.
-var syscallNames = func() []string {
-	table := syscalls.Names["x86_64"]
-	out := make([]string, 0, len(table))
-	for n, name := range table {
-		for int(n) >= len(out) {
-			out = append(out, "")
-		}
-		out[n] = name
-	}
-	return out
-}()
-
-func syscallName(n int32) string {
-	switch {
-	case n < 0:
-		return "-"
-	case int(n) < len(syscallNames) && syscallNames[n] != "":
-		return syscallNames[n]
-	}
-	return "syscall_" + strconv.Itoa(int(n))
-}
-
 // Check is a capability check.
 type Check struct {
 	event.Header
@@ -132,7 +106,7 @@ var auditNames = map[gen.CapsCapsAudit]string{
 
 // Decode fills the event from a kernel record.
 func (c *Check) Decode(rec *gen.CapsCheckEvent, h *event.Header, _ event.Resolver) {
-	*c = Check{Header: *h, Cap: rec.Cap, Denied: rec.Ret != 0, Syscall: syscallName(rec.Syscall),
+	*c = Check{Header: *h, Cap: rec.Cap, Denied: rec.Ret != 0, Syscall: event.SyscallName(rec.Syscall),
 		UserNS: rec.TargetNs, OwnUserNS: rec.TargetNs == rec.OwnNs, Audit: auditNames[rec.Audit]}
 }
 

@@ -140,11 +140,3 @@ func TestJoin(t *testing.T) {
 		}
 	}
 }
-
-func TestSyscallName(t *testing.T) {
-	for n, want := range map[int32]string{49: "bind", 0: "read", -1: "-", 100000: "syscall_100000"} {
-		if got := syscallName(n); got != want {
-			t.Errorf("syscall %d: %q, want %q", n, got, want)
-		}
-	}
-}

@@ -204,6 +204,19 @@ func (c *Collection) Owner(t event.NSType, inode uint32) *event.Container {
 	return nil
 }
 
+// Cgroup returns the container whose cgroup this is, by the runtimes' path forms: the one the index
+// knows, else one named by the path alone.
+func (c *Collection) Cgroup(path string) *event.Container {
+	runtime, id, ok := ParseCgroupPath(path)
+	if !ok {
+		return nil
+	}
+	if ct := c.Get(id); ct != nil {
+		return ct.Container
+	}
+	return &event.Container{ID: id, Runtime: runtime}
+}
+
 func first(list []*Container) *Container {
 	if len(list) == 0 {
 		return nil

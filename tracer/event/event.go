@@ -89,6 +89,8 @@ type Resolver interface {
 	Actor(h *Raw) *Container
 	// Owner returns the container a namespace belongs to, or nil.
 	Owner(t NSType, inode uint32) *Container
+	// Cgroup returns the container a cgroup belongs to by its path (in any hierarchy), or nil.
+	Cgroup(path string) *Container
 }
 
 // Proc is the task that caused the event.

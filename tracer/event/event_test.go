@@ -64,3 +64,11 @@ func TestClockIsNearNow(t *testing.T) {
 		t.Fatalf("boot time converted %v away from now", d)
 	}
 }
+
+func TestSyscallName(t *testing.T) {
+	for n, want := range map[int32]string{49: "bind", 0: "read", -1: "-", 100000: "syscall_100000"} {
+		if got := SyscallName(n); got != want {
+			t.Errorf("syscall %d: %q, want %q", n, got, want)
+		}
+	}
+}

@@ -25,7 +25,7 @@ func TestCauseJSONAndLabel(t *testing.T) {
 			t.Errorf("%s = %v, want %v (%s)", k, got[k], v, j.B)
 		}
 	}
-	if l := c.Label(); l != "exec 1.5s before: file=/tmp/bad rootid=200000" {
+	if l := c.Label(); l != "exec 1.5s before by python3 (pid 7): file=/tmp/bad rootid=200000" {
 		t.Errorf("label %q", l)
 	}
 	if l := (*Cause)(nil).Label(); l != "-" {

@@ -39,6 +39,8 @@ type Descriptor struct {
 	HookParams map[string]string
 	// Kinds are the events the kernel side writes, by their value in gw_header.kind.
 	Kinds []Kind
+	// Derived are the kinds of events the processor makes from others (Name and Fields only).
+	Derived []Kind
 	// Columns are the table's columns after the common TIME, CONTAINER, PID and COMM.
 	Columns []encode.Column
 	// Params are the gadget's own options (the CLI makes flags of them).

@@ -22,8 +22,8 @@ func Docs() (map[string]string, error) {
 		}
 		fmt.Fprintf(&list, "| %s | %s | %s |\n", d.Name, how, d.Summary)
 
-		for _, k := range d.Kinds {
-			if len(d.Kinds) > 1 {
+		for _, k := range append(append([]gadget.Kind{}, d.Kinds...), d.Derived...) {
+			if len(d.Kinds)+len(d.Derived) > 1 {
 				fmt.Fprintf(&fields, "\nThe `%s` object of kind `%s`:\n\n", d.Name, k.Name)
 			} else {
 				fmt.Fprintf(&fields, "\nThe `%s` object:\n\n", d.Name)

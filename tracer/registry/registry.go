@@ -8,6 +8,7 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/caps"
+	"github.com/ghostwatch/ghostwatch/tracer/devices"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
@@ -17,6 +18,7 @@ import (
 var All = []*gadget.Descriptor{
 	&setns.Gadget,
 	&caps.Gadget,
+	&devices.Gadget,
 	&seccomp.Gadget,
 }
 

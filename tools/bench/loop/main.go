@@ -1,5 +1,5 @@
 // Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
-// the nanoseconds they took. Usage: loop getppid|mix|setuid N
+// the nanoseconds they took. Usage: loop getppid|mix|setuid|write N
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid N")
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -44,6 +44,15 @@ func main() {
 	case "setuid": // as root, setuid(0) is a capability check (CAP_SETUID) that changes nothing
 		for i := 0; i < n; i++ {
 			syscall.RawSyscall(syscall.SYS_SETUID, 0, 0, 0)
+		}
+	case "write": // one byte to /dev/null: a write that no cgroup file filter wants
+		null, err := os.OpenFile("/dev/null", os.O_WRONLY, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loop:", err)
+			os.Exit(1)
+		}
+		for i := 0; i < n; i++ {
+			syscall.RawSyscall(syscall.SYS_WRITE, null.Fd(), uintptr(unsafePointer(buf)), 1)
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "loop: unknown mode", os.Args[1])

@@ -1,0 +1,91 @@
+package devices_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
+	"github.com/ghostwatch/ghostwatch/tracer/devices"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// The issue's reproduction with real containerd and runc (cgroup v1): a container opens
+// /dev/urandom in a loop and logs each failure; on the host, its device cgroup is rewritten as
+// "deny all, wait, allow each rule again". The deny write names the container that owns the
+// cgroup, the window lasts at least the wait, and every failure the container logged is a denied
+// event whose cause is the "a" write.
+func TestContainerDenyAllWindow(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	containertest.SkipInVM(t)
+	d := containertest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	coll := container.NewCollection()
+	if err := container.WatchContainerd(ctx, coll, d.Socket, nil, func(err error) { t.Log(err) }); err != nil {
+		t.Fatal(err)
+	}
+	events := openWith(t, coll)
+	c := d.Run(t, containertest.Options{Name: "db", Args: []string{"sh", "-c",
+		`while :; do head -c1 /dev/urandom >/tmp/x 2>/tmp/err || cat /tmp/err >>/tmp/log; sleep 0.01; done`}})
+
+	const wait = 300 * time.Millisecond
+	script := `cg=/sys/fs/cgroup/devices$(grep ':devices:' /proc/$PID/cgroup | cut -d: -f3)
+saved=$(cat $cg/devices.list); echo a > $cg/devices.deny; sleep ` + strconv.FormatFloat(wait.Seconds(), 'f', -1, 64) + `
+echo "$saved" | while read -r r; do echo "$r" > $cg/devices.allow; done`
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), "PID="+strconv.Itoa(c.Pid))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+
+	isDeny := func(ev gadget.Event) bool {
+		w, ok := ev.(*devices.RuleWrite)
+		return ok && w.Written == "a" && w.File == "devices.deny"
+	}
+	deny := events.Next(t, "the deny write", isDeny, nil).(*devices.RuleWrite)
+	if deny.Cgroup.Container == nil || deny.Cgroup.Container.ID != c.ID || deny.Cgroup.Container.Name != "db" {
+		t.Errorf("deny write's target %+v, want container %s (db)", deny.Cgroup.Container, c.ID)
+	}
+	if deny.Container != nil || deny.Proc.Comm != "sh" {
+		t.Errorf("deny write's writer: %s in %+v, want sh on the host", deny.Proc.Comm, deny.Container)
+	}
+	denied := 0
+	var window *devices.Window
+	for window == nil {
+		switch e := events.Next(t, "denials, then the window", func(gadget.Event) bool { return true }, nil).(type) {
+		case *devices.Denied:
+			if e.Path != "/dev/urandom" {
+				t.Errorf("denied %s, want /dev/urandom only", e.Path)
+				continue
+			}
+			denied++
+			if e.Container == nil || e.Container.ID != c.ID || e.Device() != "c 1:9" {
+				t.Errorf("denied %s (%s) in %s, want c 1:9 in %s", e.Path, e.Device(), e.Container.Label(), c.ID)
+			}
+			if e.Cause == nil || e.Cause.Kind != "rule" || !e.Cause.Time.Equal(deny.Time) {
+				t.Errorf("denied open's cause %+v, want the \"a\" write at %v", e.Cause, deny.Time)
+			}
+		case *devices.Window:
+			window = e
+		}
+	}
+	if !window.DenyAll || window.Cgroup.Container == nil || window.Cgroup.Container.ID != c.ID ||
+		window.Closed.Sub(window.Opened) < wait || window.Closed.Sub(window.Opened) > 10*wait || window.Denied != denied {
+		t.Errorf("window: deny-all %v on %s lasting %v with %d denials; want deny-all on %s lasting about %v with %d denials",
+			window.DenyAll, window.Cgroup.Path, window.Closed.Sub(window.Opened), window.Denied, c.ID, wait, denied)
+	}
+	logged, err := os.ReadFile("/proc/" + strconv.Itoa(c.Pid) + "/root/tmp/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(logged), "/dev/urandom"); n == 0 || n != denied {
+		t.Errorf("the container logged %d failures:\n%s\nghostwatch reported %d", n, logged, denied)
+	}
+}
