@@ -30,12 +30,12 @@ func TestCgroup2Program(t *testing.T) {
 			}
 			containertest.RuncSpec(t, bundle, func(s *specs.Spec) {
 				s.Root.Readonly = false
-				s.Process.Args = []string{"sh", "-c", "mknod /blk b 8 0 && head -c1 /blk 2>/tmp/err; sleep 1000"}
+				s.Process.Args = []string{"sh", "-c", "mknod /blk b 8 0 && head -c1 /blk 2>/tmp/err; touch /tmp/done; exec sleep 1000"}
 				c := s.Process.Capabilities
 				c.Bounding, c.Effective, c.Permitted = append(c.Bounding, "CAP_MKNOD"), append(c.Effective, "CAP_MKNOD"), append(c.Permitted, "CAP_MKNOD")
 			})
 			id := fmt.Sprintf("gw-test-%s-%d", rt, os.Getpid())
-			pid := containertest.RunCgroup2(t, rt, bundle, id)
+			containertest.RunCgroup2(t, rt, bundle, id)
 
 			attach := events.Next(t, rt+"'s program attach", func(ev gadget.Event) bool {
 				p, ok := ev.(*devices.ProgramChange)
@@ -62,9 +62,9 @@ func TestCgroup2Program(t *testing.T) {
 				t.Errorf("denied %s %s by %s, cause %+v; want b 8:0 r by openat, cause policy: program %d", denied.Device(),
 					devices.AccessString(denied.Access), denied.Syscall, denied.Cause, attach.ProgramID)
 			}
-			logged, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/root/tmp/err")
-			if err != nil || !strings.Contains(string(logged), "not permitted") {
-				t.Errorf("the container's own view of its open: %q, %v", logged, err)
+			// What the container saw, once its open has failed and been logged.
+			if logged := containertest.ExecCgroup2(t, rt, id, "sh", "-c", "until [ -e /tmp/done ]; do sleep 0.01; done; cat /tmp/err"); !strings.Contains(logged, "not permitted") {
+				t.Errorf("the container's own view of its open: %q", logged)
 			}
 		})
 	}

@@ -33,7 +33,8 @@ func TestContainerDenyAllWindow(t *testing.T) {
 	}
 	events := openWith(t, coll)
 	c := d.Run(t, containertest.Options{Name: "db", Args: []string{"sh", "-c",
-		`while :; do head -c1 /dev/urandom >/tmp/x 2>/tmp/err || cat /tmp/err >>/tmp/log; sleep 0.01; done`}})
+		`while [ ! -e /tmp/stop ]; do head -c1 /dev/urandom >/tmp/x 2>/tmp/err || cat /tmp/err >>/tmp/log; sleep 0.01; done
+touch /tmp/done; exec sleep 1000`}})
 
 	const wait = 300 * time.Millisecond
 	script := `cg=/sys/fs/cgroup/devices$(grep ':devices:' /proc/$PID/cgroup | cut -d: -f3)
@@ -81,7 +82,13 @@ echo "$saved" | while read -r r; do echo "$r" > $cg/devices.allow; done`
 		t.Errorf("window: deny-all %v on %s lasting %v with %d denials; want deny-all on %s lasting about %v with %d denials",
 			window.DenyAll, window.Cgroup.Path, window.Closed.Sub(window.Opened), window.Denied, c.ID, wait, denied)
 	}
-	logged, err := os.ReadFile("/proc/" + strconv.Itoa(c.Pid) + "/root/tmp/log")
+	// The last failure of the window may not be logged yet: stop the loop and wait for its end.
+	root := "/proc/" + strconv.Itoa(c.Pid) + "/root"
+	if err := os.WriteFile(root+"/tmp/stop", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Exec(t, d, "sh", "-c", "until [ -e /tmp/done ]; do sleep 0.01; done")
+	logged, err := os.ReadFile(root + "/tmp/log")
 	if err != nil {
 		t.Fatal(err)
 	}

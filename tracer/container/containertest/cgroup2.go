@@ -5,23 +5,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// RunCgroup2 runs the container of bundle with the runtime rt (runc or crun) as on a host that is cgroup
-// v2 only: in a mount namespace of its own where cgroup2 is mounted at /sys/fs/cgroup. Its cgroup
-// is then /sys/fs/cgroup/unified/ID on this host, and its device rules are a BPF program attached
-// there. It returns the container's init pid on the host; cleanup deletes the container.
-func RunCgroup2(t testing.TB, rt, bundle, id string) int {
+// RunCgroup2 runs the container of bundle with the runtime rt (runc or crun) as on a host that is
+// cgroup v2 only: in a mount namespace of its own where cgroup2 is mounted at /sys/fs/cgroup. Its
+// cgroup is then /sys/fs/cgroup/unified/ID on this host, and its device rules are a BPF program
+// attached there. Cleanup deletes the container.
+func RunCgroup2(t testing.TB, rt, bundle, id string) {
 	t.Helper()
 	log := filepath.Join(t.TempDir(), "log")
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	if err := inCgroup2(log, rt, "run", "-d", "--pid-file", pidFile, "--bundle", bundle, id); err != nil {
+	if err := inCgroup2(log, rt, "run", "-d", "--bundle", bundle, id); err != nil {
 		out, _ := os.ReadFile(log)
 		t.Fatalf("%s run: %v: %s", rt, err, out)
 	}
@@ -31,15 +28,18 @@ func RunCgroup2(t testing.TB, rt, bundle, id string) int {
 			t.Errorf("%s delete: %v: %s", rt, err, out)
 		}
 	})
-	data, err := os.ReadFile(pidFile)
+}
+
+// ExecCgroup2 runs args in a container started by RunCgroup2 and returns its output.
+func ExecCgroup2(t testing.TB, rt, id string, args ...string) string {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "log")
+	err := inCgroup2(log, rt, append([]string{"exec", id}, args...)...)
+	out, _ := os.ReadFile(log)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s exec %v: %v: %s", rt, args, err, out)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		t.Fatalf("%s's pid file: %v", rt, err)
-	}
-	return pid
+	return string(out)
 }
 
 // inCgroup2 runs the runtime in a mount namespace where /sys/fs/cgroup is cgroup2, its output
