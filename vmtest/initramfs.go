@@ -42,13 +42,17 @@ func (r *Initramfs) AddData(guestPath string, data []byte, mode uint32) {
 	r.files[strings.TrimPrefix(guestPath, "/")] = fileSource{data: data, mode: mode}
 }
 
-// AddTree copies a host directory tree to the same path in the guest.
-func (r *Initramfs) AddTree(hostDir string) error {
+// AddTree copies a host directory tree to guestDir in the guest.
+func (r *Initramfs) AddTree(hostDir, guestDir string) error {
 	return filepath.Walk(hostDir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || !info.Mode().IsRegular() {
 			return err
 		}
-		r.AddFile(p, p, uint32(info.Mode().Perm()))
+		rel, err := filepath.Rel(hostDir, p)
+		if err != nil {
+			return err
+		}
+		r.AddFile(path.Join(guestDir, filepath.ToSlash(rel)), p, uint32(info.Mode().Perm()))
 		return nil
 	})
 }

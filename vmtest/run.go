@@ -26,6 +26,9 @@ func guestEnv() []string {
 	return env
 }
 
+// guestDir is where a test runs in the guest, with its package's testdata.
+const guestDir = "/pkg"
+
 // Options configure RunTest.
 type Options struct {
 	Kernel  string // bzImage
@@ -34,7 +37,7 @@ type Options struct {
 	Output  io.Writer
 }
 
-// RunTest boots a guest that runs binary with args in dir (where go test runs it: the package's
+// RunTest boots a guest that runs binary with args as go test would in dir (the package's
 // directory, whose testdata/ goes along) and returns its exit status.
 func RunTest(ctx context.Context, o Options, dir, binary string, args ...string) (int, error) {
 	rd := NewInitramfs()
@@ -46,12 +49,14 @@ func RunTest(ctx context.Context, o Options, dir, binary string, args ...string)
 			return 0, err
 		}
 	}
+	// The package's directory is /pkg in the guest: its host path may be under /tmp, which the
+	// guest mounts a tmpfs over.
 	if st, err := os.Stat(filepath.Join(dir, "testdata")); err == nil && st.IsDir() {
-		if err := rd.AddTree(filepath.Join(dir, "testdata")); err != nil {
+		if err := rd.AddTree(filepath.Join(dir, "testdata"), guestDir+"/testdata"); err != nil {
 			return 0, err
 		}
 	}
-	spec, err := json.Marshal(Spec{Args: append([]string{guestBinary}, args...), Env: guestEnv(), Dir: dir})
+	spec, err := json.Marshal(Spec{Args: append([]string{guestBinary}, args...), Env: guestEnv(), Dir: guestDir})
 	if err != nil {
 		return 0, err
 	}
