@@ -44,7 +44,7 @@ vmtest: ## the privileged suite in VMs on Debian's 6.1 and 6.12 kernels (KERNELS
 	tools/setup.sh
 	$(GO) run ./vmtest/cmd/vmtest
 
-bench: ## seccomp recording, trace caps and trace devices cost beside empty programs, bpftrace and strace, in one run (as root)
+bench: ## costs beside floors and peers in one run (as root): seccomp recording, trace caps, trace devices, netns holders
 	tools/setup.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./tools/bench
 

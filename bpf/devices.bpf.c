@@ -24,16 +24,16 @@ const enum denied_by *unused_by __attribute__((unused));
 
 #define EPERM 1
 #define CGROUP_SUPER_MAGIC 0x27e0eb
-
-/* A no-op at run time (the verifier turns it into a move), 6.2+: loads through its result are
- * direct, where a probe read would be a helper call each. */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #define S_IFMT 00170000
 #define S_IFCHR 0020000
 #define S_IFBLK 0060000
 #define CAP_MKNOD 27
 #define BPF_F_REPLACE_FLAG (1U << 2)
+
+/* A no-op at run time (the verifier turns it into a move), 6.2+: loads through its result are
+ * direct, where a probe read would be a helper call each. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 #define MAX_EXCEPTIONS 32
 #define CG_DEPTH 8

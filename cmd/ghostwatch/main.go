@@ -42,6 +42,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			traceCommand(),
 			psCommand(),
+			netnsCommand(),
 			seccompCommand(),
 			doctorCommand(),
 			versionCommand(),

@@ -91,6 +91,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"seccomp", "record", "--new"}, "-o must name a directory"},
 		{[]string{"seccomp", "record", "--container", "a b"}, "is not a container id"},
 		{[]string{"seccomp", "merge", "one.json"}, "at least two profiles"},
+		{[]string{"netns"}, "name a netns command"},
+		{[]string{"netns", "holders", "--source", "bpf"}, `--source "bpf": want auto, iterators or proc`},
+		{[]string{"netns", "holders", "--netns", "net:[4026531840]"}, "want a namespace inode number"},
+		{[]string{"netns", "holders", "extra"}, `unexpected argument "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

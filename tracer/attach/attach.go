@@ -53,6 +53,7 @@ type Set struct {
 	loaded  []*ebpf.Collection
 	links   []link.Link
 	progs   map[string]*ebpf.Program // attached, by name
+	linkOf  map[string]link.Link     // by program name
 	release func()                   // unmounts tracefs if this set mounted it
 	Choices []Choice
 }
@@ -65,7 +66,7 @@ func Load(spec *ebpf.CollectionSpec, hooks []Hook) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating maps: %w", err)
 	}
-	s := &Set{maps: maps, progs: map[string]*ebpf.Program{}}
+	s := &Set{maps: maps, progs: map[string]*ebpf.Program{}, linkOf: map[string]link.Link{}}
 	for _, h := range hooks {
 		if err := s.attachHook(spec, h); err != nil {
 			s.Close()
@@ -143,8 +144,8 @@ func (s *Set) tryCandidate(spec *ebpf.CollectionSpec, names []string) error {
 	}
 	s.loaded = append(s.loaded, coll)
 	s.links = append(s.links, links...)
-	for _, n := range names {
-		s.progs[n] = coll.Programs[n]
+	for i, n := range names {
+		s.progs[n], s.linkOf[n] = coll.Programs[n], links[i]
 	}
 	return nil
 }
@@ -267,6 +268,12 @@ func (s *Set) Programs() []*ebpf.Program {
 	return out
 }
 
+// Iter returns the link of an attached iterator program, to read it; nil if there is none.
+func (s *Set) Iter(program string) *link.Iter {
+	it, _ := s.linkOf[program].(*link.Iter)
+	return it
+}
+
 // Kind returns the attach kind chosen for a hook, or "" if none attached.
 func (s *Set) Kind(hook string) string {
 	for _, c := range s.Choices {
@@ -292,6 +299,6 @@ func (s *Set) Close() error {
 	if s.release != nil {
 		s.release()
 	}
-	s.links, s.loaded, s.maps, s.progs, s.release = nil, nil, nil, nil, nil
+	s.links, s.loaded, s.maps, s.progs, s.linkOf, s.release = nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -69,6 +69,17 @@ func startHolder(t testing.TB, attr *syscall.SysProcAttr) *Holder {
 	// /proc/PID/ns/pid_for_children can be read once "ready" is written.
 	cmd := exec.Command("sh", "-c", "(echo ready; exec cat); exit 0")
 	cmd.SysProcAttr = attr
+	h, line := StartProcess(t, cmd)
+	if line != "ready" {
+		t.Fatalf("namespace holder did not start: %q", line)
+	}
+	return h
+}
+
+// StartProcess starts cmd with pipes on its stdin and stdout, waits for the first line it writes
+// and returns it (without its newline); cleanup closes its stdin and waits for it.
+func StartProcess(t testing.TB, cmd *exec.Cmd) (*Holder, string) {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -78,14 +89,15 @@ func startHolder(t testing.TB, attr *syscall.SysProcAttr) *Holder {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting namespace holder: %v", err)
+		t.Fatalf("starting %v: %v", cmd.Args, err)
 	}
 	h := &Holder{cmd: cmd, stdin: stdin, Pid: cmd.Process.Pid}
 	t.Cleanup(h.Stop)
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("namespace holder did not start: %q, %v", line, err)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%v wrote %q: %v", cmd.Args, line, err)
 	}
-	return h
+	return h, strings.TrimSuffix(line, "\n")
 }
 
 // Stop ends the holder and waits for it.

@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// BenchmarkNetnsHolders measures `ghostwatch netns holders` on a node of at least 2,000 processes
+// and 50,000 open fds (sleepers holding /dev/null, pipes and unix sockets), through the BPF
+// iterators and through the /proc fallback, beside `lsns -t net` (which only reads each process's
+// namespace links, no fds), in one run: wall time and CPU time (user + system) of each.
+func BenchmarkNetnsHolders(b *testing.B) {
+	testutil.RequirePrivileged(b)
+	const procs, fdsEach = 2000, 25
+	ghostwatch := build(b, b.TempDir(), "ghostwatch", "../../cmd/ghostwatch")
+	files := make([]*os.File, 0, fdsEach)
+	for len(files) < fdsEach {
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, null, r, w, os.NewFile(uintptr(pair[0]), "a"), os.NewFile(uintptr(pair[1]), "b"))
+	}
+	files = files[:fdsEach]
+	var sleepers []*exec.Cmd
+	defer func() {
+		for _, c := range sleepers {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	for range procs {
+		c := exec.Command("sleep", "100000")
+		c.ExtraFiles = files
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+		sleepers = append(sleepers, c)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	nprocs, nfds := census(b)
+	fmt.Printf("\nnetns holders: %d processes, %d open fds on the node, median of %d runs\n", nprocs, nfds, rounds)
+	fmt.Printf("%-48s %10s %10s %10s\n", "", "wall ms", "cpu ms", "x lsns")
+	configs := []struct {
+		name, path string
+		args       []string
+	}{
+		{"lsns -t net", "lsns", []string{"-t", "net"}},
+		{"ghostwatch netns holders (iterators)", ghostwatch, []string{"netns", "holders", "-o", "json", "--source", "iterators"}},
+		{"ghostwatch netns holders (/proc)", ghostwatch, []string{"netns", "holders", "-o", "json", "--source", "proc"}},
+	}
+	var base float64
+	for i, c := range configs {
+		var walls, cpus []float64
+		for range rounds {
+			cmd := exec.Command(c.path, c.args...)
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("%s: %v: %s", c.name, err, out)
+			}
+			walls = append(walls, float64(time.Since(start).Microseconds())/1000)
+			cpus = append(cpus, float64((cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()).Microseconds())/1000)
+		}
+		if i == 0 {
+			base = median(walls)
+		}
+		fmt.Printf("%-48s %10.1f %10.1f %10s\n", c.name, median(walls), median(cpus), ratio(median(walls), base))
+	}
+}
+
+// census counts the node's processes and open fds, to show the size the bench ran at.
+func census(b *testing.B) (procs, fds int) {
+	dir, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range dir {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		procs++
+		if f, err := os.ReadDir("/proc/" + e.Name() + "/fd"); err == nil {
+			fds += len(f)
+		}
+	}
+	return procs, fds
+}

@@ -1,0 +1,317 @@
+// Package netns finds what keeps each network namespace alive: the processes living in it, and
+// every reference from outside (an open nsfs file, a socket created in it, a bind mount), read
+// through BPF iterators with a /proc fallback.
+package netns
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/cilium/ebpf/link"
+
+	gen "github.com/ghostwatch/ghostwatch/gen/netns"
+	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+)
+
+// Holder kinds.
+const (
+	KindMember = "member"
+	KindFD     = "fd"     // an open nsfs file: /proc/PID/ns/net, or a bind mount of one
+	KindSocket = "socket" // a socket created in the namespace, held by a process of another
+	KindMount  = "mount"  // a bind mount of the namespace's nsfs file
+)
+
+// Sources of a snapshot.
+const (
+	SourceIterators = "iterators"
+	SourceProc      = "proc"
+)
+
+// Proc is a process that lives in or holds a namespace.
+type Proc struct {
+	PID       uint32           `json:"pid"`
+	TID       uint32           `json:"tid"`
+	Comm      string           `json:"comm"`
+	MntNS     uint32           `json:"mntns"`
+	Container *event.Container `json:"container,omitempty"`
+}
+
+// Holder is one reference to a namespace from outside it (or a member's nsfs fd).
+type Holder struct {
+	Kind string `json:"kind"`
+	Proc
+	FD     int    `json:"fd"`               // fd and socket; -1 for a mount
+	Socket string `json:"socket,omitempty"` // socket: "netlink(route)", "tcp", "udp6", "unix", ...
+	Mount  string `json:"mount,omitempty"`  // mount: the mount point, in the mount namespace MntNS
+}
+
+// Interface is a network interface of a namespace and its addresses ("10.99.0.7/24").
+type Interface struct {
+	Name  string   `json:"name"`
+	Addrs []string `json:"addrs"`
+}
+
+// Namespace is a live network namespace and what holds it.
+type Namespace struct {
+	Inode      uint32      `json:"netns"`
+	Members    int         `json:"members"`        // processes living in it
+	Sample     []Proc      `json:"members_sample"` // the first members, by pid
+	Holders    []Holder    `json:"holders"`
+	Interfaces []Interface `json:"interfaces"`
+	// InterfacesError says why the interfaces could not be read (no reference could be opened).
+	InterfacesError string           `json:"interfaces_error,omitempty"`
+	Container       *event.Container `json:"container,omitempty"`
+}
+
+// Orphan says whether no process lives in the namespace.
+func (n *Namespace) Orphan() bool { return n.Members == 0 }
+
+// Snapshot is every live network namespace ghostwatch can see, by inode.
+type Snapshot struct {
+	Source     string
+	Namespaces []*Namespace
+	// IteratorError says why the iterators were not used, when the /proc fallback was.
+	IteratorError string
+}
+
+// Options choose the source and what to keep.
+type Options struct {
+	Source   string         // SourceIterators, SourceProc, or "" for iterators where they load
+	Resolver event.Resolver // containers of processes and namespaces; nil: none
+	Orphans  bool           // only namespaces no process lives in
+	NetNS    uint32         // only this namespace; 0: all
+}
+
+// maxSample is how many members a namespace lists.
+const maxSample = 3
+
+// Take reads the holders of every network namespace, then the interfaces of those kept.
+func Take(o Options) (*Snapshot, error) {
+	s := &Snapshot{Source: o.Source}
+	var recs []record
+	var err error
+	switch o.Source {
+	case SourceProc:
+		recs, err = fromProc()
+	case SourceIterators, "":
+		s.Source = SourceIterators
+		if recs, err = fromIterators(); err != nil && o.Source == "" {
+			s.Source, s.IteratorError = SourceProc, err.Error()
+			recs, err = fromProc()
+		}
+	default:
+		return nil, fmt.Errorf("unknown source %q: want %s or %s", o.Source, SourceIterators, SourceProc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	recs = append(recs, mounts(recs)...)
+	for _, n := range group(recs, os.Getpid()) {
+		if (o.Orphans && !n.Orphan()) || (o.NetNS != 0 && n.Inode != o.NetNS) {
+			continue
+		}
+		s.Namespaces = append(s.Namespaces, n)
+	}
+	for _, n := range s.Namespaces {
+		n.Interfaces, err = interfaces(n)
+		if err != nil {
+			n.InterfacesError = err.Error()
+		}
+		if o.Resolver != nil {
+			n.Container = o.Resolver.Owner(event.NSTypes[1], n.Inode)
+			for i := range n.Sample {
+				n.Sample[i].Container = o.Resolver.Owner(event.NSTypes[0], n.Sample[i].MntNS)
+			}
+			for i := range n.Holders {
+				n.Holders[i].Container = o.Resolver.Owner(event.NSTypes[0], n.Holders[i].MntNS)
+			}
+		}
+	}
+	return s, nil
+}
+
+// record is one fact: a member, an nsfs fd, a socket or a mount, of the namespace netns.
+type record struct {
+	kind  string
+	netns uint32
+	proc  Proc
+	fd    int
+	own   uint32 // the holder's own network namespace
+	sock  string
+	mount string
+}
+
+// group turns records into namespaces, sorted by inode; the references of the process self
+// (made while looking) are left out.
+func group(recs []record, self int) []*Namespace {
+	byInode := map[uint32]*Namespace{}
+	members := map[uint32]map[uint32]bool{}
+	for _, r := range recs {
+		if r.netns == 0 {
+			continue
+		}
+		n := byInode[r.netns]
+		if n == nil {
+			n = &Namespace{Inode: r.netns}
+			byInode[r.netns] = n
+			members[r.netns] = map[uint32]bool{}
+		}
+		switch {
+		case int(r.proc.PID) == self && r.kind != KindMount:
+			// Our own threads and fds (entering namespaces to read them) are not holders; the
+			// namespace stays listed.
+		case r.kind == KindMember:
+			if !members[r.netns][r.proc.PID] {
+				members[r.netns][r.proc.PID] = true
+				n.Members++
+				n.Sample = append(n.Sample, r.proc)
+			}
+		default:
+			n.Holders = append(n.Holders, Holder{Kind: r.kind, Proc: r.proc, FD: r.fd, Socket: r.sock, Mount: r.mount})
+		}
+	}
+	out := make([]*Namespace, 0, len(byInode))
+	for _, n := range byInode {
+		slices.SortFunc(n.Sample, func(a, b Proc) int { return int(a.PID) - int(b.PID) })
+		n.Sample = n.Sample[:min(len(n.Sample), maxSample)]
+		slices.SortStableFunc(n.Holders, func(a, b Holder) int { return int(a.PID) - int(b.PID) })
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b *Namespace) int { return int(a.Inode) - int(b.Inode) })
+	return out
+}
+
+// fromIterators runs the two iterators of the netns object once.
+func fromIterators() ([]record, error) {
+	spec, err := gen.LoadNetns()
+	if err != nil {
+		return nil, err
+	}
+	set, err := attach.Load(spec, []attach.Hook{
+		{Name: "tasks", Candidates: [][]string{{"holders_tasks"}}},
+		{Name: "files", Candidates: [][]string{{"holders_files"}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer set.Close()
+	var out []record
+	for _, name := range []string{"holders_tasks", "holders_files"} {
+		recs, err := readIter(set.Iter(name))
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+func readIter(it *link.Iter) ([]record, error) {
+	if it == nil {
+		return nil, errors.New("not attached")
+	}
+	rd, err := it.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, err
+	}
+	var rec gen.NetnsHolderRecord
+	size := int(unsafe.Sizeof(rec))
+	if len(data)%size != 0 {
+		return nil, fmt.Errorf("%d bytes is not a whole number of %d-byte records", len(data), size)
+	}
+	out := make([]record, 0, len(data)/size)
+	for off := 0; off < len(data); off += size {
+		rec = *(*gen.NetnsHolderRecord)(unsafe.Pointer(&data[off]))
+		r := record{netns: rec.Netns, fd: int(rec.Fd), own: rec.OwnNetns,
+			proc: Proc{PID: rec.Pid, TID: rec.Tid, Comm: event.CString(rec.Comm[:]), MntNS: rec.Mntns}}
+		switch gen.NetnsHolderKind(rec.Kind) {
+		case gen.NetnsHolderKindHOLDER_MEMBER:
+			r.kind = KindMember
+		case gen.NetnsHolderKindHOLDER_NSFS_FD:
+			r.kind = KindFD
+		case gen.NetnsHolderKindHOLDER_SOCKET:
+			r.kind, r.sock = KindSocket, SocketName(int(rec.Family), int(rec.Type), int(rec.Protocol))
+		default:
+			return nil, fmt.Errorf("record of unknown kind %d", rec.Kind)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// mounts finds bind mounts of network namespaces (nsfs mounts whose root is "net:[INODE]") in
+// every mount namespace the records show, through one process of each.
+func mounts(recs []record) []record {
+	seen := map[uint32]bool{}
+	var out []record
+	for _, r := range recs {
+		if r.proc.MntNS == 0 || seen[r.proc.MntNS] {
+			continue
+		}
+		seen[r.proc.MntNS] = true
+		f, err := os.Open("/proc/" + strconv.Itoa(int(r.proc.PID)) + "/mountinfo")
+		if err != nil {
+			seen[r.proc.MntNS] = false // gone: another process of that namespace may do
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if inode, point, ok := nsfsMount(sc.Text()); ok {
+				out = append(out, record{kind: KindMount, netns: inode, mount: point, fd: -1, own: r.own,
+					proc: Proc{PID: r.proc.PID, TID: r.proc.PID, Comm: r.proc.Comm, MntNS: r.proc.MntNS}})
+			}
+		}
+		f.Close()
+	}
+	return out
+}
+
+// nsfsMount reads a mountinfo line: a mount of a network namespace's nsfs file gives its inode
+// and mount point.
+func nsfsMount(line string) (uint32, string, bool) {
+	before, after, ok := strings.Cut(line, " - ")
+	if !ok || !strings.HasPrefix(after, "nsfs ") {
+		return 0, "", false
+	}
+	f := strings.Fields(before)
+	if len(f) < 5 || !strings.HasPrefix(f[3], "net:[") {
+		return 0, "", false
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(f[3], "net:["), "]"), 10, 32)
+	if err != nil {
+		return 0, "", false
+	}
+	return uint32(n), unescape(f[4]), true
+}
+
+// unescape undoes mountinfo's octal escapes of space, tab, newline and backslash.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
