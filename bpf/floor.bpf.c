@@ -34,3 +34,15 @@ int syscall_tp(void *ctx)
 {
 	return 0;
 }
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(floor_fork, struct task_struct *parent, struct task_struct *child)
+{
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(floor_exit, struct task_struct *task)
+{
+	return 0;
+}

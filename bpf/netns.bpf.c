@@ -1,11 +1,228 @@
 //go:build ignore
 /* SPDX-License-Identifier: GPL-2.0 */
-/* netns: who holds each network namespace. Two iterators read once per snapshot: tasks (the
- * members of each namespace) and task files (nsfs fds of network namespaces, and sockets whose
- * namespace is not their holder's own). Bind mounts are read from mountinfo in user space. */
+/* netns: network namespace lifecycle, and who holds each namespace.
+ * Tracing: creation, the last task leaving (counted per task: a census at start, then forks,
+ * exits, setns and unshare), and the kernel dropping its last reference.
+ * Snapshot: two iterators read once (tasks: the members; task files: nsfs fds of network
+ * namespaces and sockets of another namespace than their holder's); bind mounts are read from
+ * mountinfo in user space. */
 #include "common.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+#define S_IFMT     00170000
+#define S_IFSOCK   0140000
+#define PF_KTHREAD 0x00200000
+
+enum netns_kind {
+	NETNS_CREATED = 1,
+	NETNS_EMPTY,
+	NETNS_DESTROYED,
+};
+const enum netns_kind *unused_netns_kind __attribute__((unused));
+
+/* What made a namespace, or made it empty. */
+enum netns_how {
+	HOW_CLONE = 1, /* created by clone/clone3 (the child is in it) */
+	HOW_UNSHARE,   /* created by unshare, or left by unshare */
+	HOW_SETNS,     /* left by setns */
+	HOW_EXIT,      /* left by the exit of its last task */
+	HOW_KERNEL,    /* created: copy_net_ns (whichever call); destroyed: the last reference went */
+};
+const enum netns_how *unused_how __attribute__((unused));
+
+struct netns_event {
+	struct gw_header hdr;
+	__u32 netns;
+	__u32 how;
+	__u32 child; /* clone: the child's pid */
+	__u32 tasks; /* empty: 0; created: 1 */
+};
+const struct netns_event *unused_event __attribute__((unused));
+
+/* The initial namespace's fixed inode (PROC_NET_INIT_INO): it never empties, and its tasks are not
+ * counted, so that most forks and exits of a node leave after one comparison. */
+#define init_netns 0xEFFFFFF9U
+/* ghostwatch itself (set before load): its threads enter namespaces to read them, which must not
+ * count as moves. */
+const volatile __u32 self_tgid = 0;
+
+/* Tasks living in each namespace but the host's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __s64);
+} members SEC(".maps");
+
+/* The namespace each counted task was counted in, by tid: counting is idempotent, so the census
+ * and the hooks never count a task twice. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u32);
+} counted SEC(".maps");
+
+/* unshare calls between entry and exit: their flags, by tid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u64);
+} unsharing SEC(".maps");
+
+static __always_inline void emit(__u32 kind, __u32 netns, __u32 how, __u32 child)
+{
+	struct netns_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return;
+	}
+	fill_header(&e->hdr, kind);
+	e->netns = netns;
+	e->how = how;
+	e->child = child;
+	e->tasks = kind == NETNS_CREATED;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Counts task tid in netns, once. */
+static __always_inline void count_in(__u32 tid, __u32 netns)
+{
+	if (!netns || netns == init_netns)
+		return;
+	if (bpf_map_update_elem(&counted, &tid, &netns, BPF_NOEXIST))
+		return; /* already counted (the census and a hook both saw it), or the table is full */
+	__s64 one = 1, *n = bpf_map_lookup_elem(&members, &netns);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else if (bpf_map_update_elem(&members, &netns, &one, BPF_NOEXIST)) {
+		n = bpf_map_lookup_elem(&members, &netns); /* another CPU made it meanwhile */
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+}
+
+/* Uncounts task tid; if it was its namespace's last, the namespace is empty. */
+static __always_inline void leave(__u32 tid, __u32 how)
+{
+	__u32 *ns = bpf_map_lookup_elem(&counted, &tid);
+	if (!ns)
+		return;
+	__u32 netns = *ns;
+	bpf_map_delete_elem(&counted, &tid);
+	__s64 *n = bpf_map_lookup_elem(&members, &netns);
+	if (!n || __sync_fetch_and_add(n, -1) != 1)
+		return;
+	bpf_map_delete_elem(&members, &netns);
+	emit(NETNS_EMPTY, netns, how, 0);
+}
+
+static __always_inline __u32 current_netns(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct nsproxy *nsp = task->nsproxy;
+	return nsp ? nsp->net_ns->ns.inum : 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(member_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct nsproxy *nsp = child->nsproxy;
+	__u32 netns = nsp ? nsp->net_ns->ns.inum : 0;
+	if (netns == init_netns)
+		return 0;
+	count_in(child->pid, netns);
+	if (netns != current_netns())
+		emit(NETNS_CREATED, netns, HOW_CLONE, child->tgid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(member_exit, struct task_struct *task)
+{
+	leave(task->pid, HOW_EXIT);
+	return 0;
+}
+
+/* setns and unshare move the calling task: uncount it where it was, count it where it is. */
+static __always_inline void moved(__u32 how, bool created)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (pid_tgid >> 32 == self_tgid)
+		return;
+	__u32 tid = (__u32)pid_tgid;
+	__u32 netns = current_netns();
+	__u32 *was = bpf_map_lookup_elem(&counted, &tid);
+	if (was ? *was == netns : netns == init_netns)
+		return;
+	leave(tid, how);
+	count_in(tid, netns);
+	if (created)
+		emit(NETNS_CREATED, netns, HOW_UNSHARE, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_unshare")
+int unshare_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 flags = ctx->args[0];
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (flags & CLONE_NEWNET)
+		bpf_map_update_elem(&unsharing, &tid, &flags, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_unshare")
+int unshare_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (!bpf_map_lookup_elem(&unsharing, &tid))
+		return 0;
+	bpf_map_delete_elem(&unsharing, &tid);
+	if (ctx->ret == 0)
+		moved(HOW_UNSHARE, true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_setns")
+int setns_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret == 0)
+		moved(HOW_SETNS, false);
+	return 0;
+}
+
+/* 6.1, 6.12: the kernel's own creation of a namespace, whoever asked for it. */
+SEC("fexit/copy_net_ns")
+int BPF_PROG(created_fexit, unsigned long flags, struct user_namespace *user_ns, struct net *old_net, struct net *ret)
+{
+	if (!(flags & CLONE_NEWNET) || (unsigned long)ret >= (unsigned long)-4095 || ret == old_net)
+		return 0;
+	emit(NETNS_CREATED, BPF_CORE_READ(ret, ns.inum), HOW_KERNEL, 0);
+	return 0;
+}
+
+/* 6.1, 6.12: the last reference went; the namespace is queued for teardown. */
+SEC("fentry/__put_net")
+int BPF_PROG(destroyed_fentry, struct net *net)
+{
+	emit(NETNS_DESTROYED, BPF_CORE_READ(net, ns.inum), HOW_KERNEL, 0);
+	return 0;
+}
+
+/* At start: counts every task already living in a namespace but the host's. */
+SEC("iter/task")
+int census(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	if (!task || (task->flags & PF_KTHREAD))
+		return 0;
+	struct nsproxy *nsp = task->nsproxy;
+	if (nsp)
+		count_in(task->pid, nsp->net_ns->ns.inum);
+	return 0;
+}
 
 enum holder_kind {
 	HOLDER_MEMBER = 1, /* a task living in the namespace */
@@ -31,9 +248,7 @@ struct holder_record {
 
 const struct holder_record *unused_record __attribute__((unused));
 
-#define S_IFMT   00170000
-#define S_IFSOCK 0140000
-#define PF_KTHREAD 0x00200000
+
 
 static __always_inline __u32 net_inum(struct task_struct *task)
 {

@@ -17,6 +17,8 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	FloorProgCapCapableBtf = "cap_capable_btf"
+	FloorProgFloorExit     = "floor_exit"
+	FloorProgFloorFork     = "floor_fork"
 	FloorProgSysEnterBtf   = "sys_enter_btf"
 	FloorProgSysExitBtf    = "sys_exit_btf"
 	FloorProgSyscallTp     = "syscall_tp"
@@ -65,6 +67,8 @@ type FloorSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type FloorProgramSpecs struct {
 	CapCapableBtf *ebpf.ProgramSpec `ebpf:"cap_capable_btf"`
+	FloorExit     *ebpf.ProgramSpec `ebpf:"floor_exit"`
+	FloorFork     *ebpf.ProgramSpec `ebpf:"floor_fork"`
 	SysEnterBtf   *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
 	SysExitBtf    *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
 	SyscallTp     *ebpf.ProgramSpec `ebpf:"syscall_tp"`
@@ -119,6 +123,8 @@ type FloorVariables struct {
 // It can be passed to LoadFloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type FloorPrograms struct {
 	CapCapableBtf *ebpf.Program `ebpf:"cap_capable_btf"`
+	FloorExit     *ebpf.Program `ebpf:"floor_exit"`
+	FloorFork     *ebpf.Program `ebpf:"floor_fork"`
 	SysEnterBtf   *ebpf.Program `ebpf:"sys_enter_btf"`
 	SysExitBtf    *ebpf.Program `ebpf:"sys_exit_btf"`
 	SyscallTp     *ebpf.Program `ebpf:"syscall_tp"`
@@ -127,6 +133,8 @@ type FloorPrograms struct {
 func (p *FloorPrograms) Close() error {
 	return _FloorClose(
 		p.CapCapableBtf,
+		p.FloorExit,
+		p.FloorFork,
 		p.SysEnterBtf,
 		p.SysExitBtf,
 		p.SyscallTp,

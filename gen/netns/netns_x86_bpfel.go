@@ -37,16 +37,70 @@ type NetnsHolderRecord struct {
 	Comm     [16]int8
 }
 
+type NetnsNetnsEvent struct {
+	_   structs.HostLayout
+	Hdr struct {
+		_        structs.HostLayout
+		TsBootNs uint64
+		CgroupId uint64
+		Pid      uint32
+		Tid      uint32
+		Ppid     uint32
+		Uid      uint32
+		Gid      uint32
+		Ns       [8]uint32
+		Comm     [16]int8
+		Kind     uint32
+	}
+	Netns uint32
+	How   uint32
+	Child uint32
+	Tasks uint32
+}
+
+type NetnsNetnsHow uint32
+
+const (
+	NetnsNetnsHowHOW_CLONE   NetnsNetnsHow = 1
+	NetnsNetnsHowHOW_UNSHARE NetnsNetnsHow = 2
+	NetnsNetnsHowHOW_SETNS   NetnsNetnsHow = 3
+	NetnsNetnsHowHOW_EXIT    NetnsNetnsHow = 4
+	NetnsNetnsHowHOW_KERNEL  NetnsNetnsHow = 5
+)
+
+type NetnsNetnsKind uint32
+
+const (
+	NetnsNetnsKindNETNS_CREATED   NetnsNetnsKind = 1
+	NetnsNetnsKindNETNS_EMPTY     NetnsNetnsKind = 2
+	NetnsNetnsKindNETNS_DESTROYED NetnsNetnsKind = 3
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetnsMapEvents        = "events"
-	NetnsMapLost          = "lost"
-	NetnsProgHoldersFiles = "holders_files"
-	NetnsProgHoldersTasks = "holders_tasks"
-	NetnsVarUnusedKind    = "unused_kind"
-	NetnsVarUnusedRecord  = "unused_record"
+	NetnsMapCounted          = "counted"
+	NetnsMapEvents           = "events"
+	NetnsMapLost             = "lost"
+	NetnsMapMembers          = "members"
+	NetnsMapUnsharing        = "unsharing"
+	NetnsProgCensus          = "census"
+	NetnsProgCreatedFexit    = "created_fexit"
+	NetnsProgDestroyedFentry = "destroyed_fentry"
+	NetnsProgHoldersFiles    = "holders_files"
+	NetnsProgHoldersTasks    = "holders_tasks"
+	NetnsProgMemberExit      = "member_exit"
+	NetnsProgMemberFork      = "member_fork"
+	NetnsProgSetnsExit       = "setns_exit"
+	NetnsProgUnshareEnter    = "unshare_enter"
+	NetnsProgUnshareExit     = "unshare_exit"
+	NetnsVarSelfTgid         = "self_tgid"
+	NetnsVarUnusedEvent      = "unused_event"
+	NetnsVarUnusedHow        = "unused_how"
+	NetnsVarUnusedKind       = "unused_kind"
+	NetnsVarUnusedNetnsKind  = "unused_netns_kind"
+	NetnsVarUnusedRecord     = "unused_record"
 )
 
 // LoadNetns returns the embedded CollectionSpec for Netns.
@@ -91,24 +145,39 @@ type NetnsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetnsProgramSpecs struct {
-	HoldersFiles *ebpf.ProgramSpec `ebpf:"holders_files"`
-	HoldersTasks *ebpf.ProgramSpec `ebpf:"holders_tasks"`
+	Census          *ebpf.ProgramSpec `ebpf:"census"`
+	CreatedFexit    *ebpf.ProgramSpec `ebpf:"created_fexit"`
+	DestroyedFentry *ebpf.ProgramSpec `ebpf:"destroyed_fentry"`
+	HoldersFiles    *ebpf.ProgramSpec `ebpf:"holders_files"`
+	HoldersTasks    *ebpf.ProgramSpec `ebpf:"holders_tasks"`
+	MemberExit      *ebpf.ProgramSpec `ebpf:"member_exit"`
+	MemberFork      *ebpf.ProgramSpec `ebpf:"member_fork"`
+	SetnsExit       *ebpf.ProgramSpec `ebpf:"setns_exit"`
+	UnshareEnter    *ebpf.ProgramSpec `ebpf:"unshare_enter"`
+	UnshareExit     *ebpf.ProgramSpec `ebpf:"unshare_exit"`
 }
 
 // NetnsMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetnsMapSpecs struct {
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Lost   *ebpf.MapSpec `ebpf:"lost"`
+	Counted   *ebpf.MapSpec `ebpf:"counted"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Lost      *ebpf.MapSpec `ebpf:"lost"`
+	Members   *ebpf.MapSpec `ebpf:"members"`
+	Unsharing *ebpf.MapSpec `ebpf:"unsharing"`
 }
 
 // NetnsVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetnsVariableSpecs struct {
-	UnusedKind   *ebpf.VariableSpec `ebpf:"unused_kind"`
-	UnusedRecord *ebpf.VariableSpec `ebpf:"unused_record"`
+	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedHow       *ebpf.VariableSpec `ebpf:"unused_how"`
+	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedNetnsKind *ebpf.VariableSpec `ebpf:"unused_netns_kind"`
+	UnusedRecord    *ebpf.VariableSpec `ebpf:"unused_record"`
 }
 
 // NetnsObjects contains all objects after they have been loaded into the kernel.
@@ -131,14 +200,20 @@ func (o *NetnsObjects) Close() error {
 //
 // It can be passed to LoadNetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetnsMaps struct {
-	Events *ebpf.Map `ebpf:"events"`
-	Lost   *ebpf.Map `ebpf:"lost"`
+	Counted   *ebpf.Map `ebpf:"counted"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Lost      *ebpf.Map `ebpf:"lost"`
+	Members   *ebpf.Map `ebpf:"members"`
+	Unsharing *ebpf.Map `ebpf:"unsharing"`
 }
 
 func (m *NetnsMaps) Close() error {
 	return _NetnsClose(
+		m.Counted,
 		m.Events,
 		m.Lost,
+		m.Members,
+		m.Unsharing,
 	)
 }
 
@@ -146,22 +221,42 @@ func (m *NetnsMaps) Close() error {
 //
 // It can be passed to LoadNetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetnsVariables struct {
-	UnusedKind   *ebpf.Variable `ebpf:"unused_kind"`
-	UnusedRecord *ebpf.Variable `ebpf:"unused_record"`
+	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
+	UnusedHow       *ebpf.Variable `ebpf:"unused_how"`
+	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedNetnsKind *ebpf.Variable `ebpf:"unused_netns_kind"`
+	UnusedRecord    *ebpf.Variable `ebpf:"unused_record"`
 }
 
 // NetnsPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadNetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetnsPrograms struct {
-	HoldersFiles *ebpf.Program `ebpf:"holders_files"`
-	HoldersTasks *ebpf.Program `ebpf:"holders_tasks"`
+	Census          *ebpf.Program `ebpf:"census"`
+	CreatedFexit    *ebpf.Program `ebpf:"created_fexit"`
+	DestroyedFentry *ebpf.Program `ebpf:"destroyed_fentry"`
+	HoldersFiles    *ebpf.Program `ebpf:"holders_files"`
+	HoldersTasks    *ebpf.Program `ebpf:"holders_tasks"`
+	MemberExit      *ebpf.Program `ebpf:"member_exit"`
+	MemberFork      *ebpf.Program `ebpf:"member_fork"`
+	SetnsExit       *ebpf.Program `ebpf:"setns_exit"`
+	UnshareEnter    *ebpf.Program `ebpf:"unshare_enter"`
+	UnshareExit     *ebpf.Program `ebpf:"unshare_exit"`
 }
 
 func (p *NetnsPrograms) Close() error {
 	return _NetnsClose(
+		p.Census,
+		p.CreatedFexit,
+		p.DestroyedFentry,
 		p.HoldersFiles,
 		p.HoldersTasks,
+		p.MemberExit,
+		p.MemberFork,
+		p.SetnsExit,
+		p.UnshareEnter,
+		p.UnshareExit,
 	)
 }
 

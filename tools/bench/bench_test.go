@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
 	floorgen "github.com/ghostwatch/ghostwatch/gen/floor"
@@ -168,6 +169,63 @@ func recording(which func(pid int, mntns uint32) uint32) setup {
 			b.Fatal(err)
 		}
 		return func() { rec.Close() }
+	}
+}
+
+type loopRun struct {
+	mode  string
+	calls int
+}
+
+// againstFloor runs each loop under each configuration (the first: no tracer; the second: the
+// floor), interleaved, and prints for each what it added per unit, and its ratio to the floor.
+func againstFloor(b *testing.B, loop string, configs []config, unit string, runs ...loopRun) {
+	for _, run := range runs {
+		results := map[string][]float64{}
+		for range rounds {
+			for _, c := range configs {
+				results[c.name] = append(results[c.name], runLoop(b, loop, run.mode, run.calls, c.setup))
+			}
+		}
+		base := median(results[configs[0].name])
+		floor := median(results[configs[1].name]) - base
+		fmt.Printf("\n%s loop, median of %d rounds (%.1f ns per %s untraced)\n", run.mode, rounds, base, unit)
+		fmt.Printf("%-48s %12s %10s\n", "", "added ns", "x floor")
+		for _, c := range configs[1:] {
+			a := median(results[c.name]) - base
+			fmt.Printf("%-48s %12.1f %10s\n", c.name, a, ratio(a, floor))
+		}
+	}
+}
+
+// floorOn is a floor: the empty tracepoint program on each syscall tracepoint named, and each
+// empty tp_btf program given, attached alone.
+func floorOn(floor *floorgen.FloorPrograms, ours map[string]bool, syscallTracepoints []string, btf ...*ebpf.Program) setup {
+	return func(b *testing.B, _ int, _ uint32) func() {
+		var links []link.Link
+		closeAll := func() {
+			for _, l := range links {
+				l.Close()
+			}
+		}
+		for _, tp := range syscallTracepoints {
+			l, err := link.Tracepoint("syscalls", tp, floor.SyscallTp, nil)
+			if err != nil {
+				closeAll()
+				b.Fatal(err)
+			}
+			links = append(links, l)
+		}
+		for _, p := range btf {
+			l, err := link.AttachTracing(link.TracingOptions{Program: p})
+			if err != nil {
+				closeAll()
+				b.Fatal(err)
+			}
+			links = append(links, l)
+		}
+		alone(b, ours)
+		return closeAll
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
@@ -101,4 +102,24 @@ func census(b *testing.B) (procs, fds int) {
 		}
 	}
 	return procs, fds
+}
+
+// BenchmarkNetnsTrace measures what `trace netns` adds to creating and ending a process (a loop
+// of vfork-and-exit children), for processes of the host's namespace (one comparison) and of a
+// namespace of their own (counted per task), beside empty programs on the same attach points
+// (tp_btf on fork and exit, the unshare and setns syscall tracepoints), attached alone.
+func BenchmarkNetnsTrace(b *testing.B) {
+	loop, ghostwatch, floor, ours := prepare(b)
+	release, err := kernel.Use(kernel.Tracefs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer release()
+	configs := []config{
+		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
+		{"floor: empty programs on the same attach points",
+			floorOn(floor, ours, []string{"sys_enter_unshare", "sys_exit_unshare", "sys_exit_setns"}, floor.FloorFork, floor.FloorExit), 0},
+		{"ghostwatch trace netns -o json", traceGadget(ghostwatch, "netns"), 0},
+	}
+	againstFloor(b, loop, configs, "process", loopRun{"fork", 20000}, loopRun{"forknet", 20000})
 }

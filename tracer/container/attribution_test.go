@@ -18,18 +18,6 @@ import (
 // sysAdmin lets a container's processes unshare.
 var sysAdmin = []string{"CAP_SYS_ADMIN"}
 
-// watch indexes the daemon's containers until the test ends.
-func watch(t *testing.T, d *containertest.Daemon) *container.Collection {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	coll := container.NewCollection()
-	if err := container.WatchContainerd(ctx, coll, d.Socket, nil, func(err error) { t.Log(err) }); err != nil {
-		t.Fatal(err)
-	}
-	return coll
-}
-
 // waitKnown waits until the index lists (known true) or no longer lists the container.
 func waitKnown(t *testing.T, coll *container.Collection, id string, known bool) *container.Container {
 	t.Helper()
@@ -81,7 +69,7 @@ func TestActorAndTargetContainers(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	d := containertest.Start(t)
 	db := d.Run(t, containertest.Options{Caps: sysAdmin, Name: "db", Pod: "db-0"})
-	coll := watch(t, d)
+	coll := d.Watch(t)
 	waitKnown(t, coll, db.ID, true)
 	events := collect(t, startTracer(t, gadget.Filter{}, coll))
 
@@ -116,7 +104,7 @@ func TestActorAndTargetContainers(t *testing.T) {
 func TestLateEventsResolve(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	d := containertest.Start(t)
-	coll := watch(t, d)
+	coll := d.Watch(t)
 	tr := startTracer(t, gadget.Filter{}, coll) // not read until the end
 	web := d.Run(t, containertest.Options{Caps: sysAdmin, Name: "web", Pod: "web-0"})
 	waitKnown(t, coll, web.ID, true)
@@ -138,7 +126,7 @@ func TestLateEventsResolve(t *testing.T) {
 func TestContainerFilterIsInTheKernel(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	d := containertest.Start(t)
-	coll := watch(t, d)
+	coll := d.Watch(t)
 	tr := startTracer(t, gadget.Filter{MntNS: gadget.MntNSOnly}, coll)
 	container.SyncFilter(coll, container.Selector{Containers: []string{"wanted"}}, tr.SetMntNS, func(err error) { t.Error(err) })
 	wanted := d.Run(t, containertest.Options{Caps: sysAdmin, Name: "wanted"})

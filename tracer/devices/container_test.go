@@ -1,7 +1,6 @@
 package devices_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
 	"github.com/ghostwatch/ghostwatch/tracer/devices"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
@@ -25,12 +23,7 @@ func TestContainerDenyAllWindow(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	containertest.SkipInVM(t)
 	d := containertest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	coll := container.NewCollection()
-	if err := container.WatchContainerd(ctx, coll, d.Socket, nil, func(err error) { t.Log(err) }); err != nil {
-		t.Fatal(err)
-	}
+	coll := d.Watch(t)
 	events := openWith(t, coll)
 	c := d.Run(t, containertest.Options{Name: "db", Args: []string{"sh", "-c",
 		`while [ ! -e /tmp/stop ]; do head -c1 /dev/urandom >/tmp/x 2>/tmp/err || cat /tmp/err >>/tmp/log; sleep 0.01; done

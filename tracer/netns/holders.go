@@ -88,6 +88,9 @@ type Options struct {
 	Resolver event.Resolver // containers of processes and namespaces; nil: none
 	Orphans  bool           // only namespaces no process lives in
 	NetNS    uint32         // only this namespace; 0: all
+	// Iterators is a loaded set with the holders hook attached (the trace gadget's); nil: load
+	// the iterators for this snapshot.
+	Iterators *attach.Set
 }
 
 // maxSample is how many members a namespace lists.
@@ -103,7 +106,12 @@ func Take(o Options) (*Snapshot, error) {
 		recs, err = fromProc()
 	case SourceIterators, "":
 		s.Source = SourceIterators
-		if recs, err = fromIterators(); err != nil && o.Source == "" {
+		if o.Iterators != nil && o.Iterators.Iter(gen.NetnsProgHoldersTasks) != nil {
+			recs, err = readHolders(o.Iterators)
+		} else {
+			recs, err = fromIterators()
+		}
+		if err != nil && o.Source == "" {
 			s.Source, s.IteratorError = SourceProc, err.Error()
 			recs, err = fromProc()
 		}
@@ -189,22 +197,28 @@ func group(recs []record, self int) []*Namespace {
 	return out
 }
 
-// fromIterators runs the two iterators of the netns object once.
+// fromIterators loads the two iterators of the netns object and runs them once.
 func fromIterators() ([]record, error) {
 	spec, err := gen.LoadNetns()
 	if err != nil {
 		return nil, err
 	}
-	set, err := attach.Load(spec, []attach.Hook{
-		{Name: "tasks", Candidates: [][]string{{"holders_tasks"}}},
-		{Name: "files", Candidates: [][]string{{"holders_files"}}},
-	})
+	set, err := attach.Load(spec, []attach.Hook{holdersHook})
 	if err != nil {
 		return nil, err
 	}
 	defer set.Close()
+	return readHolders(set)
+}
+
+// holdersHook is the snapshot's: the trace gadget attaches it too, for its lingering reports.
+var holdersHook = attach.Hook{Name: HookHolders, Candidates: [][]string{{gen.NetnsProgHoldersTasks, gen.NetnsProgHoldersFiles}},
+	Without: "holders are read from /proc (each task's ns/net link, each fd's link)"}
+
+// readHolders runs the two iterators of a set once.
+func readHolders(set *attach.Set) ([]record, error) {
 	var out []record
-	for _, name := range []string{"holders_tasks", "holders_files"} {
+	for _, name := range []string{gen.NetnsProgHoldersTasks, gen.NetnsProgHoldersFiles} {
 		recs, err := readIter(set.Iter(name))
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", name, err)

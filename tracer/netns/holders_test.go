@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,11 +21,47 @@ import (
 // prints "ready FD" and keeps it until its stdin closes.
 const receiverEnv = "GHOSTWATCH_NETNS_RECEIVER"
 
+// agentEnv makes the test binary a node agent: it enters the network namespace at the path
+// given, opens a NETLINK_ROUTE socket there, comes back, prints "ready FD" and keeps the socket
+// until its stdin closes.
+const agentEnv = "GHOSTWATCH_NETNS_AGENT"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(receiverEnv) == "1" {
 		os.Exit(receive())
 	}
+	if path := os.Getenv(agentEnv); path != "" {
+		os.Exit(agent(path))
+	}
 	os.Exit(m.Run())
+}
+
+func agent(path string) int {
+	runtime.LockOSThread() // the namespace changes stay on this thread
+	home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY, 0)
+	if err == nil {
+		var target int
+		if target, err = unix.Open(path, unix.O_RDONLY, 0); err == nil {
+			err = unix.Setns(target, unix.CLONE_NEWNET)
+			unix.Close(target) // the socket alone will hold the namespace
+		}
+	}
+	if err != nil {
+		fmt.Println("agent:", err)
+		return 1
+	}
+	sock, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_ROUTE)
+	if err == nil {
+		err = unix.Setns(home, unix.CLONE_NEWNET)
+		unix.Close(home)
+	}
+	if err != nil {
+		fmt.Println("agent:", err)
+		return 1
+	}
+	fmt.Printf("ready %d\n", sock)
+	io.Copy(io.Discard, os.Stdin)
+	return 0
 }
 
 func receive() int {

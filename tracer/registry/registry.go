@@ -10,6 +10,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/caps"
 	"github.com/ghostwatch/ghostwatch/tracer/devices"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/netns"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
 )
@@ -19,6 +20,7 @@ var All = []*gadget.Descriptor{
 	&setns.Gadget,
 	&caps.Gadget,
 	&devices.Gadget,
+	&netns.Gadget,
 	&seccomp.Gadget,
 }
 

@@ -1,5 +1,5 @@
 // Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
-// the nanoseconds they took. Usage: loop getppid|mix|setuid|write N
+// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet N
 package main
 
 import (
@@ -13,13 +13,20 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write N")
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil || n <= 0 {
 		fmt.Fprintln(os.Stderr, "loop: N must be a positive number")
 		os.Exit(2)
+	}
+	if os.Args[1] == "forknet" {
+		// The children live in a network namespace of their own, as a pod's processes do.
+		if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
+			fmt.Fprintln(os.Stderr, "loop:", err)
+			os.Exit(1)
+		}
 	}
 	fmt.Println("ready")
 	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "go\n" {
@@ -53,6 +60,21 @@ func main() {
 		}
 		for i := 0; i < n; i++ {
 			syscall.RawSyscall(syscall.SYS_WRITE, null.Fd(), uintptr(unsafePointer(buf)), 1)
+		}
+	case "fork", "forknet": // a process created and ended: a child that exits at once
+		for i := 0; i < n; i++ {
+			// CLONE_VM|CLONE_VFORK: the child shares our memory and exits before we go on, so it
+			// runs no Go code; the kernel still creates and reaps a whole process.
+			pid, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, syscall.CLONE_VM|syscall.CLONE_VFORK|uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+			if errno != 0 {
+				fmt.Fprintln(os.Stderr, "loop: clone:", errno)
+				os.Exit(1)
+			}
+			if pid == 0 {
+				syscall.RawSyscall(syscall.SYS_EXIT, 0, 0, 0)
+			}
+			var ws syscall.WaitStatus
+			syscall.Wait4(int(pid), &ws, 0, nil)
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "loop: unknown mode", os.Args[1])

@@ -13,9 +13,11 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
+
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
+	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -330,4 +332,16 @@ func removeContainer(ctx context.Context, c containerd.Container) {
 		task.Delete(ctx, containerd.WithProcessKill)
 	}
 	c.Delete(ctx, containerd.WithSnapshotCleanup)
+}
+
+// Watch returns a container collection that follows this daemon, until the test ends.
+func (d *Daemon) Watch(t testing.TB) *container.Collection {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	coll := container.NewCollection()
+	if err := container.WatchContainerd(ctx, coll, d.Socket, nil, func(err error) { t.Log(err) }); err != nil {
+		t.Fatal(err)
+	}
+	return coll
 }

@@ -1,0 +1,225 @@
+package netns
+
+import (
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	gen "github.com/ghostwatch/ghostwatch/gen/netns"
+	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+)
+
+// ownerWait is how long a created event waits for its namespace's container to be known by name:
+// a runtime creates the namespace before the container's task exists for its API.
+const ownerWait = 2 * time.Second
+
+// tracker follows each namespace from creation to destruction: it gives destroyed events how
+// long the namespace lived and stayed empty, and reports a namespace still alive a while after
+// its last task left (lingering) with what holds it.
+type tracker struct {
+	linger time.Duration
+	// destroyedSeen: the kernel's teardown is traced, so a namespace with no visible holder is
+	// held by the kernel rather than perhaps gone.
+	destroyedSeen bool
+	take          func(Options) (*Snapshot, error)
+	set           *attach.Set
+	// ids learns of destruction from the kernel's namespace id notifications where the teardown
+	// is not traced; nil where it is, or where they cannot be had.
+	ids     *nsids
+	lives   map[uint32]*life
+	waiting []*Event // created events waiting for their owner
+}
+
+type life struct {
+	created  time.Time
+	empty    *Event // the event of its last task leaving; nil while some task lives in it
+	reported bool   // lingering was reported
+	watched  bool   // its destruction will be announced (ids)
+}
+
+func newTracker(g *gadget.Gadget, p gadget.Params) *tracker {
+	set := g.Set()
+	t := &tracker{linger: p.Duration(ParamLinger), destroyedSeen: g.Kind(HookDestroyed) != "", take: Take,
+		set: set, lives: map[uint32]*life{}}
+	if !t.destroyedSeen {
+		if ids, err := openNSIDs(); err == nil {
+			t.ids = ids
+		}
+	}
+	// Count the tasks already living in namespaces: the iterator counts each task once, in the
+	// kernel, beside the hooks already attached.
+	if it := set.Iter(gen.NetnsProgCensus); it != nil {
+		if rd, err := it.Open(); err == nil {
+			io.Copy(io.Discard, rd)
+			rd.Close()
+		}
+	}
+	return t
+}
+
+func (t *tracker) life(netns uint32) *life {
+	l := t.lives[netns]
+	if l == nil {
+		l = &life{}
+		t.lives[netns] = l
+	}
+	return l
+}
+
+// Process handles one event in order.
+func (t *tracker) Process(ev gadget.Event, emit func(gadget.Event)) {
+	e, ok := ev.(*Event)
+	if !ok {
+		emit(ev)
+		return
+	}
+	if e.Header.Kind != "created" {
+		t.release(e.NetNS, emit) // in order: its creation comes first
+	}
+	switch e.Header.Kind {
+	case "created":
+		l := t.life(e.NetNS)
+		if !l.created.IsZero() && l.empty == nil && e.Time.Sub(l.created) < time.Second {
+			// Where copy_net_ns is traced, its event comes first; the syscall's tells no more.
+			return
+		}
+		l.created, l.empty, l.reported = e.Time, nil, false
+		t.watchCreated(e, l)
+		if !e.ownerComplete() {
+			t.waiting = append(t.waiting, e.Clone().(*Event)) // e is decoded into again
+			return
+		}
+	case "empty":
+		l := t.life(e.NetNS)
+		l.empty, l.reported = e.Clone().(*Event), false
+		if !l.created.IsZero() {
+			e.Lived = e.Time.Sub(l.created)
+		}
+	case "destroyed":
+		t.ended(e)
+	}
+	emit(e)
+}
+
+// ended gives a destroyed event what is known of the namespace's life, and forgets it.
+func (t *tracker) ended(e *Event) {
+	l := t.lives[e.NetNS]
+	if l == nil {
+		return
+	}
+	if !l.created.IsZero() {
+		e.Lived = e.Time.Sub(l.created)
+	}
+	if l.empty != nil {
+		e.Empty = e.Time.Sub(l.empty.Time)
+		if e.Owner == nil {
+			e.Owner = l.empty.Owner
+		}
+	}
+	delete(t.lives, e.NetNS)
+}
+
+// watchCreated asks for the destruction of a new namespace to be announced, through the task
+// that made it (still in it, most likely).
+func (t *tracker) watchCreated(e *Event, l *life) {
+	if t.ids == nil {
+		return
+	}
+	path := "/proc/" + strconv.Itoa(int(e.Proc.PID)) + "/task/" + strconv.Itoa(int(e.Proc.TID)) + "/ns/net"
+	if e.Child != 0 {
+		path = "/proc/" + strconv.Itoa(int(e.Child)) + "/ns/net"
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && st.Ino == uint64(e.NetNS) && t.ids.watch(fd, e.NetNS) == nil {
+		l.watched = true
+	}
+}
+
+// release emits the created events waiting for netns (all of them when netns is 0).
+func (t *tracker) release(netns uint32, emit func(gadget.Event)) {
+	t.waiting = slices.DeleteFunc(t.waiting, func(e *Event) bool {
+		if netns == 0 || e.NetNS == netns {
+			emit(e)
+			return true
+		}
+		return false
+	})
+}
+
+// Flush emits created events whose owner is now known or who waited long enough, and lingering
+// namespaces.
+func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
+	t.waiting = slices.DeleteFunc(t.waiting, func(e *Event) bool {
+		e.resolveOwner()
+		if e.ownerComplete() || final || now.Sub(e.Time) >= ownerWait {
+			emit(e)
+			return true
+		}
+		return false
+	})
+	if t.ids != nil {
+		for _, netns := range t.ids.gone() {
+			e := &Event{Header: event.Header{Time: now, Type: Type, Kind: "destroyed"}, NetNS: netns, How: "kernel"}
+			t.release(netns, emit)
+			t.ended(e)
+			emit(e)
+		}
+		if final {
+			t.ids.Close()
+		}
+	}
+	for _, netns := range slices.Sorted(maps.Keys(t.lives)) {
+		l := t.lives[netns]
+		if l.empty == nil || l.reported || now.Sub(l.empty.Time) < t.linger {
+			continue
+		}
+		l.reported = true
+		if e := t.lingering(netns, l, now); e != nil {
+			emit(e)
+		}
+	}
+}
+
+// lingering looks for what holds an empty namespace; nil when nothing refers to it and its
+// teardown is not traced (it may well be gone).
+func (t *tracker) lingering(netns uint32, l *life, now time.Time) *Event {
+	snap, err := t.take(Options{NetNS: netns, Resolver: l.empty.resolver, Iterators: t.set})
+	var n *Namespace
+	switch {
+	case err != nil:
+		n = &Namespace{Inode: netns, InterfacesError: "looking for its holders: " + err.Error()}
+	case len(snap.Namespaces) == 1:
+		n = snap.Namespaces[0]
+	case !t.destroyedSeen && !l.watched:
+		return nil
+	default:
+		n = &Namespace{Inode: netns, InterfacesError: "no reference to it could be opened"}
+	}
+	if t.ids != nil && !l.watched && len(snap.Namespaces) == 1 {
+		if fd, err := openNS(n); err == nil {
+			l.watched = t.ids.watch(fd, netns) == nil
+			unix.Close(fd)
+		}
+	}
+	e := &Event{Header: l.empty.Header, NetNS: netns, Owner: l.empty.Owner, Empty: now.Sub(l.empty.Time),
+		Holders: n, resolver: l.empty.resolver}
+	e.Header.Time, e.Header.Kind = now, "lingering"
+	if !l.created.IsZero() {
+		e.Lived = now.Sub(l.created)
+	}
+	if e.Owner == nil && n.Container != nil {
+		e.Owner = n.Container
+	}
+	return e
+}

@@ -1,0 +1,71 @@
+package netns
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+)
+
+func TestTracker(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	// One value decoded into again and again, as the framework does.
+	shared := &Event{}
+	ev := func(kind string, at time.Duration, netns uint32) *Event {
+		*shared = Event{Header: event.Header{Time: t0.Add(at), Kind: kind}, NetNS: netns}
+		return shared
+	}
+	var taken []uint32
+	tr := &tracker{linger: 5 * time.Second, lives: map[uint32]*life{}, take: func(o Options) (*Snapshot, error) {
+		taken = append(taken, o.NetNS)
+		if o.NetNS == 8 {
+			return &Snapshot{}, nil // no reference found
+		}
+		return &Snapshot{Namespaces: []*Namespace{{Inode: o.NetNS, Holders: []Holder{{Kind: KindFD, Proc: Proc{PID: 812, Comm: "agent"}, FD: 5}}}}}, nil
+	}}
+	var out []*Event
+	emit := func(e gadget.Event) { out = append(out, e.Clone().(*Event)) }
+	tr.Process(ev("created", 0, 7), emit) // no owner known yet: it waits
+	tr.Process(ev("created", 0, 7), emit) // the same creation seen at the syscall too: dropped
+	if len(out) != 0 {
+		t.Fatalf("created emitted before its owner was known or the wait was over: %+v", out)
+	}
+	tr.Process(ev("empty", time.Second, 7), emit) // releases it, in order
+	tr.Process(ev("created", time.Second, 8), emit)
+	tr.Process(ev("empty", 2*time.Second, 8), emit)
+	tr.Flush(t0.Add(3*time.Second), false, emit) // 8's creation waited long enough
+	tr.Flush(t0.Add(7*time.Second), false, emit) // 7 lingers; 8 has no reference: maybe gone
+	tr.Flush(t0.Add(9*time.Second), false, emit) // each reported once
+	tr.Process(ev("destroyed", 10*time.Second, 7), emit)
+	var got []string
+	for _, e := range out {
+		got = append(got, e.Header.Kind)
+	}
+	want := []string{"created", "empty", "created", "empty", "lingering", "destroyed"}
+	if len(got) != len(want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("events %v, want %v", got, want)
+		}
+	}
+	if l := out[4]; l.NetNS != 7 || l.Empty != 6*time.Second || l.Lived != 7*time.Second || l.Holders.HeldBy() != "held by pid 812 agent fd 5 (nsfs)" {
+		t.Errorf("lingering %+v", l)
+	}
+	var j encode.JSON
+	out[4].AppendJSON(&j)
+	if !json.Valid(j.B) || !strings.Contains(string(j.B), `"held_by":"held by pid 812 agent fd 5 (nsfs); no address"`) {
+		t.Errorf("lingering JSON: %s", j.B)
+	}
+	if d := out[5]; d.Lived != 10*time.Second || d.Empty != 9*time.Second {
+		t.Errorf("destroyed lived %v empty %v, want 10s and 9s", d.Lived, d.Empty)
+	}
+	if len(taken) != 2 {
+		t.Errorf("snapshots of %v, want one each of 7 and 8", taken)
+	}
+}
