@@ -129,9 +129,10 @@ func Take(o Options) (*Snapshot, error) {
 		s.Namespaces = append(s.Namespaces, n)
 	}
 	for _, n := range s.Namespaces {
-		n.Interfaces, err = interfaces(n)
-		if err != nil {
+		if ifs, err := interfaces(n); err != nil {
 			n.InterfacesError = err.Error()
+		} else {
+			n.Interfaces = ifs
 		}
 		if o.Resolver != nil {
 			n.Container = o.Resolver.Owner(event.NSTypes[1], n.Inode)
@@ -168,7 +169,7 @@ func group(recs []record, self int) []*Namespace {
 		}
 		n := byInode[r.netns]
 		if n == nil {
-			n = &Namespace{Inode: r.netns}
+			n = &Namespace{Inode: r.netns, Sample: []Proc{}, Holders: []Holder{}, Interfaces: []Interface{}} // JSON arrays, never null
 			byInode[r.netns] = n
 			members[r.netns] = map[uint32]bool{}
 		}

@@ -62,7 +62,7 @@ func readInterfaces() ([]Interface, error) {
 		if err != nil {
 			return nil, err
 		}
-		it := Interface{Name: i.Name}
+		it := Interface{Name: i.Name, Addrs: []string{}}
 		for _, a := range addrs {
 			it.Addrs = append(it.Addrs, a.String())
 		}
