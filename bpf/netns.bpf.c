@@ -12,7 +12,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define S_IFMT     00170000
 #define S_IFSOCK   0140000
+#define PF_EXITING 0x00000004
 #define PF_KTHREAD 0x00200000
+#define EEXIST     17
 
 enum netns_kind {
 	NETNS_CREATED = 1,
@@ -92,16 +94,21 @@ static __always_inline void count_in(__u32 tid, __u32 netns)
 {
 	if (!netns || netns == init_netns)
 		return;
-	if (bpf_map_update_elem(&counted, &tid, &netns, BPF_NOEXIST))
-		return; /* already counted (the census and a hook both saw it), or the table is full */
+	long err = bpf_map_update_elem(&counted, &tid, &netns, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return; /* already counted: the census and a hook both saw it */
+	if (err) {
+		count_lost(); /* table full: this namespace may be reported empty too early */
+		return;
+	}
 	__s64 one = 1, *n = bpf_map_lookup_elem(&members, &netns);
+	if (!n && bpf_map_update_elem(&members, &netns, &one, BPF_NOEXIST) == 0)
+		return;
+	n = n ?: bpf_map_lookup_elem(&members, &netns); /* another CPU made it meanwhile */
 	if (n)
 		__sync_fetch_and_add(n, 1);
-	else if (bpf_map_update_elem(&members, &netns, &one, BPF_NOEXIST)) {
-		n = bpf_map_lookup_elem(&members, &netns); /* another CPU made it meanwhile */
-		if (n)
-			__sync_fetch_and_add(n, 1);
-	}
+	else
+		count_lost();
 }
 
 /* Uncounts task tid; if it was its namespace's last, the namespace is empty. */
@@ -142,6 +149,11 @@ int BPF_PROG(member_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(member_exit, struct task_struct *task)
 {
+	/* Most exits of a node are in its own namespace, where no task is counted: one comparison
+	 * instead of a lookup. (nsproxy is still set here: exit_task_namespaces comes later.) */
+	struct nsproxy *nsp = task->nsproxy;
+	if (!nsp || nsp->net_ns->ns.inum == init_netns)
+		return 0;
 	leave(task->pid, HOW_EXIT);
 	return 0;
 }
@@ -216,7 +228,8 @@ SEC("iter/task")
 int census(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
-	if (!task || (task->flags & PF_KTHREAD))
+	/* An exiting task may already be past the exit hook: counting it would never be undone. */
+	if (!task || (task->flags & (PF_KTHREAD | PF_EXITING)))
 		return 0;
 	struct nsproxy *nsp = task->nsproxy;
 	if (nsp)
