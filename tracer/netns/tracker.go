@@ -188,6 +188,9 @@ func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
 		if e := t.lingering(netns, l, now); e != nil {
 			emit(e)
 		}
+		if !t.destroyedSeen && !l.watched {
+			delete(t.lives, netns) // its end will not be seen: nothing more to tell of it
+		}
 	}
 }
 

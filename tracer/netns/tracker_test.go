@@ -31,6 +31,7 @@ func TestTracker(t *testing.T) {
 	emit := func(e gadget.Event) { out = append(out, e.Clone().(*Event)) }
 	tr.Process(ev("created", 0, 7), emit) // no owner known yet: it waits
 	tr.Process(ev("created", 0, 7), emit) // the same creation seen at the syscall too: dropped
+	tr.lives[7].watched = true            // as if its id had been given: its end will be announced
 	if len(out) != 0 {
 		t.Fatalf("created emitted before its owner was known or the wait was over: %+v", out)
 	}
@@ -64,6 +65,9 @@ func TestTracker(t *testing.T) {
 	}
 	if d := out[5]; d.Lived != 10*time.Second || d.Empty != 9*time.Second {
 		t.Errorf("destroyed lived %v empty %v, want 10s and 9s", d.Lived, d.Empty)
+	}
+	if _, kept := tr.lives[8]; kept {
+		t.Error("netns 8, whose end cannot be seen, is still remembered after its lingering check")
 	}
 	if len(taken) != 2 {
 		t.Errorf("snapshots of %v, want one each of 7 and 8", taken)
