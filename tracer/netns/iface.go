@@ -118,18 +118,29 @@ func openNS(n *Namespace) (int, error) {
 	return -1, fmt.Errorf("no reference to it could be opened: %w", errors.Join(errs...))
 }
 
-// socketNS opens the namespace of a process's socket (SIOCGSKNS on a duplicate of it).
+// socketNS opens the namespace of a process's socket.
 func socketNS(pid uint32, fd int) (int, error) {
 	pidfd, err := unix.PidfdOpen(int(pid), 0)
 	if err != nil {
 		return -1, os.NewSyscallError("pidfd_open", err)
 	}
 	defer unix.Close(pidfd)
-	dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+	dup, ns, err := dupSocket(pidfd, fd)
 	if err != nil {
-		return -1, os.NewSyscallError("pidfd_getfd", err)
+		return -1, err
 	}
-	defer unix.Close(dup)
-	ns, err := unix.IoctlRetInt(dup, unix.SIOCGSKNS)
-	return ns, os.NewSyscallError("SIOCGSKNS", err)
+	unix.Close(dup)
+	return ns, nil
+}
+
+// dupSocket duplicates a process's socket (pidfd_getfd) and opens its namespace (SIOCGSKNS).
+func dupSocket(pidfd, fd int) (dup, ns int, err error) {
+	if dup, err = unix.PidfdGetfd(pidfd, fd, 0); err != nil {
+		return -1, -1, os.NewSyscallError("pidfd_getfd", err)
+	}
+	if ns, err = unix.IoctlRetInt(dup, unix.SIOCGSKNS); err != nil {
+		unix.Close(dup)
+		return -1, -1, os.NewSyscallError("SIOCGSKNS", err)
+	}
+	return dup, ns, nil
 }

@@ -119,15 +119,11 @@ func readStat(path string) (comm string, kthread bool, ok bool) {
 
 // askSocket duplicates a process's socket and asks it its namespace (SIOCGSKNS) and kind.
 func askSocket(pidfd, fd int) sockInfo {
-	dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+	dup, ns, err := dupSocket(pidfd, fd)
 	if err != nil {
 		return sockInfo{}
 	}
 	defer unix.Close(dup)
-	ns, err := unix.IoctlRetInt(dup, unix.SIOCGSKNS)
-	if err != nil {
-		return sockInfo{}
-	}
 	defer unix.Close(ns)
 	var st unix.Stat_t
 	if unix.Fstat(ns, &st) != nil {
