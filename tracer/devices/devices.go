@@ -175,8 +175,7 @@ func (s *State) Allows(typ int, major, minor int64, access int) bool {
 		return true
 	}
 	for _, x := range s.Exceptions {
-		if s.DefaultAllow && (x.Type == TypeAll || x.Type == typ) && (x.Major == Any || x.Major == major) &&
-			(x.Minor == Any || x.Minor == minor) && x.Access&access != 0 {
+		if s.DefaultAllow && x.names(typ, major, minor) && x.Access&access != 0 {
 			return false
 		}
 		if !s.DefaultAllow && x.Matches(typ, major, minor, access) {
@@ -206,8 +205,7 @@ func (s *State) allowsRule(r Rule) bool {
 		}
 		covered := false
 		for _, x := range s.Exceptions {
-			if x.Access&bit != 0 && (x.Type == TypeAll || x.Type == r.Type) && (x.Major == Any || x.Major == r.Major) &&
-				(x.Minor == Any || x.Minor == r.Minor) {
+			if x.Access&bit != 0 && x.names(r.Type, r.Major, r.Minor) {
 				covered = true
 				break
 			}

@@ -75,10 +75,12 @@ func (r Rule) String() string {
 
 // Matches says whether the rule covers an access of a device (type TypeBlock or TypeChar).
 func (r Rule) Matches(typ int, major, minor int64, access int) bool {
-	return (r.Type == TypeAll || r.Type == typ) &&
-		(r.Major == Any || r.Major == major) &&
-		(r.Minor == Any || r.Minor == minor) &&
-		access&^r.Access == 0
+	return r.names(typ, major, minor) && access&^r.Access == 0
+}
+
+// names says whether the rule's type, major and minor include the device's.
+func (r Rule) names(typ int, major, minor int64) bool {
+	return (r.Type == TypeAll || r.Type == typ) && (r.Major == Any || r.Major == major) && (r.Minor == Any || r.Minor == minor)
 }
 
 // ParseRule parses a rule as written to devices.allow or devices.deny ("c 1:9 rw", "a", "b *:* m"),
