@@ -36,6 +36,9 @@ type Join struct {
 
 type v1Cgroup struct {
 	state State // after the last write seen, or as read from devices.list
+	// listTried: devices.list was read, or could not be (the cgroup is gone): not asked again
+	// for each denial.
+	listTried bool
 	// removals are the recent writes that removed access, newest last.
 	removals []removal
 }
@@ -204,7 +207,8 @@ func (j *Join) denied(d *Denied) bool {
 	window := j.windows[d.DevCgroup.ID]
 	if d.DevCgroup.ID != 0 {
 		v1 = j.v1Cgroup(d.DevCgroup.ID)
-		if !v1.state.Read {
+		if !v1.state.Read && !v1.listTried {
+			v1.listTried = true
 			if s, err := j.readList(d.DevCgroup.Path); err == nil {
 				v1.state = s
 			}
