@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
@@ -107,7 +109,9 @@ func census(b *testing.B) (procs, fds int) {
 // BenchmarkNetnsTrace measures what `trace netns` adds to creating and ending a process (a loop
 // of vfork-and-exit children), for processes of the host's namespace (one comparison) and of a
 // namespace of their own (counted per task), beside empty programs on the same attach points
-// (tp_btf on fork and exit, the unshare and setns syscall tracepoints), attached alone.
+// (tp_btf on fork and exit, the unshare and setns syscall tracepoints), attached alone; then the
+// kernel's accounting of the fork and exit programs' run time beside the empty ones', which is
+// finer than the loop's noise.
 func BenchmarkNetnsTrace(b *testing.B) {
 	loop, ghostwatch, floor, ours := prepare(b)
 	release, err := kernel.Use(kernel.Tracefs)
@@ -121,5 +125,54 @@ func BenchmarkNetnsTrace(b *testing.B) {
 			floorOn(floor, ours, []string{"sys_enter_unshare", "sys_exit_unshare", "sys_exit_setns"}, floor.FloorFork, floor.FloorExit), 0},
 		{"ghostwatch trace netns -o json", traceGadget(ghostwatch, "netns"), 0},
 	}
-	againstFloor(b, loop, configs, "process", loopRun{"fork", 20000}, loopRun{"forknet", 20000})
+	againstFloor(b, loop, configs, "process", loopRun{"fork", 100000}, loopRun{"forknet", 100000})
+	// A process's life costs tens of µs and moves by about a µs from run to run, more than the
+	// programs cost: the kernel's own accounting of their run time tells what they add.
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stats.Close()
+	for _, mode := range []string{"fork", "forknet"} {
+		fmt.Printf("\nkernel time of the programs (BPF_STATS_RUN_TIME, which itself adds a clock read per run) in one %s loop\n", mode)
+		var before [2]*ebpf.ProgramStats
+		for i, p := range []*ebpf.Program{floor.FloorFork, floor.FloorExit} {
+			if before[i], err = p.Stats(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runLoop(b, loop, mode, 100000, floorOn(floor, ours, nil, floor.FloorFork, floor.FloorExit))
+		for i, p := range []*ebpf.Program{floor.FloorFork, floor.FloorExit} {
+			after, err := p.Stats()
+			if err != nil {
+				b.Fatal(err)
+			}
+			runs := after.RunCount - before[i].RunCount
+			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", "floor: empty "+[]string{"fork", "exit"}[i], float64((after.Runtime-before[i].Runtime).Nanoseconds())/float64(max(runs, 1)), runs)
+		}
+		runLoop(b, loop, mode, 100000, func(b *testing.B, n int, pid uint32) func() {
+			stop := traceGadget(ghostwatch, "netns")(b, n, pid)
+			return func() {
+				printRunTime(b, "member_fork", "member_exit")
+				stop()
+			}
+		})
+	}
+}
+
+// printRunTime prints the kernel's accounting of the named programs' run time, per run.
+func printRunTime(b *testing.B, names ...string) {
+	for id, name := range testutil.Programs(b) {
+		if !slices.Contains(names, name) {
+			continue
+		}
+		p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+		if err != nil {
+			continue // unloaded meanwhile
+		}
+		if st, err := p.Stats(); err == nil && st.RunCount > 0 {
+			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", name, float64(st.Runtime.Nanoseconds())/float64(st.RunCount), st.RunCount)
+		}
+		p.Close()
+	}
 }
