@@ -4,7 +4,7 @@ BIN     ?= bin/ghostwatch
 ARGS    ?= trace setns
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: help build run generate vmlinux check-generated lint test test-unit test-host vmtest bench
+.PHONY: help build run generate vmlinux runtime-base check-runtime-base check-generated lint test test-unit test-host vmtest bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,6 +23,13 @@ generate: ## regenerate the bpf2go bindings in gen/ from bpf/ (needs clang, llvm
 vmlinux: ## regenerate gen/vmlinux.h from the pinned Debian kernel (see tools/vmlinux-h.sh)
 	tools/setup.sh
 	tools/vmlinux-h.sh gen/vmlinux.h
+
+runtime-base: ## learn what runc and crun do between installing a seccomp filter and exec; merge into gen/runtimebase (as root)
+	tools/setup.sh
+	$(GO) run ./tools/runtimebase
+
+check-runtime-base: ## fail if runc or crun do, in 20 runs per mode, what gen/runtimebase lacks (as root)
+	$(GO) run ./tools/runtimebase -check -runs 20
 
 check-generated: generate ## fail if gen/ or the README's gadget docs differ from what `make generate` writes
 	@git diff --exit-code --stat -- gen README.md || { echo "gen/ or README.md is stale: run make generate and commit" >&2; exit 1; }
@@ -52,4 +59,5 @@ test: ## the full suite: set-up, lint, host tests, then vmtest (run as root)
 	tools/setup.sh
 	$(MAKE) lint
 	$(MAKE) test-host
+	$(MAKE) check-runtime-base
 	$(MAKE) vmtest

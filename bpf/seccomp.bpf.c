@@ -1,8 +1,14 @@
 //go:build ignore
 /* SPDX-License-Identifier: GPL-2.0 */
-/* seccomp: which syscalls each recorded container makes. A bit per syscall number in a bitmap per
- * recording key (mount namespace); nothing is sent per syscall. Processes not being recorded leave
- * after one global load, or, while recording, one hash lookup. */
+/* seccomp: which syscalls each recorded container or process tree makes. A bit per syscall number
+ * in a bitmap per recording; nothing is sent per syscall.
+ *
+ * The hot path is sys_enter, run for every syscall on the node. It is built for the processes
+ * not being recorded: with no recording under way they leave after one load; otherwise after
+ * direct loads of their mount namespace (tp_btf's typed task pointer, no helper per hop) and one
+ * compare against a slot of a table indexed by that number, with no lookup call. Recordings the
+ * kernel begins by itself (arming) start there too, at a filter install or an exec, so no other
+ * program runs on syscalls: a syscall tracepoint would slow every syscall of the node. */
 #include "common.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -10,6 +16,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define SYSCALL_WORDS 8 /* 512 numbers per table: every table has fewer today */
 #define X32_SYSCALL_BIT 0x40000000
 #define TS_COMPAT 0x0002 /* thread_info.status: a 32-bit syscall on x86-64 */
+
+#define SLOTS 1024 /* a power of two: a recording's slot is its key's low bits */
+#define SLOT_MASK (SLOTS - 1)
+/* Slot keys that are no key: mount namespace inodes start at 0xF0000000 and tgids stay below
+ * 2^22, so neither is ever one of these. */
+#define SLOT_FREE 0
+#define SLOT_BUSY 0xFFFFFFFF /* being claimed or released: matches no key */
 
 /* The tables a syscall number belongs to. */
 enum syscall_table {
@@ -19,10 +32,20 @@ enum syscall_table {
 	TABLE_COUNT,
 };
 
-/* The syscalls of one recording key, a bitmap per table. Written by the kernel, read by user space. */
+/* The syscalls of one recording, a bitmap per table. Written by the kernel, read by user space. */
 struct recording {
 	__u64 words[TABLE_COUNT][SYSCALL_WORDS];
 	__u64 out_of_range; /* calls with a number past the bitmaps: counted, so never silent */
+	__u64 mntns_id;     /* of a recording the kernel began: the namespace to ignore once stopped */
+};
+
+/* A recording's place. Its key is a mount namespace inode (a container) or the tgid of a process
+ * tree's root. A key whose slot is taken by another lives in the spill table, and the slot counts
+ * it, so that a key whose slot counts none is known not recorded without a lookup. */
+struct rec_slot {
+	__u64 key;     /* SLOT_FREE, SLOT_BUSY, or the key recorded here (64 bits: compare-and-swap) */
+	__u64 spilled; /* keys with this slot that live in spill */
+	struct recording rec;
 };
 
 /* The one kind of event this gadget writes: a recording the kernel began by itself. */
@@ -32,7 +55,7 @@ enum seccomp_kind {
 
 /* How a recording began, for the event user space is told. */
 enum arm_reason {
-	ARM_SECCOMP = 1, /* the key's first seccomp filter was installed */
+	ARM_SECCOMP = 1, /* a process in the key installs the key's first seccomp filter */
 	ARM_EXEC,        /* a process in the key exec'd before any filter was installed */
 };
 
@@ -48,18 +71,39 @@ const struct event *unused_event __attribute__((unused));
 const enum syscall_table *unused_table __attribute__((unused));
 const enum seccomp_kind *unused_kind __attribute__((unused));
 
+/* Shared with user space, which maps this section (.bss) and claims and releases slots and
+ * counts recordings with the same atomic operations as the kernel. */
+struct rec_slot slots[SLOTS];
+/* Recordings under way. 0: every syscall leaves after reading this. */
+volatile __u32 live = 0;
+/* Process trees recorded. 0: no tgid lookup. */
+volatile __u32 trees = 0;
+/* Recordings (or tree members) the kernel could not add because a table was full: reported. */
+volatile __u32 not_recorded = 0;
+
+/* Recordings whose slot was taken. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, struct recording);
-} recordings SEC(".maps");
+} spill SEC(".maps");
 
-/* Mount namespaces never recorded on their own (the host's, those that existed at start). */
+/* Processes of recorded trees: tgid to the tree's key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
+	__type(value, __u32);
+} members SEC(".maps");
+
+/* Mount namespaces never recorded on their own (those that existed at start, those whose recording
+ * stopped), by id (mntns_id): inode numbers are reused as soon as a namespace is freed, and a new
+ * container must not inherit an old namespace's place here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
 	__type(value, __u8);
 } ignored SEC(".maps");
 
@@ -71,34 +115,49 @@ struct {
 	__type(value, __u8);
 } expected SEC(".maps");
 
-/* Set by user space: 0 when nothing is recorded or expected, so that every syscall leaves at once. */
-volatile __u32 active = 0;
-/* Set by user space: whether the slow path (arming) is needed at all. */
+/* Set by user space: whether the kernel may begin recordings (--new, or namespaces expected). */
 volatile __u32 arming = 0;
 /* Set at load: record every new mount namespace from its first seccomp filter or exec (--new). */
 const volatile bool arm_new = false;
 
 static __always_inline __u32 task_mntns(struct task_struct *t)
 {
-	return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+	return t->nsproxy->mnt_ns->ns.inum; /* direct loads; a task past its namespaces reads 0 */
 }
 
-static __always_inline void set_bit(struct recording *r, struct task_struct *t, long id)
+/* Before 6.18 a mount namespace's id for the boot was its seq; since, its ns_common's ns_id. */
+struct mnt_namespace___seq {
+	__u64 seq;
+} __attribute__((preserve_access_index));
+
+struct ns_common___id {
+	__u64 ns_id;
+} __attribute__((preserve_access_index));
+
+/* A mount namespace's id for the boot: never reused, unlike its inode number. */
+static __always_inline __u64 mntns_id(struct mnt_namespace *ns)
 {
-	__u32 nr = (__u32)id, table = TABLE_NATIVE;
-	if (id < 0) { /* syscall(-1): not a syscall, but counted */
-		__sync_fetch_and_add(&r->out_of_range, 1);
-		return;
-	}
-	if (nr & X32_SYSCALL_BIT) {
-		table = TABLE_X32;
-		nr &= ~X32_SYSCALL_BIT;
-	} else if (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT) {
-		table = TABLE_COMPAT;
-	}
+	if (bpf_core_field_exists(((struct mnt_namespace___seq *)0)->seq))
+		return BPF_CORE_READ((struct mnt_namespace___seq *)ns, seq);
+	return BPF_CORE_READ((struct ns_common___id *)&ns->ns, ns_id);
+}
+
+/* The recording of a key, or NULL. */
+static __always_inline struct recording *find(__u32 key)
+{
+	struct rec_slot *s = &slots[key & SLOT_MASK];
+	if (s->key == key)
+		return &s->rec;
+	if (!s->spilled)
+		return NULL;
+	return bpf_map_lookup_elem(&spill, &key);
+}
+
+static __always_inline void set_bit(struct recording *r, __u32 table, __u32 nr)
+{
 	__u32 idx = table * SYSCALL_WORDS + (nr >> 6);
-	/* The barrier keeps clang from folding this check into the ones above, which older
-	 * verifiers (6.1) cannot follow across the branches: this one they can. */
+	/* The barrier keeps clang from folding this check into the caller's, which older verifiers
+	 * (6.1) cannot follow across the branches: this one they can. */
 	barrier_var(idx);
 	if (nr >= SYSCALL_WORDS * 64 || idx >= TABLE_COUNT * SYSCALL_WORDS) {
 		__sync_fetch_and_add(&r->out_of_range, 1);
@@ -110,16 +169,61 @@ static __always_inline void set_bit(struct recording *r, struct task_struct *t, 
 		__sync_fetch_and_or(w, bit);
 }
 
-/* Start recording key mntns, unless it is ignored or already recorded, and tell user space. */
-static __always_inline struct recording *arm(__u32 mntns, enum arm_reason reason)
+static __always_inline void record(struct recording *r, struct task_struct *t, long id)
 {
-	static const struct recording empty = {};
-	if (!mntns || bpf_map_lookup_elem(&ignored, &mntns))
+	__u32 nr = (__u32)id, table = TABLE_NATIVE;
+	if (id < 0) { /* syscall(-1): not a syscall, but counted */
+		__sync_fetch_and_add(&r->out_of_range, 1);
+		return;
+	}
+	if (nr & X32_SYSCALL_BIT) {
+		table = TABLE_X32;
+		nr &= ~X32_SYSCALL_BIT;
+	} else if (t->thread_info.status & TS_COMPAT) {
+		table = TABLE_COMPAT;
+	}
+	set_bit(r, table, nr);
+}
+
+/* Take a free slot for key, with an empty bitmap: busy while it is cleared, so that no syscall
+ * lands in it before. */
+static __always_inline struct recording *claim(struct rec_slot *s, __u32 key, __u64 id)
+{
+	if (__sync_val_compare_and_swap(&s->key, SLOT_FREE, SLOT_BUSY) != SLOT_FREE)
+		return NULL;
+	__builtin_memset(&s->rec, 0, sizeof(s->rec));
+	s->rec.mntns_id = id;
+	__sync_lock_test_and_set(&s->key, key);
+	return &s->rec;
+}
+
+/* Start recording the mount namespace of task t, unless it is ignored or already recorded, and
+ * tell user space. */
+static __always_inline struct recording *arm(struct task_struct *t, enum arm_reason reason)
+{
+	__u32 mntns = task_mntns(t);
+	if (!mntns || find(mntns))
+		return NULL;
+	__u64 id = mntns_id(t->nsproxy->mnt_ns);
+	if (bpf_map_lookup_elem(&ignored, &id))
 		return NULL;
 	if (!arm_new && !bpf_map_lookup_elem(&expected, &mntns))
 		return NULL;
-	if (bpf_map_update_elem(&recordings, &mntns, &empty, BPF_NOEXIST))
-		return NULL; /* recorded already, or the table is full */
+	struct rec_slot *s = &slots[mntns & SLOT_MASK];
+	struct recording *r = claim(s, mntns, id);
+	if (!r) {
+		struct recording empty = {.mntns_id = id};
+		if (bpf_map_update_elem(&spill, &mntns, &empty, BPF_NOEXIST)) {
+			if (!bpf_map_lookup_elem(&spill, &mntns)) /* not there already: the table is full */
+				__sync_fetch_and_add(&not_recorded, 1);
+			return NULL;
+		}
+		__sync_fetch_and_add(&s->spilled, 1);
+		r = bpf_map_lookup_elem(&spill, &mntns);
+		if (!r)
+			return NULL;
+	}
+	__sync_fetch_and_add(&live, 1);
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
 		fill_header(&e->hdr, SECCOMP_ARMED);
@@ -129,56 +233,116 @@ static __always_inline struct recording *arm(__u32 mntns, enum arm_reason reason
 	} else {
 		count_lost();
 	}
-	return bpf_map_lookup_elem(&recordings, &mntns);
+	return r;
 }
 
-static __always_inline bool is_exec(long id, struct task_struct *t)
+#define SECCOMP_SET_MODE_FILTER 1
+#define PR_SET_SECCOMP 22
+#define SECCOMP_MODE_FILTER 2
+
+/* Whether a syscall (number id, arguments in regs) begins the recording of an armable namespace:
+ * a seccomp filter install (from then on the profile will be enforced), or, with no filter
+ * installed, an exec. The call is recorded. An install names its filter (the third argument):
+ * libseccomp and runc probe which flags the kernel knows with a NULL filter, early in a
+ * runtime's set-up, and those must not begin the recording. Told by the number alone, with no load, for every
+ * other syscall; the i386 numbers are native ones too (munmap, iopl), so those read the task's
+ * status to see whether it is in a 32-bit syscall. */
+static __always_inline enum arm_reason arm_call(long id, struct pt_regs *regs)
 {
-	if (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT)
-		return id == 11 || id == 358; /* i386 execve, execveat */
-	id &= ~X32_SYSCALL_BIT;
-	return id == 59 || id == 322 || id == 520 || id == 545; /* execve, execveat; x32 variants */
+	switch (id) {
+	case 59: case 322: /* execve, execveat */
+	case X32_SYSCALL_BIT | 520: case X32_SYSCALL_BIT | 545:
+		return ARM_EXEC;
+	case 317: case X32_SYSCALL_BIT | 317: /* seccomp */
+		return regs->di == SECCOMP_SET_MODE_FILTER && regs->dx ? ARM_SECCOMP : 0;
+	case 157: case X32_SYSCALL_BIT | 157: /* prctl */
+		return regs->di == PR_SET_SECCOMP && regs->si == SECCOMP_MODE_FILTER && regs->dx ? ARM_SECCOMP : 0;
+	case 11: case 358: case 354: case 172:
+		break;
+	default:
+		return 0;
+	}
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (!(t->thread_info.status & TS_COMPAT))
+		return 0;
+	switch (id) {
+	case 11: case 358: /* i386 execve, execveat */
+		return ARM_EXEC;
+	case 354: /* i386 seccomp */
+		return regs->bx == SECCOMP_SET_MODE_FILTER && regs->dx ? ARM_SECCOMP : 0;
+	case 172: /* i386 prctl */
+		return regs->bx == PR_SET_SECCOMP && regs->cx == SECCOMP_MODE_FILTER && regs->dx ? ARM_SECCOMP : 0;
+	}
+	return 0;
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	if (!active)
-		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
-	__u32 mntns = task_mntns(t);
-	struct recording *r = bpf_map_lookup_elem(&recordings, &mntns);
+	struct task_struct *t = NULL;
+	struct recording *r = NULL;
+	if (live) {
+		t = bpf_get_current_task_btf();
+		__u32 key = task_mntns(t);
+		if (key)
+			r = find(key);
+		if (!r && trees) {
+			__u32 tgid = t->tgid;
+			__u32 *root = bpf_map_lookup_elem(&members, &tgid);
+			if (root)
+				r = find(*root);
+		}
+	}
 	if (!r) {
-		if (!arming || !is_exec(id, t))
+		if (!arming)
 			return 0;
-		r = arm(mntns, ARM_EXEC);
-		if (!r)
+		enum arm_reason why = arm_call(id, regs);
+		if (!why)
+			return 0;
+		t = bpf_get_current_task_btf();
+		if (!(r = arm(t, why)))
 			return 0;
 	}
-	set_bit(r, t, id);
+	record(r, t, id);
 	return 0;
 }
 
-/* A seccomp filter was installed: from here on, what the key does must be in its profile. */
-static __always_inline void filter_installed(long ret)
+/* A process forked by a member of a recorded tree joins the tree. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(tree_fork, struct task_struct *parent, struct task_struct *child)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	if (ret == 0 && BPF_CORE_READ(t, seccomp.mode) == 2 /* SECCOMP_MODE_FILTER */)
-		arm(task_mntns(t), ARM_SECCOMP);
-}
-
-SEC("tracepoint/syscalls/sys_exit_seccomp")
-int seccomp_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	if (arming)
-		filter_installed(ctx->ret);
+	if (!trees || child->pid != child->tgid) /* a thread is in its process's tree already */
+		return 0;
+	__u32 tgid = parent->tgid;
+	__u32 *root = bpf_map_lookup_elem(&members, &tgid);
+	if (!root)
+		return 0;
+	__u32 key = *root, ctgid = child->tgid;
+	if (bpf_map_update_elem(&members, &ctgid, &key, BPF_ANY))
+		__sync_fetch_and_add(&not_recorded, 1); /* a member not recorded: said, not silent */
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_prctl")
-int prctl_exit(struct trace_event_raw_sys_exit *ctx)
+/* A process of a recorded tree ended (its last thread): its tgid may be reused by another. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(tree_exit, struct task_struct *p)
 {
-	if (arming)
-		filter_installed(ctx->ret);
+	if (!trees || p->signal->live.counter)
+		return 0;
+	__u32 tgid = p->tgid;
+	bpf_map_delete_elem(&members, &tgid);
+	return 0;
+}
+
+/* Run once by user space at load with --new: the mount namespaces tasks are in now are not new. */
+SEC("iter/task")
+int ignore_running(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task;
+	if (!t || !t->nsproxy)
+		return 0;
+	__u64 id = mntns_id(t->nsproxy->mnt_ns);
+	__u8 one = 1;
+	bpf_map_update_elem(&ignored, &id, &one, BPF_ANY);
 	return 0;
 }

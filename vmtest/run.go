@@ -13,7 +13,7 @@ import (
 )
 
 // Programs are the host tools ghostwatch's tests run, packed into every guest with their libraries.
-var Programs = []string{"sh", "cat", "true", "readlink", "nsenter", "unshare", "bpftool", "cp", "busybox", "mkdir", "rmdir", "ip"}
+var Programs = []string{"sh", "cat", "true", "readlink", "nsenter", "unshare", "bpftool", "cp", "busybox", "mkdir", "rmdir", "ip", "hostname"}
 
 // Env lists the host variables passed on to the guest test.
 func guestEnv() []string {

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
+	"github.com/ghostwatch/ghostwatch/tracer/seccomp/runtimebase"
 )
 
 func hookCommand() *cli.Command {
@@ -29,7 +30,8 @@ func hookCommand() *cli.Command {
 			{Name: "prestart", Flags: flags, Action: hookPrestart, Usage: "start recording (OCI prestart hook)"},
 			{Name: "poststop", Flags: flags, Action: hookPoststop, Usage: "write the profile (OCI poststop hook)"},
 			{Name: "record", Hidden: true, Flags: append(flags,
-				&cli.UintFlag{Name: "pid"}, &cli.StringFlag{Name: "of"}, &cli.StringFlag{Name: "if"}, &cli.StringFlag{Name: "id"}),
+				&cli.UintFlag{Name: "pid"}, &cli.StringFlag{Name: "of"}, &cli.StringFlag{Name: "if"}, &cli.StringFlag{Name: "id"},
+				&cli.StringFlag{Name: "runtime"}, &cli.BoolFlag{Name: "no-new-privileges"}),
 				Action: hookRecord},
 		},
 	}
@@ -50,6 +52,15 @@ func hookPrestart(c *cli.Context) error {
 		return err
 	}
 	args := []string{"seccomp", "hook", "record", "--pid", strconv.Itoa(req.State.Pid), "--id", req.State.ID, "--of", req.Out}
+	// The profile gets the runtime's start-up, so that the container starts under it.
+	runtime, nnp := seccomp.HookRuntime(req.State)
+	if _, warn := runtimebase.For(runtime, nnp); warn != "" {
+		fmt.Fprintf(c.App.ErrWriter, "ghostwatch: warning: container %s: %s\n", req.State.ID, warn)
+	}
+	args = append(args, "--runtime", runtime)
+	if nnp {
+		args = append(args, "--no-new-privileges")
+	}
 	if req.In != "" {
 		args = append(args, "--if", req.In)
 	}
@@ -98,7 +109,8 @@ func hookPrestart(c *cli.Context) error {
 func hookRecord(c *cli.Context) error {
 	readyPipe := os.NewFile(3, "ready")
 	return seccomp.RecordHook(seccomp.HookRecording{Pid: uint32(c.Uint("pid")), ID: c.String("id"),
-		Out: c.String("of"), In: c.String("if"), Overwrite: c.Bool("overwrite")}, func(err error) {
+		Out: c.String("of"), In: c.String("if"), Overwrite: c.Bool("overwrite"),
+		Runtime: c.String("runtime"), NoNewPrivileges: c.Bool("no-new-privileges")}, func(err error) {
 		if err != nil {
 			fmt.Fprintln(readyPipe, err.Error())
 		} else {

@@ -57,28 +57,39 @@ func runcRun(t *testing.T, bundle string) (int, string) {
 	return cmd.ProcessState.ExitCode(), string(out)
 }
 
+// recordWithHooks runs the workload with runc under profile (nil: none) with the hooks asked to
+// record into out, and returns the profile they wrote.
+func recordWithHooks(t *testing.T, out string, profile *specs.LinuxSeccomp) (*seccomp.Profile, []byte) {
+	t.Helper()
+	code, output := runcRun(t, runcBundle(t, "of:"+out, profile, "sh", "-c", workload))
+	if code != 0 || !strings.Contains(output, "hello") {
+		t.Fatalf("runc run with the hooks: exit %d: %s", code, output)
+	}
+	return readProfile(t, out)
+}
+
 func TestSeccompHookWithRunc(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	containertest.SkipInVM(t)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "profile.json")
-	code, output := runcRun(t, runcBundle(t, "of:"+out, permissive, "sh", "-c", workload))
-	if code != 0 || !strings.Contains(output, "hello") {
-		t.Fatalf("runc run with the hooks: exit %d: %s", code, output)
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatalf("the hooks wrote no profile: %v", err)
-	}
-	profile, err := seccomp.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	profile, data := recordWithHooks(t, out, permissive)
 	// The profile lets the same container run under runc.
-	code, output = runcRun(t, runcBundle(t, "", &profile.LinuxSeccomp, "sh", "-c", workload))
+	code, output := runcRun(t, runcBundle(t, "", &profile.LinuxSeccomp, "sh", "-c", workload))
 	if code != 0 || !strings.Contains(output, "hello") {
 		t.Fatalf("under the hook's profile: exit %d: %s\n%s", code, output, data)
 	}
+
+	// Recorded with no linux.seccomp, as containers are run: the profile still starts the container.
+	t.Run("no filter at recording", func(t *testing.T) {
+		profile, data := recordWithHooks(t, filepath.Join(t.TempDir(), "profile.json"), nil)
+		if len(profile.RuntimeBase) != 1 || !strings.HasPrefix(profile.RuntimeBase[0], "runc ") {
+			t.Errorf("the profile names runtime start-ups %q, want runc's", profile.RuntimeBase)
+		}
+		checkEnforced(t, func(args ...string) (int, string) {
+			return runcRun(t, runcBundle(t, "", &profile.LinuxSeccomp, args...))
+		}, data)
+	})
 
 	// What the annotation may not name: each is refused by the prestart hook, in one line, and
 	// the container does not start.

@@ -84,11 +84,6 @@ func record(c *cli.Context) error {
 	coll := container.NewCollection()
 	s := seccomp.NewSession(rec, coll, seccomp.SessionOptions{Selector: co.sel, Out: out, Base: base, Log: stderr, Stdout: c.App.Writer})
 	defer s.Close()
-	if newMode {
-		if err := s.IgnoreRunning(); err != nil {
-			return err
-		}
-	}
 	watchContainers(ctx, coll, co, stderr)
 
 	what := "containers started from now on, into " + out

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,14 +52,7 @@ func TestSeccompRecordFromStartThenEnforce(t *testing.T) {
 			}
 			path := filepath.Join(dir, name+".json")
 			tr.waitStderr(t, "wrote "+path)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			profile, err := seccomp.Parse(data)
-			if err != nil {
-				t.Fatal(err)
-			}
+			profile, data := readProfile(t, path)
 			if strings.Contains(string(data), `"mkdir"`) {
 				t.Fatalf("the workload never called mkdir, yet the profile allows it:\n%s", data)
 			}
@@ -84,6 +78,77 @@ func TestSeccompRecordFromStartThenEnforce(t *testing.T) {
 				t.Errorf("record exited %d: %s", code, tr.stderr)
 			}
 		})
+	}
+}
+
+// readProfile reads a profile ghostwatch wrote, and its bytes.
+func readProfile(t *testing.T, path string) (*seccomp.Profile, []byte) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no profile written: %v", err)
+	}
+	profile, err := seccomp.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return profile, data
+}
+
+// denying is the workload and a socket(2) it never made while recorded: busybox's ifconfig opens
+// one first.
+const denying = workload + " && busybox ifconfig"
+
+// checkEnforced runs a workload under a profile: it must work, and denying must fail on socket(2)
+// with EPERM.
+func checkEnforced(t *testing.T, run func(args ...string) (int, string), data []byte) {
+	t.Helper()
+	if code, out := run("sh", "-c", workload); code != 0 || !strings.Contains(out, "hello") {
+		t.Fatalf("under its profile the container failed: exit %d: %s\nprofile:\n%s", code, out, data)
+	}
+	if code, out := run("sh", "-c", denying); code == 0 || !strings.Contains(out, "socket: Operation not permitted") {
+		t.Fatalf("socket(2) outside the profile was not denied with EPERM: exit %d: %s", code, out)
+	}
+}
+
+// Recorded the way containers are run, with no seccomp profile (the recording then begins at the
+// workload's exec): the profile gets the runtime's start-up, so the container starts under it,
+// with runc and crun, noNewPrivileges or not.
+func TestSeccompRecordWithoutFilterThenEnforce(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.StartCgroup2(t) // crun runs only in cgroup v2 mode here
+	for _, rt := range []string{"runc", "crun"} {
+		for _, nnp := range []bool{false, true} {
+			name := fmt.Sprintf("%s-nnp-%v", rt, nnp)
+			t.Run(name, func(t *testing.T) {
+				dir := t.TempDir()
+				tr := startTracingWith(t, "recording syscalls", "seccomp", "record", "--new", "--container", name,
+					"-o", dir, "--containerd-socket", d.Socket)
+				code, out := d.RunToExit(t, containertest.Options{Name: name, Args: []string{"sh", "-c", workload},
+					NoNewPrivileges: nnp, NewPrivileges: !nnp, Runtime: rt})
+				if code != 0 || !strings.Contains(out, "hello") {
+					t.Fatalf("recorded run: exit %d: %s", code, out)
+				}
+				path := filepath.Join(dir, name+".json")
+				tr.waitStderr(t, "wrote "+path)
+				tr.cmd.Process.Signal(os.Interrupt)
+				if code := tr.wait(t); code != 0 {
+					t.Errorf("record exited %d: %s", code, tr.stderr)
+				}
+				if strings.Contains(tr.stderr.String(), "warning: "+name) {
+					t.Errorf("the runtime's start-up is not known: %s", tr.stderr)
+				}
+				profile, data := readProfile(t, path)
+				if len(profile.RuntimeBase) != 1 || !strings.HasPrefix(profile.RuntimeBase[0], rt+" ") ||
+					!strings.HasSuffix(profile.RuntimeBase[0], fmt.Sprintf("noNewPrivileges %v", nnp)) {
+					t.Errorf("the profile names runtime start-ups %q, want %s's with noNewPrivileges %v", profile.RuntimeBase, rt, nnp)
+				}
+				checkEnforced(t, func(args ...string) (int, string) {
+					return d.RunToExit(t, containertest.Options{Name: name + "-enforced", Args: args, NoNewPrivileges: nnp,
+						NewPrivileges: !nnp, Runtime: rt, Seccomp: &profile.LinuxSeccomp})
+				}, data)
+			})
+		}
 	}
 }
 

@@ -39,10 +39,23 @@ type SeccompEvent struct {
 	Reason SeccompArmReason
 }
 
+type SeccompRecSlot struct {
+	_       structs.HostLayout
+	Key     uint64
+	Spilled uint64
+	Rec     struct {
+		_          structs.HostLayout
+		Words      [3][8]uint64
+		OutOfRange uint64
+		MntnsId    uint64
+	}
+}
+
 type SeccompRecording struct {
 	_          structs.HostLayout
 	Words      [3][8]uint64
 	OutOfRange uint64
+	MntnsId    uint64
 }
 
 type SeccompSeccompKind uint32
@@ -64,20 +77,25 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SeccompMapEvents       = "events"
-	SeccompMapExpected     = "expected"
-	SeccompMapIgnored      = "ignored"
-	SeccompMapLost         = "lost"
-	SeccompMapRecordings   = "recordings"
-	SeccompProgPrctlExit   = "prctl_exit"
-	SeccompProgSeccompExit = "seccomp_exit"
-	SeccompProgSysEnter    = "sys_enter"
-	SeccompVarActive       = "active"
-	SeccompVarArmNew       = "arm_new"
-	SeccompVarArming       = "arming"
-	SeccompVarUnusedEvent  = "unused_event"
-	SeccompVarUnusedKind   = "unused_kind"
-	SeccompVarUnusedTable  = "unused_table"
+	SeccompMapEvents         = "events"
+	SeccompMapExpected       = "expected"
+	SeccompMapIgnored        = "ignored"
+	SeccompMapLost           = "lost"
+	SeccompMapMembers        = "members"
+	SeccompMapSpill          = "spill"
+	SeccompProgIgnoreRunning = "ignore_running"
+	SeccompProgSysEnter      = "sys_enter"
+	SeccompProgTreeExit      = "tree_exit"
+	SeccompProgTreeFork      = "tree_fork"
+	SeccompVarArmNew         = "arm_new"
+	SeccompVarArming         = "arming"
+	SeccompVarLive           = "live"
+	SeccompVarNotRecorded    = "not_recorded"
+	SeccompVarSlots          = "slots"
+	SeccompVarTrees          = "trees"
+	SeccompVarUnusedEvent    = "unused_event"
+	SeccompVarUnusedKind     = "unused_kind"
+	SeccompVarUnusedTable    = "unused_table"
 )
 
 // LoadSeccomp returns the embedded CollectionSpec for Seccomp.
@@ -122,29 +140,34 @@ type SeccompSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SeccompProgramSpecs struct {
-	PrctlExit   *ebpf.ProgramSpec `ebpf:"prctl_exit"`
-	SeccompExit *ebpf.ProgramSpec `ebpf:"seccomp_exit"`
-	SysEnter    *ebpf.ProgramSpec `ebpf:"sys_enter"`
+	IgnoreRunning *ebpf.ProgramSpec `ebpf:"ignore_running"`
+	SysEnter      *ebpf.ProgramSpec `ebpf:"sys_enter"`
+	TreeExit      *ebpf.ProgramSpec `ebpf:"tree_exit"`
+	TreeFork      *ebpf.ProgramSpec `ebpf:"tree_fork"`
 }
 
 // SeccompMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SeccompMapSpecs struct {
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	Expected   *ebpf.MapSpec `ebpf:"expected"`
-	Ignored    *ebpf.MapSpec `ebpf:"ignored"`
-	Lost       *ebpf.MapSpec `ebpf:"lost"`
-	Recordings *ebpf.MapSpec `ebpf:"recordings"`
+	Events   *ebpf.MapSpec `ebpf:"events"`
+	Expected *ebpf.MapSpec `ebpf:"expected"`
+	Ignored  *ebpf.MapSpec `ebpf:"ignored"`
+	Lost     *ebpf.MapSpec `ebpf:"lost"`
+	Members  *ebpf.MapSpec `ebpf:"members"`
+	Spill    *ebpf.MapSpec `ebpf:"spill"`
 }
 
 // SeccompVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SeccompVariableSpecs struct {
-	Active      *ebpf.VariableSpec `ebpf:"active"`
 	ArmNew      *ebpf.VariableSpec `ebpf:"arm_new"`
 	Arming      *ebpf.VariableSpec `ebpf:"arming"`
+	Live        *ebpf.VariableSpec `ebpf:"live"`
+	NotRecorded *ebpf.VariableSpec `ebpf:"not_recorded"`
+	Slots       *ebpf.VariableSpec `ebpf:"slots"`
+	Trees       *ebpf.VariableSpec `ebpf:"trees"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedKind  *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedTable *ebpf.VariableSpec `ebpf:"unused_table"`
@@ -170,11 +193,12 @@ func (o *SeccompObjects) Close() error {
 //
 // It can be passed to LoadSeccompObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SeccompMaps struct {
-	Events     *ebpf.Map `ebpf:"events"`
-	Expected   *ebpf.Map `ebpf:"expected"`
-	Ignored    *ebpf.Map `ebpf:"ignored"`
-	Lost       *ebpf.Map `ebpf:"lost"`
-	Recordings *ebpf.Map `ebpf:"recordings"`
+	Events   *ebpf.Map `ebpf:"events"`
+	Expected *ebpf.Map `ebpf:"expected"`
+	Ignored  *ebpf.Map `ebpf:"ignored"`
+	Lost     *ebpf.Map `ebpf:"lost"`
+	Members  *ebpf.Map `ebpf:"members"`
+	Spill    *ebpf.Map `ebpf:"spill"`
 }
 
 func (m *SeccompMaps) Close() error {
@@ -183,7 +207,8 @@ func (m *SeccompMaps) Close() error {
 		m.Expected,
 		m.Ignored,
 		m.Lost,
-		m.Recordings,
+		m.Members,
+		m.Spill,
 	)
 }
 
@@ -191,9 +216,12 @@ func (m *SeccompMaps) Close() error {
 //
 // It can be passed to LoadSeccompObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SeccompVariables struct {
-	Active      *ebpf.Variable `ebpf:"active"`
 	ArmNew      *ebpf.Variable `ebpf:"arm_new"`
 	Arming      *ebpf.Variable `ebpf:"arming"`
+	Live        *ebpf.Variable `ebpf:"live"`
+	NotRecorded *ebpf.Variable `ebpf:"not_recorded"`
+	Slots       *ebpf.Variable `ebpf:"slots"`
+	Trees       *ebpf.Variable `ebpf:"trees"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 	UnusedKind  *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedTable *ebpf.Variable `ebpf:"unused_table"`
@@ -203,16 +231,18 @@ type SeccompVariables struct {
 //
 // It can be passed to LoadSeccompObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SeccompPrograms struct {
-	PrctlExit   *ebpf.Program `ebpf:"prctl_exit"`
-	SeccompExit *ebpf.Program `ebpf:"seccomp_exit"`
-	SysEnter    *ebpf.Program `ebpf:"sys_enter"`
+	IgnoreRunning *ebpf.Program `ebpf:"ignore_running"`
+	SysEnter      *ebpf.Program `ebpf:"sys_enter"`
+	TreeExit      *ebpf.Program `ebpf:"tree_exit"`
+	TreeFork      *ebpf.Program `ebpf:"tree_fork"`
 }
 
 func (p *SeccompPrograms) Close() error {
 	return _SeccompClose(
-		p.PrctlExit,
-		p.SeccompExit,
+		p.IgnoreRunning,
 		p.SysEnter,
+		p.TreeExit,
+		p.TreeFork,
 	)
 }
 

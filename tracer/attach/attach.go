@@ -51,10 +51,11 @@ func (c Choice) String() string {
 type Set struct {
 	maps    *ebpf.Collection
 	loaded  []*ebpf.Collection
-	links   []link.Link
-	progs   map[string]*ebpf.Program // attached, by name
-	linkOf  map[string]link.Link     // by program name
-	release func()                   // unmounts tracefs if this set mounted it
+	progs   map[string]*ebpf.Program     // attached, by name
+	specs   map[string]*ebpf.ProgramSpec // of the attached programs, to attach them again
+	linkOf  map[string]link.Link         // by program name; nil while detached
+	hookOf  map[string][]string          // the programs chosen for each hook
+	release func()                       // unmounts tracefs if this set mounted it
 	Choices []Choice
 }
 
@@ -66,7 +67,8 @@ func Load(spec *ebpf.CollectionSpec, hooks []Hook) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating maps: %w", err)
 	}
-	s := &Set{maps: maps, progs: map[string]*ebpf.Program{}, linkOf: map[string]link.Link{}}
+	s := &Set{maps: maps, progs: map[string]*ebpf.Program{}, specs: map[string]*ebpf.ProgramSpec{},
+		linkOf: map[string]link.Link{}, hookOf: map[string][]string{}}
 	for _, h := range hooks {
 		if err := s.attachHook(spec, h); err != nil {
 			s.Close()
@@ -102,6 +104,7 @@ func (s *Set) attachHook(spec *ebpf.CollectionSpec, h Hook) error {
 			choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: reason(err)})
 			continue
 		}
+		s.hookOf[h.Name] = names
 		choice.Chosen, choice.Kind = desc, kind
 		s.Choices = append(s.Choices, choice)
 		return nil
@@ -143,9 +146,35 @@ func (s *Set) tryCandidate(spec *ebpf.CollectionSpec, names []string) error {
 		links = append(links, l)
 	}
 	s.loaded = append(s.loaded, coll)
-	s.links = append(s.links, links...)
 	for i, n := range names {
-		s.progs[n], s.linkOf[n] = coll.Programs[n], links[i]
+		s.progs[n], s.specs[n], s.linkOf[n] = coll.Programs[n], only.Programs[n], links[i]
+	}
+	return nil
+}
+
+// Detach detaches a hook's programs, keeping them loaded, so that they cost nothing until Attach.
+func (s *Set) Detach(hook string) error {
+	var errs []error
+	for _, n := range s.hookOf[hook] {
+		if l := s.linkOf[n]; l != nil {
+			errs = append(errs, l.Close())
+			s.linkOf[n] = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Attach attaches again the programs of a hook that Detach detached.
+func (s *Set) Attach(hook string) error {
+	for _, n := range s.hookOf[hook] {
+		if s.linkOf[n] != nil {
+			continue
+		}
+		l, err := attachProgram(s.specs[n], s.progs[n])
+		if err != nil {
+			return fmt.Errorf("attaching %s: %w", n, err)
+		}
+		s.linkOf[n] = l
 	}
 	return nil
 }
@@ -287,8 +316,11 @@ func (s *Set) Kind(hook string) string {
 // Close detaches every link and unloads every program and map. It is safe to call twice.
 func (s *Set) Close() error {
 	var errs []error
-	for _, l := range s.links {
-		errs = append(errs, l.Close())
+	for n, l := range s.linkOf {
+		if l != nil {
+			errs = append(errs, l.Close())
+			s.linkOf[n] = nil
+		}
 	}
 	for _, c := range s.loaded {
 		c.Close()
@@ -299,6 +331,6 @@ func (s *Set) Close() error {
 	if s.release != nil {
 		s.release()
 	}
-	s.links, s.loaded, s.maps, s.progs, s.linkOf, s.release = nil, nil, nil, nil, nil, nil
+	s.loaded, s.maps, s.progs, s.linkOf, s.release = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

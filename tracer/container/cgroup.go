@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -261,6 +262,37 @@ func MountNamespaces() []uint32 {
 			seen[mnt] = true
 			out = append(out, mnt)
 		}
+	}
+	return out
+}
+
+// Descendants lists the processes below pid now (children, their children, ...), from each
+// process's parent in /proc/PID/stat.
+func Descendants(pid uint32) []uint32 {
+	entries, _ := os.ReadDir("/proc")
+	children := map[uint32][]uint32{}
+	for _, e := range entries {
+		p, err := strconv.ParseUint(e.Name(), 10, 32)
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces and parentheses; the last ')' ends it.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, err := strconv.ParseUint(fields[1], 10, 32); err == nil {
+			children[uint32(ppid)] = append(children[uint32(ppid)], uint32(p))
+		}
+	}
+	var out []uint32
+	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
+		out = append(out, queue[0])
+		queue = append(queue, children[queue[0]]...)
 	}
 	return out
 }

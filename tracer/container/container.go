@@ -25,7 +25,11 @@ type Container struct {
 	CgroupID         uint64            `json:"cgroup_id,omitempty"`
 	CgroupPath       string            `json:"cgroup_path,omitempty"`
 	Source           string            `json:"source"` // containerd, cgroup
-	removed          time.Time
+	// OCIRuntime is the runtime binary that runs it (runc, crun), as its runtime's options name it;
+	// "" when not known (not from containerd, or a runtime other than the runc shim).
+	OCIRuntime      string `json:"oci_runtime,omitempty"`
+	NoNewPrivileges bool   `json:"no_new_privileges,omitempty"` // its process's, from its spec
+	removed         time.Time
 }
 
 // Change is a container added to or removed from the index (removed: once its grace is over).

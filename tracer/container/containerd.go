@@ -2,14 +2,18 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/containerd/containerd"
 	apievents "github.com/containerd/containerd/api/events"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/events"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/plugin"
 	"github.com/containerd/typeurl/v2"
 
 	"github.com/ghostwatch/ghostwatch/tracer/event"
@@ -168,8 +172,32 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 	if ct.Name == "" {
 		ct.Name = l[labelNerdctlName]
 	}
+	ct.OCIRuntime = ociRuntime(info.Runtime)
+	var spec struct {
+		Process *struct {
+			NoNewPrivileges bool `json:"noNewPrivileges"`
+		} `json:"process"`
+	}
+	if info.Spec != nil && json.Unmarshal(info.Spec.GetValue(), &spec) == nil && spec.Process != nil {
+		ct.NoNewPrivileges = spec.Process.NoNewPrivileges
+	}
 	ct.CgroupPath, ct.CgroupID = w.coll.cgroupOf(pid)
 	w.coll.Add(ct)
+}
+
+// ociRuntime is the binary the runc shim runs for a container: its options' BinaryName, or runc.
+func ociRuntime(rt containers.RuntimeInfo) string {
+	if rt.Name != plugin.RuntimeRuncV2 {
+		return ""
+	}
+	if rt.Options != nil {
+		if v, err := typeurl.UnmarshalAny(rt.Options); err == nil {
+			if o, ok := v.(*runcoptions.Options); ok && o.BinaryName != "" {
+				return o.BinaryName
+			}
+		}
+	}
+	return "runc"
 }
 
 // rescanEvery is how often running processes are scanned for containers when no runtime client

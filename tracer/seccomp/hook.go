@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/seccomp/runtimebase"
 )
 
 // HookAnnotation asks for a recording, in the syntax of oci-seccomp-bpf-hook:
@@ -121,6 +122,29 @@ type HookRecording struct {
 	ID        string // the container's id (checked by ReadHookState)
 	Out, In   string
 	Overwrite bool
+	// Runtime is the runtime binary running the container, whose start-up the profile gets
+	// (runtimebase.For), with the container's noNewPrivileges.
+	Runtime         string
+	NoNewPrivileges bool
+}
+
+// HookRuntime tells, in a prestart hook, which runtime runs the container (the hook's parent:
+// runtimes run hooks themselves) and whether its process has noNewPrivileges (its bundle's
+// config.json); runtimebase.For says what that start-up is.
+func HookRuntime(state specs.State) (binary string, nnp bool) {
+	binary, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", os.Getppid()))
+	var spec struct {
+		Process *struct {
+			NoNewPrivileges bool `json:"noNewPrivileges"`
+		} `json:"process"`
+	}
+	if f, err := os.Open(filepath.Join(state.Bundle, "config.json")); err == nil {
+		if json.NewDecoder(io.LimitReader(f, 16<<20)).Decode(&spec) == nil && spec.Process != nil {
+			nnp = spec.Process.NoNewPrivileges
+		}
+		f.Close()
+	}
+	return binary, nnp
 }
 
 func socketPath(id string) string { return filepath.Join(HookRunDir, id+".sock") }
@@ -202,7 +226,8 @@ func RecordHook(h HookRecording, ready func(error)) error {
 	case <-exited:
 	case asker = <-stop:
 	}
-	err = writeHookProfile(rec, mnt, base, h.Out, h.Overwrite)
+	start, _ := runtimebase.For(h.Runtime, h.NoNewPrivileges) // the prestart hook said why not
+	err = writeHookProfile(rec, mnt, base, start, h.Out, h.Overwrite)
 	if asker == nil {
 		select {
 		case asker = <-stop: // poststop came while the profile was written
@@ -223,12 +248,15 @@ func RecordHook(h HookRecording, ready func(error)) error {
 	return err
 }
 
-func writeHookProfile(rec *Recorder, mnt uint32, base *Profile, of string, overwrite bool) error {
+func writeHookProfile(rec *Recorder, mnt uint32, base *Profile, start *runtimebase.Start, of string, overwrite bool) error {
 	s, err := rec.Stop(mnt)
 	if err != nil {
 		return err
 	}
 	p := Build(s)
+	if start != nil {
+		p.AddRuntimeBase(start.Label, start.Names)
+	}
 	if base != nil {
 		if p, err = Merge(base, p); err != nil {
 			return err

@@ -18,6 +18,16 @@ import (
 type Profile struct {
 	specs.LinuxSeccomp
 	Unnamed map[specs.Arch][]uint32 `json:"ghostwatchUnnamedSyscalls,omitempty"`
+	// RuntimeBase names the runtime start-ups added (AddRuntimeBase), sorted.
+	RuntimeBase []string `json:"ghostwatchRuntimeBase,omitempty"`
+}
+
+// AddRuntimeBase allows the x86-64 syscalls a runtime makes between installing the profile and
+// exec'ing the workload (tracer/seccomp/runtimebase), and names that set in the profile.
+func (p *Profile) AddRuntimeBase(label string, names []string) {
+	p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{Names: slices.Clone(names), Action: specs.ActAllow})
+	p.RuntimeBase = append(p.RuntimeBase, label)
+	p.normalize()
 }
 
 // tables maps each syscall table the kernel records to its libseccomp architecture and its
@@ -88,6 +98,8 @@ func (p *Profile) normalize() {
 		slices.Sort(nums)
 		p.Unnamed[arch] = slices.Compact(nums)
 	}
+	slices.Sort(p.RuntimeBase)
+	p.RuntimeBase = slices.Compact(p.RuntimeBase)
 }
 
 // Merge returns the union of two profiles: what either allows, the other's rules kept. Both must
@@ -102,7 +114,7 @@ func Merge(a, b *Profile) (*Profile, error) {
 		Architectures:   append(slices.Clone(a.Architectures), b.Architectures...),
 		Flags:           append(slices.Clone(a.Flags), b.Flags...),
 		Syscalls:        append(slices.Clone(a.Syscalls), b.Syscalls...),
-	}}
+	}, RuntimeBase: append(slices.Clone(a.RuntimeBase), b.RuntimeBase...)}
 	slices.Sort(m.Flags)
 	m.Flags = slices.Compact(m.Flags)
 	for _, p := range []*Profile{a, b} {

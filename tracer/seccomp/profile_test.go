@@ -84,3 +84,20 @@ func TestParseRejectsWhatIsNoProfile(t *testing.T) {
 		}
 	}
 }
+
+// A runtime's start-up joins the allowed names and is named in the profile.
+func TestAddRuntimeBase(t *testing.T) {
+	p := Build(Syscalls{Native: []uint32{0, 1}}) // read, write
+	p.AddRuntimeBase("runc 1.1.5, noNewPrivileges true", []string{"close", "write"})
+	if len(p.Syscalls) != 1 || !slices.Equal(p.Syscalls[0].Names, []string{"close", "read", "write"}) {
+		t.Errorf("syscalls %+v", p.Syscalls)
+	}
+	data, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(data)
+	if err != nil || !slices.Equal(back.RuntimeBase, []string{"runc 1.1.5, noNewPrivileges true"}) {
+		t.Errorf("parsed back %v, %v:\n%s", back, err, data)
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 
@@ -21,7 +23,8 @@ import (
 // Hook names.
 const (
 	HookSyscalls = "sys_enter"
-	HookArm      = "filter-install"
+	HookTrees    = "process-tree"
+	HookRunning  = "running-namespaces"
 )
 
 // paramNew is the option behind Options.New.
@@ -35,25 +38,29 @@ var Gadget = gadget.Descriptor{
 	Load:    gen.LoadSeccomp,
 	Hooks: []attach.Hook{
 		{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}}},
-		{Name: HookArm, Candidates: [][]string{{gen.SeccompProgSeccompExit, gen.SeccompProgPrctlExit}}},
+		{Name: HookTrees, Candidates: [][]string{{gen.SeccompProgTreeFork, gen.SeccompProgTreeExit}}},
+		{Name: HookRunning, Candidates: [][]string{{gen.SeccompProgIgnoreRunning}}},
 	},
 	Kinds: []gadget.Kind{gadget.NewKind[gen.SeccompEvent, Armed]("armed", uint32(gen.SeccompSeccompKindSECCOMP_ARMED),
 		gadget.Field{Name: "mntns", Meaning: "the mount namespace whose recording began"},
-		gadget.Field{Name: "reason", Meaning: "`seccomp` (its first seccomp filter was installed) or `exec` (it exec'd with no filter installed)"},
+		gadget.Field{Name: "reason", Meaning: "`seccomp` (it installed its first seccomp filter) or `exec` (it exec'd with no filter installed)"},
 	)},
 	Params: []gadget.Param{{Name: paramNew, Default: false,
 		Usage: "record every mount namespace not ignored from its first seccomp filter or, failing one, its first exec"}},
 	Configure: func(spec *ebpf.CollectionSpec, p gadget.Params) error {
 		// With new, arming is needed from the start (see Recorder.setActive).
-		on := uint32(0)
-		if p.Bool(paramNew) {
-			on = 1
-		}
 		return errors.Join(spec.Variables[gen.SeccompVarArmNew].Set(p.Bool(paramNew)),
-			spec.Variables[gen.SeccompVarArming].Set(on), spec.Variables[gen.SeccompVarActive].Set(on))
+			spec.Variables[gen.SeccompVarArming].Set(boolU32(p.Bool(paramNew))))
 	},
 	// A mount namespace made after load records by itself at its first exec.
 	Selftest: gadget.Selftest{Params: gadget.Params{paramNew: true}, Command: []string{"unshare", "--mount", "true"}},
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Reason says how a recording began by itself (--new).
@@ -61,30 +68,33 @@ type Reason = gen.SeccompArmReason
 
 // The reasons.
 const (
-	ArmSeccomp = gen.SeccompArmReasonARM_SECCOMP // its first seccomp filter was installed
+	ArmSeccomp = gen.SeccompArmReasonARM_SECCOMP // it installed its first seccomp filter
 	ArmExec    = gen.SeccompArmReasonARM_EXEC    // it exec'd before any filter was installed
 )
 
 // Options configure a Recorder.
 type Options struct {
-	// New makes the kernel start recording every mount namespace not ignored, from its first
+	// New makes the kernel start recording every mount namespace made from now on, from its first
 	// seccomp filter or, failing one, its first exec: containers are recorded from their start.
 	New bool
 }
 
-// Recorder is a loaded recorder.
+// Recorder is a loaded recorder. A recording's key is a mount namespace inode (a container) or
+// the pid of a process tree's root.
 type Recorder struct {
 	*gadget.Gadget
-	recordings *ebpf.Map
-	ignored    *ebpf.Map
-	expected   *ebpf.Map
-	active     *ebpf.Variable
-	arming     *ebpf.Variable
-	opts       Options
-	mu         sync.Mutex
-	started    int             // recordings started from user space and not stopped
-	expecting  int             // namespaces expected and not stopped
-	origin     map[uint32]*int // mntns to the counter it holds up
+	table     *table
+	members   *ebpf.Map
+	ignored   *ebpf.Map
+	expected  *ebpf.Map
+	arming    *ebpf.Variable
+	opts      Options
+	mu        sync.Mutex
+	started   int             // recordings started from user space and not stopped
+	expecting int             // namespaces expected and not stopped
+	origin    map[uint32]*int // key to the counter it holds up
+	trees     map[uint32]bool // keys that are process trees
+	syscalls  bool            // whether sys_enter is attached
 }
 
 // Armed is a recording the kernel started by itself.
@@ -127,43 +137,61 @@ func (a *Armed) AppendRow(r *encode.Row) {
 	r.Cell(a.reason())
 }
 
-// New loads the recorder. The host's mount namespace is never recorded by itself.
+// New loads the recorder. With o.New, the mount namespaces processes are in now are never
+// recorded by themselves.
 func New(o Options) (*Recorder, error) {
 	g, err := gadget.Open(&Gadget, gadget.Options{Params: gadget.Params{paramNew: o.New}})
 	if err != nil {
 		return nil, err
 	}
+	spec, err := Gadget.Load() // the offsets of the variables user space shares with the kernel
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
 	set := g.Set()
-	r := &Recorder{Gadget: g, recordings: set.Map(gen.SeccompMapRecordings), ignored: set.Map(gen.SeccompMapIgnored),
-		expected: set.Map(gen.SeccompMapExpected), active: set.Variable(gen.SeccompVarActive),
-		arming: set.Variable(gen.SeccompVarArming), opts: o, origin: map[uint32]*int{}}
-	if host := container.ProcNS(1)["mnt"]; host != 0 {
-		if err := r.Ignore(host); err != nil {
-			g.Close()
+	t, err := mapTable(set.Map(".bss"), set.Map(gen.SeccompMapSpill), spec)
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	r := &Recorder{Gadget: g, table: t, members: set.Map(gen.SeccompMapMembers), ignored: set.Map(gen.SeccompMapIgnored),
+		expected: set.Map(gen.SeccompMapExpected), arming: set.Variable(gen.SeccompVarArming), opts: o,
+		origin: map[uint32]*int{}, trees: map[uint32]bool{}, syscalls: true}
+	if o.New {
+		if err := r.ignoreRunning(); err != nil {
+			r.Close()
 			return nil, err
 		}
 	}
 	if err := r.setActive(); err != nil {
-		g.Close()
+		r.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
-// setActive tells the kernel whether anything is recorded or expected, so that otherwise syscalls
-// leave at once, and whether the arming path is needed.
+// Close unloads the recorder.
+func (r *Recorder) Close() error {
+	return errors.Join(r.table.close(), r.Gadget.Close())
+}
+
+// setActive tells the kernel whether it may begin recordings, and attaches sys_enter only while
+// something is or may be recorded: otherwise no program runs on any syscall.
 func (r *Recorder) setActive() error {
-	var arming, active uint32
-	if r.opts.New || r.expecting > 0 {
-		arming = 1
-	}
-	if arming == 1 || r.started > 0 {
-		active = 1
-	}
-	if err := r.arming.Set(arming); err != nil {
+	arming := r.opts.New || r.expecting > 0
+	if err := r.arming.Set(boolU32(arming)); err != nil {
 		return err
 	}
-	return r.active.Set(active)
+	want := arming || r.started > 0
+	if want == r.syscalls {
+		return nil
+	}
+	r.syscalls = want
+	if want {
+		return r.Set().Attach(HookSyscalls)
+	}
+	return r.Set().Detach(HookSyscalls)
 }
 
 // Expect records a mount namespace from its first seccomp filter install or, failing one, its
@@ -179,25 +207,58 @@ func (r *Recorder) Expect(mntns uint32) error {
 	return r.setActive()
 }
 
-// Ignore keeps a mount namespace from being recorded by itself (with New).
-func (r *Recorder) Ignore(mntns uint32) error {
-	if err := r.ignored.Put(mntns, uint8(1)); err != nil {
-		return fmt.Errorf("ignoring mount namespace %d: %w", mntns, err)
+// ignoreRunning has the kernel ignore the mount namespaces tasks are in now (ignore_running).
+func (r *Recorder) ignoreRunning() error {
+	it := r.Set().Iter(gen.SeccompProgIgnoreRunning)
+	if it == nil {
+		return errors.New("the iterator over tasks is not attached")
 	}
-	return nil
+	rd, err := it.Open()
+	if err != nil {
+		return fmt.Errorf("ignoring running mount namespaces: %w", err)
+	}
+	defer rd.Close()
+	_, err = io.Copy(io.Discard, rd)
+	return err
 }
 
 // Start records a mount namespace from now on.
 func (r *Recorder) Start(mntns uint32) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var empty gen.SeccompRecording
-	if err := r.recordings.Update(mntns, &empty, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-		return fmt.Errorf("recording mount namespace %d: %w", mntns, err)
-	}
 	r.started++
+	if err := r.setActive(); err != nil {
+		r.started--
+		return err
+	}
+	if err := r.table.begin(mntns); err != nil {
+		r.started--
+		return errors.Join(err, r.setActive())
+	}
 	r.origin[mntns] = &r.started
-	return r.setActive()
+	return nil
+}
+
+// StartTree records a process and its descendants, those running and those it starts, from now
+// on; its key is pid.
+func (r *Recorder) StartTree(pid uint32) error {
+	if err := r.Start(pid); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trees[pid] = true
+	if err := r.members.Put(pid, pid); err != nil {
+		return fmt.Errorf("recording process %d: %w", pid, err)
+	}
+	// From here on the kernel adds the tree's new processes; those it had are found in /proc.
+	atomic.AddUint32(r.table.trees, 1)
+	for _, child := range container.Descendants(pid) {
+		if err := r.members.Put(child, pid); err != nil {
+			return fmt.Errorf("recording process %d: %w", child, err)
+		}
+	}
+	return nil
 }
 
 // Syscalls are the syscall numbers recorded, per table.
@@ -207,46 +268,67 @@ type Syscalls struct {
 	OutOfRange uint64
 }
 
-// Read returns what a mount namespace did so far; ok is false if it is not recorded.
-func (r *Recorder) Read(mntns uint32) (s Syscalls, ok bool, err error) {
-	var rec gen.SeccompRecording
-	if err := r.recordings.Lookup(mntns, &rec); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return s, false, nil
-		}
-		return s, false, fmt.Errorf("reading the recording of mount namespace %d: %w", mntns, err)
-	}
+// Read returns what a recording did so far; ok is false if it is not recorded.
+func (r *Recorder) Read(key uint32) (s Syscalls, ok bool, err error) {
+	rec, ok, err := r.table.read(key)
+	return syscallsOf(rec), ok, err
+}
+
+// NotRecorded counts the recordings and tree members the kernel could not add because its
+// tables were full.
+func (r *Recorder) NotRecorded() uint32 { return atomic.LoadUint32(r.table.notRecorded) }
+
+func syscallsOf(rec gen.SeccompRecording) Syscalls {
 	w := &rec.Words
 	return Syscalls{
 		Native:     bits(w[gen.SeccompSyscallTableTABLE_NATIVE][:]),
 		Compat:     bits(w[gen.SeccompSyscallTableTABLE_COMPAT][:]),
 		X32:        bits(w[gen.SeccompSyscallTableTABLE_X32][:]),
 		OutOfRange: rec.OutOfRange,
-	}, true, nil
+	}
 }
 
-// Stop ends a recording and returns what it recorded (nothing if it never began). The namespace
-// is then ignored, so it is not recorded again.
-func (r *Recorder) Stop(mntns uint32) (Syscalls, error) {
-	s, _, err := r.Read(mntns)
-	if err != nil {
-		return s, err
-	}
-	if err := r.Ignore(mntns); err != nil {
-		return s, err
-	}
-	if err := r.recordings.Delete(mntns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return s, err
-	}
+// Stop ends a recording and returns what it recorded (nothing if it never began). A mount
+// namespace the kernel began recording is then ignored, so that it is not recorded again.
+func (r *Recorder) Stop(key uint32) (Syscalls, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if n, ok := r.origin[mntns]; ok {
-		delete(r.origin, mntns)
-		*n--
-		r.expected.Delete(mntns)
-		return s, r.setActive()
+	tree := r.trees[key]
+	rec, _, err := r.table.end(key)
+	if err != nil {
+		return Syscalls{}, err
 	}
-	return s, nil
+	if rec.MntnsId != 0 { // begun by the kernel, which would begin it again
+		if err := r.ignored.Put(rec.MntnsId, uint8(1)); err != nil {
+			return Syscalls{}, fmt.Errorf("ignoring mount namespace %d: %w", key, err)
+		}
+	}
+	if tree {
+		delete(r.trees, key)
+		atomic.AddUint32(r.table.trees, ^uint32(0))
+		r.forgetMembers(key)
+	}
+	if n, ok := r.origin[key]; ok {
+		delete(r.origin, key)
+		*n--
+		r.expected.Delete(key)
+		return syscallsOf(rec), r.setActive()
+	}
+	return syscallsOf(rec), nil
+}
+
+// forgetMembers deletes the processes of a tree no longer recorded.
+func (r *Recorder) forgetMembers(root uint32) {
+	var tgid, key uint32
+	var gone []uint32
+	for it := r.members.Iterate(); it.Next(&tgid, &key); {
+		if key == root {
+			gone = append(gone, tgid)
+		}
+	}
+	for _, tgid := range gone {
+		r.members.Delete(tgid)
+	}
 }
 
 func bits(words []uint64) []uint32 {
@@ -265,3 +347,6 @@ func bits(words []uint64) []uint32 {
 func (r *Recorder) Run(ctx context.Context, armed func(Armed), onLost func(uint64)) error {
 	return r.Gadget.Run(ctx, nil, func(ev gadget.Event) { armed(*ev.(*Armed)) }, nil, onLost)
 }
+
+// Live counts the recordings under way, those the kernel began included.
+func (r *Recorder) Live() uint32 { return atomic.LoadUint32(r.table.live) }

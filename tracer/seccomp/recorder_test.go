@@ -1,9 +1,7 @@
 package seccomp
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,9 +71,6 @@ func recordNew(t *testing.T, program string) (Armed, Syscalls) {
 	}
 	defer rec.Close()
 	self := container.ProcNS(uint32(unix.Getpid()))["mnt"]
-	if err := rec.Ignore(self); err != nil {
-		t.Fatal(err)
-	}
 	events := gadgettest.Collect(t, func(ctx context.Context, emit func(Armed)) error { return rec.Run(ctx, emit, nil) })
 	cmd := exec.Command("unshare", "--mount", program) // unshare, then exec program in the new namespace
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -111,29 +106,15 @@ func TestNewNamespacesRecordFromTheirExec(t *testing.T) {
 }
 
 // i386Program is a static 32-bit x86 executable that calls getpid and exit through int 0x80:
-// the compat table, with no compiler needed to make it.
+// the compat table.
 func i386Program() []byte {
-	code := []byte{
+	return testutil.Executable([]byte{
 		0xb8, 20, 0, 0, 0, // mov eax, 20 (getpid)
 		0xcd, 0x80, // int 0x80
 		0xb8, 1, 0, 0, 0, // mov eax, 1 (exit)
 		0x31, 0xdb, // xor ebx, ebx
 		0xcd, 0x80, // int 0x80
-	}
-	const base, headers = 0x08048000, 52 + 32
-	size := uint32(headers + len(code))
-	var b bytes.Buffer
-	le := func(v ...any) {
-		for _, x := range v {
-			binary.Write(&b, binary.LittleEndian, x)
-		}
-	}
-	b.Write([]byte{0x7f, 'E', 'L', 'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // 32-bit, little-endian
-	le(uint16(2), uint16(3), uint32(1), uint32(base+headers), uint32(52), uint32(0), uint32(0),
-		uint16(52), uint16(32), uint16(1), uint16(0), uint16(0), uint16(0)) // ET_EXEC, EM_386
-	le(uint32(1), uint32(0), uint32(base), uint32(base), size, size, uint32(5), uint32(0x1000)) // PT_LOAD r-x
-	b.Write(code)
-	return b.Bytes()
+	}, false)
 }
 
 // 32-bit syscalls are recorded in their own table, and named from the x86 table.
@@ -152,5 +133,51 @@ func TestCompatSyscalls(t *testing.T) {
 	p := Build(s)
 	if !slices.Contains(p.Syscalls[0].Names, "getpid") || !slices.Contains(p.Syscalls[0].Names, "exit") {
 		t.Errorf("profile names %v", p.Syscalls[0].Names)
+	}
+}
+
+// A process tree records its processes, those it starts after the recording began included, and
+// nothing else of its mount namespace (here the host's).
+func TestRecordProcessTree(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	rec, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	dir := t.TempDir()
+	tree := exec.Command("sh", "-c", "read x && mkdir "+filepath.Join(dir, "made"))
+	stdin, err := tree.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Start(); err != nil {
+		t.Fatal(err)
+	}
+	root := uint32(tree.Process.Pid)
+	if err := rec.StartTree(root); err != nil {
+		t.Fatal(err)
+	}
+	// Another process of the same mount namespace, with a syscall nobody in the tree makes.
+	if out, err := exec.Command("unshare", "--uts", "hostname", "gw-outsider").CombinedOutput(); err != nil {
+		t.Fatalf("unshare --uts hostname: %v: %s", err, out)
+	}
+	stdin.Write([]byte("go\n"))
+	if err := tree.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := rec.Stop(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := names(s.Native)
+	if !slices.Contains(got, "mkdir") && !slices.Contains(got, "mkdirat") {
+		t.Errorf("recorded %v: the tree's new child made a directory", got)
+	}
+	if !slices.Contains(got, "execve") {
+		t.Errorf("recorded %v: no execve of the tree's new child", got)
+	}
+	if slices.Contains(got, "sethostname") || slices.Contains(got, "unshare") {
+		t.Errorf("recorded %v: another process of the namespace was recorded", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/seccomp/runtimebase"
 )
 
 // Session records containers into profiles, one per mount namespace: the running ones it is told
@@ -55,9 +56,21 @@ type SessionOptions struct {
 
 // target is one recording.
 type target struct {
-	mntns uint32
+	key   uint32 // the recording's key: a mount namespace, or a process tree's root pid
 	name  string // the profile's file name, without .json
 	pid   uint32 // watched: its exit ends the recording
+	start *runtimebase.Start
+}
+
+// containerTarget is the recording of a container, with its runtime's start-up, so that the
+// container can start under its profile; a warning says when that start-up is not known.
+func (s *Session) containerTarget(c *container.Container) *target {
+	t := &target{key: c.NS["mnt"], name: ProfileName(c), pid: c.Pid}
+	var warn string
+	if t.start, warn = runtimebase.For(c.OCIRuntime, c.NoNewPrivileges); warn != "" {
+		fmt.Fprintf(s.log, "ghostwatch: warning: %s: %s\n", t.name, warn)
+	}
+	return t
 }
 
 // NewSession makes a session on a loaded recorder; coll attributes namespaces to containers.
@@ -85,29 +98,17 @@ func (s *Session) Close() {
 	})
 }
 
-// IgnoreRunning keeps every mount namespace that processes are in now from recording by itself:
-// with New, only namespaces made from now on are new.
-func (s *Session) IgnoreRunning() error {
-	for _, mnt := range container.MountNamespaces() {
-		if err := s.rec.Ignore(mnt); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// StartPID records the mount namespace of a running process; what it did before is not in the
-// profile.
+// StartPID records a running process and its descendants (those running and those it starts),
+// not the rest of its mount namespace; what it did before is not in the profile.
 func (s *Session) StartPID(pid uint32) error {
-	mnt := container.ProcNS(pid)["mnt"]
-	if mnt == 0 {
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
 		return fmt.Errorf("no process %d", pid)
 	}
-	if err := s.rec.Start(mnt); err != nil {
+	if err := s.rec.StartTree(pid); err != nil {
 		return err
 	}
-	s.add(&target{mntns: mnt, name: "pid-" + strconv.Itoa(int(pid)), pid: pid})
-	fmt.Fprintf(s.log, "ghostwatch: warning: process %d runs already: what it did before now is not in the profile; the whole mount namespace %d is recorded\n", pid, mnt)
+	s.add(&target{key: pid, name: "pid-" + strconv.Itoa(int(pid)), pid: pid})
+	fmt.Fprintf(s.log, "ghostwatch: warning: process %d runs already: what it did before now is not in the profile; it and its descendants are recorded\n", pid)
 	return nil
 }
 
@@ -121,7 +122,7 @@ func (s *Session) StartRunning() (int, error) {
 		if err := s.rec.Start(c.NS["mnt"]); err != nil {
 			return n, err
 		}
-		s.add(&target{mntns: c.NS["mnt"], name: ProfileName(c), pid: c.Pid})
+		s.add(s.containerTarget(c))
 		n++
 		fmt.Fprintf(s.log, "ghostwatch: warning: container %s runs already: syscalls made at its start are not in the profile (use --new)\n", ProfileName(c))
 	}
@@ -164,6 +165,10 @@ func (s *Session) Run(ctx context.Context, untilEmpty bool, onLost func(uint64))
 		err := <-runErr
 		s.armedWG.Wait() // none adds a recording after this
 		s.finishAll()
+		if n := s.rec.NotRecorded(); n > 0 {
+			fmt.Fprintf(s.log, "ghostwatch: warning: %d containers or processes were not recorded: the recorder's tables were full\n", n)
+			err = errors.Join(err, errors.New("some recordings were not made"))
+		}
 		return errors.Join(err, s.failed())
 	}
 }
@@ -176,7 +181,7 @@ func (s *Session) failed() error {
 
 func (s *Session) add(t *target) {
 	s.mu.Lock()
-	s.targets[t.mntns] = t
+	s.targets[t.key] = t
 	s.mu.Unlock()
 	if t.pid != 0 {
 		s.watchWG.Add(1)
@@ -226,10 +231,12 @@ func (s *Session) armed(ctx context.Context, a Armed) {
 			}
 			how := "its first seccomp filter"
 			if a.Reason == ArmExec {
-				how = "its first exec (no seccomp filter was installed: the runtime's steps after it installs one at enforcement are not recorded)"
+				how = "its first exec (no seccomp filter was installed: its runtime's start-up is added from ghostwatch's recordings of it)"
 			}
 			fmt.Fprintf(s.log, "ghostwatch: recording %s from %s\n", ProfileName(c), how)
-			s.add(&target{mntns: a.MntNS, name: ProfileName(c), pid: c.Pid})
+			t := s.containerTarget(c)
+			t.key = a.MntNS
+			s.add(t)
 			return
 		}
 		if time.Now().After(deadline) {
@@ -243,13 +250,13 @@ func (s *Session) armed(ctx context.Context, a Armed) {
 // finish stops one recording and writes its profile.
 func (s *Session) finish(t *target) {
 	s.mu.Lock()
-	if s.targets[t.mntns] != t {
+	if s.targets[t.key] != t {
 		s.mu.Unlock()
 		return
 	}
-	delete(s.targets, t.mntns)
+	delete(s.targets, t.key)
 	s.mu.Unlock()
-	sc, err := s.rec.Stop(t.mntns)
+	sc, err := s.rec.Stop(t.key)
 	if err == nil {
 		err = s.write(t, sc)
 	}
@@ -275,6 +282,9 @@ func (s *Session) finishAll() {
 
 func (s *Session) write(t *target, sc Syscalls) error {
 	p := Build(sc)
+	if t.start != nil {
+		p.AddRuntimeBase(t.start.Label, t.start.Names)
+	}
 	if sc.OutOfRange > 0 {
 		fmt.Fprintf(s.log, "ghostwatch: warning: %s made %d calls with numbers past the recorder's tables\n", t.name, sc.OutOfRange)
 	}

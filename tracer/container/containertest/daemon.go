@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/containerd/containerd"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/cio"
 
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/plugin"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/ociruntime"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -40,11 +43,26 @@ type Daemon struct {
 	config string
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
+	// cgroup2: containerd runs in a mount namespace where /sys/fs/cgroup is cgroup2
+	// (StartCgroup2).
+	cgroup2 bool
 }
 
 // Start runs containerd with its own root, state and socket and imports the busybox image. It is
 // stopped, and its containers removed, at the end of the test.
 func Start(t testing.TB) *Daemon {
+	t.Helper()
+	return startDaemon(t, false)
+}
+
+// StartCgroup2 is Start with containerd, its shims and runtimes in cgroup v2 mode, as on a host
+// that is cgroup v2 only (ociruntime.RunCgroup2): crun runs only so on this host.
+func StartCgroup2(t testing.TB) *Daemon {
+	t.Helper()
+	return startDaemon(t, true)
+}
+
+func startDaemon(t testing.TB, cgroup2 bool) *Daemon {
 	t.Helper()
 	SkipInVM(t)
 	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
@@ -57,7 +75,7 @@ func Start(t testing.TB) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{Socket: filepath.Join(dir, "containerd.sock"), log: &bytes.Buffer{}}
+	d := &Daemon{Socket: filepath.Join(dir, "containerd.sock"), log: &bytes.Buffer{}, cgroup2: cgroup2}
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -85,8 +103,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 func (d *Daemon) start(t testing.TB) {
 	d.cmd = exec.Command("containerd", "--config", d.config)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
+	start := d.cmd.Start
+	if d.cgroup2 {
+		// Started from a thread that ends at once: no parent-death signal, Stop ends it.
+		d.cmd = ociruntime.Cgroup2Command("containerd", "--config", d.config)
+		d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+		start = func() error { return ociruntime.InCgroup2Thread(d.cmd.Start) }
+	} else {
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
+	if err := start(); err != nil {
 		t.Fatal(err)
 	}
 	var err error
@@ -188,6 +214,10 @@ type Options struct {
 	Seccomp   *specs.LinuxSeccomp
 	// NoNewPrivileges makes runc install the seccomp filter late, just before the workload's exec.
 	NoNewPrivileges bool
+	// NewPrivileges clears noNewPrivileges, which containerd's default spec sets (as Kubernetes
+	// does unless allowPrivilegeEscalation is false).
+	NewPrivileges bool
+	Runtime       string // the runc shim's binary (ctr's --runc-binary): crun; default runc
 }
 
 // Run creates and starts a container; it is removed at the end of the test.
@@ -241,7 +271,7 @@ func (d *Daemon) launch(t testing.TB, o Options, io cio.Creator) *Container {
 	}
 	id := fmt.Sprintf("%s-%d", o.Name, time.Now().UnixNano())
 	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(image), oci.WithProcessArgs(args...)}, o.SpecOpts...)
-	if o.Seccomp != nil || o.NoNewPrivileges {
+	if o.Seccomp != nil || o.NoNewPrivileges || o.NewPrivileges {
 		specOpts = append(specOpts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 			s.Linux.Seccomp = o.Seccomp
 			s.Process.NoNewPrivileges = o.NoNewPrivileges
@@ -254,12 +284,16 @@ func (d *Daemon) launch(t testing.TB, o Options, io cio.Creator) *Container {
 	if o.NetNSPath != "" {
 		specOpts = append(specOpts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: o.NetNSPath}))
 	}
-	c, err := d.Client.NewContainer(ctx, id,
+	opts := []containerd.NewContainerOpts{}
+	if o.Runtime != "" {
+		opts = append(opts, containerd.WithRuntime(plugin.RuntimeRuncV2, &runcoptions.Options{BinaryName: o.Runtime}))
+	}
+	c, err := d.Client.NewContainer(ctx, id, append(opts,
 		containerd.WithImage(image),
 		containerd.WithNewSnapshot(id+"-snap", image),
 		containerd.WithContainerLabels(labels),
 		containerd.WithNewSpec(specOpts...),
-	)
+	)...)
 	if err != nil {
 		t.Fatalf("creating container %s: %v", o.Name, err)
 	}
