@@ -99,9 +99,10 @@ struct {
 
 /* Mount namespaces never recorded on their own (those that existed at start, those whose recording
  * stopped), by id (mntns_id): inode numbers are reused as soon as a namespace is freed, and a new
- * container must not inherit an old namespace's place here. */
+ * container must not inherit an old namespace's place here. Ids are never reused either, so the
+ * table only grows: when full, the least recently seen (most likely gone) make room. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, __u8);
@@ -212,13 +213,15 @@ static __always_inline struct recording *arm(struct task_struct *t, enum arm_rea
 	struct rec_slot *s = &slots[mntns & SLOT_MASK];
 	struct recording *r = claim(s, mntns, id);
 	if (!r) {
+		/* Counted in its slot first, so that no syscall of it misses the spill table. */
 		struct recording empty = {.mntns_id = id};
+		__sync_fetch_and_add(&s->spilled, 1);
 		if (bpf_map_update_elem(&spill, &mntns, &empty, BPF_NOEXIST)) {
+			__sync_fetch_and_add(&s->spilled, -1);
 			if (!bpf_map_lookup_elem(&spill, &mntns)) /* not there already: the table is full */
 				__sync_fetch_and_add(&not_recorded, 1);
 			return NULL;
 		}
-		__sync_fetch_and_add(&s->spilled, 1);
 		r = bpf_map_lookup_elem(&spill, &mntns);
 		if (!r)
 			return NULL;
@@ -243,10 +246,10 @@ static __always_inline struct recording *arm(struct task_struct *t, enum arm_rea
 /* Whether a syscall (number id, arguments in regs) begins the recording of an armable namespace:
  * a seccomp filter install (from then on the profile will be enforced), or, with no filter
  * installed, an exec. The call is recorded. An install names its filter (the third argument):
- * libseccomp and runc probe which flags the kernel knows with a NULL filter, early in a
- * runtime's set-up, and those must not begin the recording. Told by the number alone, with no load, for every
- * other syscall; the i386 numbers are native ones too (munmap, iopl), so those read the task's
- * status to see whether it is in a 32-bit syscall. */
+ * libseccomp and runc probe which flags the kernel knows with a NULL filter, early in a runtime's
+ * set-up, and those must not begin the recording. Every other syscall is told by its number
+ * alone, with no load; the i386 numbers are native ones too (munmap, iopl), so those read the
+ * task's status to see whether it is in a 32-bit syscall. */
 static __always_inline enum arm_reason arm_call(long id, struct pt_regs *regs)
 {
 	switch (id) {

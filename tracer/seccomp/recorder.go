@@ -226,6 +226,9 @@ func (r *Recorder) ignoreRunning() error {
 func (r *Recorder) Start(mntns uint32) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if _, ok := r.origin[mntns]; ok {
+		return nil // started or expected already: one Stop ends it
+	}
 	r.started++
 	if err := r.setActive(); err != nil {
 		r.started--

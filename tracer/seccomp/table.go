@@ -72,11 +72,13 @@ func (t *table) begin(key uint32) error {
 		atomic.StoreUint64(&s.Rec.MntnsId, 0)
 		atomic.StoreUint64(&s.Key, uint64(key))
 	} else {
+		// Counted in its slot first, so that no syscall of it misses the spill table.
+		atomic.AddUint64(&s.Spilled, 1)
 		var empty gen.SeccompRecording
 		if err := t.spill.Update(key, &empty, ebpf.UpdateNoExist); err != nil {
+			atomic.AddUint64(&s.Spilled, ^uint64(0))
 			return fmt.Errorf("recording %d: %w", key, err)
 		}
-		atomic.AddUint64(&s.Spilled, 1)
 	}
 	atomic.AddUint32(t.live, 1)
 	return nil
