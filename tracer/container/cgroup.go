@@ -2,7 +2,6 @@ package container
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/lru"
+	"github.com/ghostwatch/ghostwatch/tracer/procfs"
 )
 
 // ProcNS returns the namespace inodes of a process by type name, from /proc/PID/ns; empty if the
@@ -272,21 +272,12 @@ func Descendants(pid uint32) []uint32 {
 	entries, _ := os.ReadDir("/proc")
 	children := map[uint32][]uint32{}
 	for _, e := range entries {
-		p, err := strconv.ParseUint(e.Name(), 10, 32)
+		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		// "pid (comm) state ppid ...": comm may hold spaces and parentheses; the last ')' ends it.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		if ppid, err := strconv.ParseUint(fields[1], 10, 32); err == nil {
-			children[uint32(ppid)] = append(children[uint32(ppid)], uint32(p))
+		if st, ok := procfs.ReadStat(p); ok { // else exited meanwhile
+			children[st.PPid] = append(children[st.PPid], uint32(p))
 		}
 	}
 	var out []uint32

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ghostwatch/ghostwatch/tracer/procfs"
 )
 
 // fromProc reads what the iterators read from /proc: each task's network namespace link, and
@@ -36,11 +38,11 @@ type sockInfo struct {
 
 func procRecords(pid int, sockets map[uint64]sockInfo) []record {
 	base := "/proc/" + strconv.Itoa(pid)
-	comm, kthread, ok := readStat(base + "/stat")
-	if !ok || kthread {
+	st, ok := procfs.ReadStat(pid)
+	if !ok || st.KernelThread() {
 		return nil // gone, or a kernel thread (as the iterator, left out)
 	}
-	leader := Proc{PID: uint32(pid), TID: uint32(pid), Comm: comm, MntNS: nsInode(base + "/ns/mnt")}
+	leader := Proc{PID: uint32(pid), TID: uint32(pid), Comm: st.Comm, MntNS: nsInode(base + "/ns/mnt")}
 	own := nsInode(base + "/ns/net")
 	var out []record
 	if own != 0 {
@@ -94,27 +96,6 @@ func procRecords(pid int, sockets map[uint64]sockInfo) []record {
 		}
 	}
 	return out
-}
-
-// readStat reads a process's command name (at most 15 bytes, as the kernel keeps it) and whether
-// it is a kernel thread from /proc/PID/stat.
-func readStat(path string) (comm string, kthread bool, ok bool) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", false, false
-	}
-	s := string(data)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return "", false, false
-	}
-	f := strings.Fields(s[end+1:])
-	if len(f) < 7 {
-		return "", false, false
-	}
-	flags, _ := strconv.ParseUint(f[6], 10, 64)
-	const pfKthread = 0x00200000
-	return s[open+1 : end], flags&pfKthread != 0, true
 }
 
 // askSocket duplicates a process's socket and asks it its namespace (SIOCGSKNS) and kind.

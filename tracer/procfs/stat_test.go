@@ -1,0 +1,24 @@
+package procfs
+
+import (
+	"os"
+	"testing"
+)
+
+func TestParseStat(t *testing.T) {
+	s, ok := parseStat("4242 (a (b) c) S 17 4242 4242 0 -1 4194560 111 0 0 0")
+	if !ok || s.Comm != "a (b) c" || s.PPid != 17 || s.Flags != 4194560 || s.KernelThread() {
+		t.Errorf("parsed %+v, %v", s, ok)
+	}
+	if s, ok := parseStat("2 (kthreadd) S 0 0 0 0 -1 2129984 0"); !ok || !s.KernelThread() {
+		t.Errorf("kthreadd parsed %+v, %v: want a kernel thread", s, ok)
+	}
+	for _, bad := range []string{"", "12 comm S 1", "12 (x) S"} {
+		if _, ok := parseStat(bad); ok {
+			t.Errorf("parsed %q", bad)
+		}
+	}
+	if s, ok := ReadStat(os.Getpid()); !ok || s.PPid != uint32(os.Getppid()) {
+		t.Errorf("ReadStat(self) = %+v, %v; want parent %d", s, ok, os.Getppid())
+	}
+}
