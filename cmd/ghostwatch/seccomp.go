@@ -34,7 +34,7 @@ func recordCommand() *cli.Command {
 		Usage: "record running containers (--container/--pod/--pid) or new ones from their start (--new)",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "new", Usage: "record containers that start from now on, from their first instruction"},
-			&cli.UintFlag{Name: "pid", Usage: "record the mount namespace of this process"},
+			&cli.UintFlag{Name: "pid", Usage: "record this process and its descendants (not the rest of its mount namespace)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "a directory (one profile per container), or a .json file for one container; default: stdout for one container"},
 			&cli.StringFlag{Name: "base", Usage: "an OCI seccomp profile the recording is merged into"},
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long; default: when the recorded containers exit, or Ctrl-C"},

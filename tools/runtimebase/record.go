@@ -47,11 +47,24 @@ func record(ctx context.Context, rt string, nnp bool, runs int) ([]string, error
 		return nil, err
 	}
 	defer rec.Close()
-	armed := make(chan seccomp.Armed, 16)
+	// Each runtime command runs in a mount namespace of its own (ociruntime.RunCgroup2), which
+	// begins recording at its exec: those end at once; the containers' filter installs are kept.
+	armed := make(chan seccomp.Armed, 1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx, func(a seccomp.Armed) { armed <- a }, nil) }()
+	go func() {
+		done <- rec.Run(ctx, func(a seccomp.Armed) {
+			if a.Reason != seccomp.ArmSeccomp {
+				rec.Stop(a.MntNS)
+				return
+			}
+			select {
+			case armed <- a:
+			case <-ctx.Done():
+			}
+		}, nil)
+	}()
 
 	dir, err := os.MkdirTemp("", "gw-runtimebase")
 	if err != nil {
@@ -83,24 +96,16 @@ func recordOnce(ctx context.Context, rec *seccomp.Recorder, armed <-chan seccomp
 	if err := runContainer(rt, bundle, id); err != nil {
 		return nil, err
 	}
-	// The container has exited: its recording began (at its filter's install) and ended. Other
-	// namespaces may have begun recording meanwhile (the one RunCgroup2 makes, at its exec).
-	var mntns uint32
-	for mntns == 0 {
-		select {
-		case a := <-armed:
-			if a.Reason == seccomp.ArmSeccomp && a.Proc.Comm != "" {
-				mntns = a.MntNS
-			} else {
-				rec.Stop(a.MntNS)
-			}
-		case <-time.After(5 * time.Second):
-			return nil, errors.New("the runtime installed no seccomp filter in a new mount namespace")
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	// The container has exited: its recording began (at its filter's install) and ended.
+	var a seccomp.Armed
+	select {
+	case a = <-armed:
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("the runtime installed no seccomp filter in a new mount namespace")
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	s, err := rec.Stop(mntns)
+	s, err := rec.Stop(a.MntNS)
 	if err != nil {
 		return nil, err
 	}
