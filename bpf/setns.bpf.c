@@ -96,7 +96,7 @@ static __always_inline void finish(long ret)
 	if (ret == 0 && e->syscall == SYSCALL_UNSHARE) {
 		/* The new namespaces are now the caller's own (pid and time: its children's). */
 		__u32 now[GW_NS_COUNT] = {};
-		task_new_ns((struct task_struct *)bpf_get_current_task(), now);
+		current_new_ns(now);
 		set_targets(e, e->ns_mask, now);
 	}
 	struct event *out = bpf_ringbuf_reserve(&events, sizeof(*out), 0);

@@ -33,21 +33,21 @@ static __always_inline void count_lost(void)
 		*n += 1; /* per-CPU slot: no atomics needed */
 }
 
-/* Fill the header of an event of the given kind (a value of the gadget's kind enum). */
+/* Fill the header of an event of the given kind (a value of the gadget's kind enum). Loads through
+ * the current task's BTF pointer, not helpers: this runs for every event. */
 static __always_inline void fill_header(struct gw_header *h, __u32 kind)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
+	struct task_struct *task = bpf_get_current_task_btf();
+	const struct cred *cred = task->cred;
 
 	h->ts_boot_ns = bpf_ktime_get_boot_ns();
-	h->pid = pid_tgid >> 32;
-	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	h->uid = (__u32)uid_gid;
-	h->gid = uid_gid >> 32;
-	task_ns(task, h->ns);
-	h->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	h->pid = task->tgid;
+	h->tid = task->pid;
+	h->ppid = task->real_parent->tgid;
+	h->uid = cred->uid.val;
+	h->gid = cred->gid.val;
+	current_ns(h->ns);
+	h->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
 	h->kind = kind;
 }

@@ -23,8 +23,7 @@ struct {
 
 static __always_inline __u32 current_mntns(void)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	return bpf_get_current_task_btf()->nsproxy->mnt_ns->ns.inum;
 }
 
 /* True when the current task passes the actor filters set from user space. */
@@ -39,8 +38,7 @@ static __always_inline bool actor_wanted(void)
 	if (filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid)
 		return false;
 	if (filter_comm[0]) {
-		char comm[TASK_COMM_LEN];
-		bpf_get_current_comm(comm, sizeof(comm));
+		const char *comm = bpf_get_current_task_btf()->comm;
 		for (int i = 0; i < TASK_COMM_LEN; i++) {
 			if (comm[i] != filter_comm[i])
 				return false;

@@ -64,45 +64,72 @@ static __always_inline __u32 ns_flag(int index)
 	return 0;
 }
 
-static __always_inline __u32 task_pid_ns_inum(struct task_struct *task)
+/* The inode of the pid namespace a struct pid of that level was allocated in: the deepest, which
+ * is its task's own. Read with helpers whatever pid is: the verifier lets no load index numbers[]
+ * by a variable. */
+static __always_inline __u32 pid_ns_inum(struct pid *pid, unsigned int level)
 {
-	struct pid *pid = BPF_CORE_READ(task, thread_pid);
-	unsigned int level = BPF_CORE_READ(pid, level);
 	struct upid upid = {};
 	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level & 31]);
 	return BPF_CORE_READ(upid.ns, ns.inum);
 }
 
-/* The namespaces an nsproxy holds. The pid and time slots are those the task's children get,
- * which is what unshare and setns change. */
+/* NSPROXY_NS reads the namespaces an nsproxy holds into out, each with R(nsp, X_ns, ns.inum): a
+ * plain load (LOAD) through a pointer whose type the verifier knows (bpf_get_current_task_btf, a
+ * BTF-typed hook argument), else BPF_CORE_READ, a helper call per step, which costs far more (a
+ * call and a return, each paying for the CPU's speculation mitigations). A load through NULL reads
+ * 0. The pid and time slots are those the task's children get, which is what unshare and setns
+ * change. */
+#define LOAD(p, a, b) ((p)->a->b)
+#define NSPROXY_NS(R, nsp, out)                                          \
+	do {                                                             \
+		out[GW_NS_MNT] = R(nsp, mnt_ns, ns.inum);                \
+		out[GW_NS_NET] = R(nsp, net_ns, ns.inum);                \
+		out[GW_NS_PID] = R(nsp, pid_ns_for_children, ns.inum);   \
+		out[GW_NS_UTS] = R(nsp, uts_ns, ns.inum);                \
+		out[GW_NS_IPC] = R(nsp, ipc_ns, ns.inum);                \
+		out[GW_NS_CGROUP] = R(nsp, cgroup_ns, ns.inum);          \
+		out[GW_NS_TIME] = R(nsp, time_ns_for_children, ns.inum); \
+	} while (0)
+
 static __always_inline void nsproxy_ns(struct nsproxy *nsp, __u32 ns[GW_NS_COUNT])
 {
-	ns[GW_NS_MNT] = BPF_CORE_READ(nsp, mnt_ns, ns.inum);
-	ns[GW_NS_NET] = BPF_CORE_READ(nsp, net_ns, ns.inum);
-	ns[GW_NS_PID] = BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
-	ns[GW_NS_UTS] = BPF_CORE_READ(nsp, uts_ns, ns.inum);
-	ns[GW_NS_IPC] = BPF_CORE_READ(nsp, ipc_ns, ns.inum);
-	ns[GW_NS_CGROUP] = BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
-	ns[GW_NS_TIME] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
+	NSPROXY_NS(BPF_CORE_READ, nsp, ns);
 }
 
 /* The namespaces unshare or clone give a task: its nsproxy (pid and time: for its children, since
  * those are what a new pid or time namespace changes) and its user namespace. */
 static __always_inline void task_new_ns(struct task_struct *task, __u32 ns[GW_NS_COUNT])
 {
-	nsproxy_ns(BPF_CORE_READ(task, nsproxy), ns);
-	ns[GW_NS_USER] = BPF_CORE_READ(task, real_cred, user_ns, ns.inum);
-}
-
-/* The namespaces a task is in (its own pid and time namespaces, not its children's). */
-static __always_inline void task_ns(struct task_struct *task, __u32 ns[GW_NS_COUNT])
-{
 	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
 	if (nsp) /* NULL once the task is exiting */
 		nsproxy_ns(nsp, ns);
-	ns[GW_NS_PID] = task_pid_ns_inum(task);
-	ns[GW_NS_TIME] = nsp ? BPF_CORE_READ(nsp, time_ns, ns.inum) : 0;
 	ns[GW_NS_USER] = BPF_CORE_READ(task, real_cred, user_ns, ns.inum);
+}
+
+/* The namespaces a task is in: its own pid and time namespaces, not its children's. */
+static __always_inline void task_ns(struct task_struct *task, __u32 ns[GW_NS_COUNT])
+{
+	task_new_ns(task, ns);
+	ns[GW_NS_PID] = pid_ns_inum(BPF_CORE_READ(task, thread_pid), BPF_CORE_READ(task, thread_pid, level));
+	ns[GW_NS_TIME] = BPF_CORE_READ(task, nsproxy, time_ns, ns.inum);
+}
+
+/* task_new_ns of the current task, with loads. */
+static __always_inline void current_new_ns(__u32 ns[GW_NS_COUNT])
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	NSPROXY_NS(LOAD, task->nsproxy, ns);
+	ns[GW_NS_USER] = task->real_cred->user_ns->ns.inum;
+}
+
+/* task_ns of the current task, with loads. */
+static __always_inline void current_ns(__u32 ns[GW_NS_COUNT])
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	current_new_ns(ns);
+	ns[GW_NS_PID] = pid_ns_inum(task->thread_pid, task->thread_pid->level);
+	ns[GW_NS_TIME] = task->nsproxy->time_ns->ns.inum;
 }
 
 /* The struct file behind fd in the current task's table, or NULL. */
