@@ -92,7 +92,7 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 
 	coll := container.NewCollection()
 	o.filter.MntNS = co.mntnsMode()
-	g, err := gadget.Open(d, gadget.Options{Filter: o.filter, Params: params})
+	g, err := gadget.Open(d, gadget.Options{Filter: o.filter, Params: params, BufferSize: o.bufferSize})
 	if err != nil {
 		return err
 	}
@@ -132,14 +132,16 @@ func traceFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long (e.g. 30s); default: until Ctrl-C"},
 		&cli.UintFlag{Name: "pid", Usage: "only events caused by this process (thread group id)"},
 		&cli.StringFlag{Name: "comm", Usage: "only events caused by processes with this command name (at most 15 characters)"},
+		&cli.StringFlag{Name: "buffer-size", Usage: "the kernel's ring buffer for events: a power of two from 64K to 1G (e.g. 8M); default 1M"},
 	}
 }
 
 // traceOptions are the validated common trace flags.
 type traceOptions struct {
-	format   string
-	duration time.Duration
-	filter   gadget.Filter
+	format     string
+	duration   time.Duration
+	filter     gadget.Filter
+	bufferSize uint32
 }
 
 func parseTraceFlags(c *cli.Context) (traceOptions, error) {
@@ -162,6 +164,11 @@ func parseTraceFlags(c *cli.Context) (traceOptions, error) {
 	o.filter.Comm = c.String("comm")
 	if len(o.filter.Comm) > gadget.MaxComm {
 		return o, usagef("--comm %q is longer than the kernel's %d characters", o.filter.Comm, gadget.MaxComm)
+	}
+	if c.IsSet("buffer-size") {
+		if o.bufferSize, err = gadget.ParseBufferSize(c.String("buffer-size")); err != nil {
+			return o, usagef("--buffer-size %v", err)
+		}
 	}
 	return o, nil
 }

@@ -54,6 +54,8 @@ const (
 type Options struct {
 	Filter Filter
 	Params Params // missing ones take their defaults
+	// BufferSize is the ring buffer's size in bytes (ParseBufferSize); 0: the object's own.
+	BufferSize uint32
 }
 
 // Gadget is a loaded, attached gadget.
@@ -86,6 +88,9 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 	}
 	if err := setFilter(spec, o.Filter); err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	if events, ok := spec.Maps[mapEvents]; ok && o.BufferSize != 0 {
+		events.MaxEntries = o.BufferSize
 	}
 	if d.Configure != nil {
 		if err := d.Configure(spec, params); err != nil {
