@@ -78,6 +78,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"trace", "setns", "--pid", "x"}, "invalid value"},
 		{[]string{"trace", "setns", "--pid", "99999999"}, "not a valid process id"},
 		{[]string{"trace", "setns", "--comm", "a-name-longer-than-15"}, "longer than the kernel's 15"},
+		{[]string{"trace", "setns", "--buffer-size", "3M"}, "--buffer-size 3M is not a power of two from 64K to 1G"},
+		{[]string{"trace", "caps", "--buffer-size", "lots"}, `--buffer-size "lots" is not a size`},
 		{[]string{"trace", "setns", "--no-such-flag"}, "flag provided but not defined"},
 		{[]string{"trace", "setns", "extra"}, `unexpected argument "extra"`},
 		{[]string{"trace", "bogus"}, `unknown gadget "bogus"`},
@@ -148,10 +150,29 @@ func startTracing(t *testing.T, args ...string) *tracing {
 // startTracingWith runs ghostwatch and returns once a line of its stderr contains ready.
 func startTracingWith(t *testing.T, readyLine string, args ...string) *tracing {
 	t.Helper()
+	return startTracingTo(t, nil, readyLine, args...)
+}
+
+// startTracingTo starts ghostwatch with its stdout to out, or, if out is nil, into tr.lines.
+func startTracingTo(t *testing.T, out *os.File, readyLine string, args ...string) *tracing {
+	t.Helper()
 	cmd := command(args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	tr := &tracing{cmd: cmd, lines: make(chan string, 1024), stderr: &syncBuffer{}}
+	if out != nil {
+		cmd.Stdout = out
+		close(tr.lines)
+	} else {
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				tr.lines <- sc.Text()
+			}
+			close(tr.lines)
+		}()
 	}
 	stderrPipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -160,20 +181,12 @@ func startTracingWith(t *testing.T, readyLine string, args ...string) *tracing {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	tr := &tracing{cmd: cmd, lines: make(chan string, 1024), stderr: &syncBuffer{}}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
 			cmd.Wait()
 		}
 	})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			tr.lines <- sc.Text()
-		}
-		close(tr.lines)
-	}()
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderrPipe)

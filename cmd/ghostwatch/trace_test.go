@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -205,5 +206,58 @@ func TestTraceHelpListsEveryGadget(t *testing.T) {
 				t.Errorf("trace %s --help has no --%s", d.Name, p.Name)
 			}
 		}
+	}
+}
+
+// Under a storm of namespace changes, with the default ring buffer, every event is either written
+// or counted as lost, whether the output is /dev/null or a file: delivered + lost = calls, exactly.
+func TestStormEveryEventDeliveredOrCounted(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	const calls = 100000
+	const comm = "gw-storm" // the storm thread's name, which the trace filters on
+	for _, tc := range []struct{ name, out string }{
+		{"dev-null", os.DevNull},
+		{"file", filepath.Join(t.TempDir(), "events.json")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := os.Create(tc.out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			tr := startTracingTo(t, out, "Ctrl-C to stop", "trace", "setns", "-o", "json", "--comm", comm)
+			if err := testutil.Storm(calls, comm); err != nil {
+				t.Fatal(err)
+			}
+			tr.cmd.Process.Signal(os.Interrupt)
+			if code := tr.wait(t); code != 0 {
+				t.Fatalf("exit status %d; stderr: %s", code, tr.stderr)
+			}
+			var delivered, lost uint64
+			stderr := tr.stderr.String()
+			at := strings.Index(stderr, "ghostwatch: setns: ")
+			if _, err := fmt.Sscanf(stderr[max(at, 0):], "ghostwatch: setns: %d events, %d lost", &delivered, &lost); at < 0 || err != nil {
+				t.Fatalf("no summary on stderr: %s", stderr)
+			}
+			t.Logf("%d calls: %d delivered, %d lost", calls, delivered, lost)
+			if delivered+lost != calls {
+				t.Errorf("delivered %d + lost %d != %d calls", delivered, lost, calls)
+			}
+			if tc.out == os.DevNull {
+				return
+			}
+			data, err := os.ReadFile(tc.out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			written := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			if n := uint64(len(written) - 1); n != delivered { // the last line is the summary
+				t.Errorf("%d events in the file, %d said delivered", n, delivered)
+			}
+			var s summary
+			if err := json.Unmarshal([]byte(written[len(written)-1]), &s); err != nil || s.Events != delivered || s.Lost != lost {
+				t.Errorf("last line %q is not the summary of %d events, %d lost", written[len(written)-1], delivered, lost)
+			}
+		})
 	}
 }

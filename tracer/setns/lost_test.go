@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -23,14 +21,7 @@ func TestDropsAreCountedNotSilent(t *testing.T) {
 	defer tr.Close()
 
 	const calls = 12000 // about twice what the 1 MiB ring buffer holds
-	if _, err := testutil.OnOwnThread(func() error {
-		for range calls {
-			if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := testutil.Storm(calls, ""); err != nil {
 		t.Fatal(err)
 	}
 	lost, err := tr.Lost()

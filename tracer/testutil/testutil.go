@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +43,29 @@ func OnOwnThread(f func() error) (tid int, err error) {
 	}()
 	<-done
 	return tid, err
+}
+
+// Storm makes calls unshare(CLONE_NEWUTS) calls as fast as it can on a thread of its own, named
+// comm if comm is not empty (the name is the thread's alone): a storm of namespace changes.
+func Storm(calls int, comm string) error {
+	_, err := OnOwnThread(func() error {
+		if comm != "" {
+			name, err := unix.BytePtrFromString(comm)
+			if err != nil {
+				return err
+			}
+			if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0); err != nil {
+				return err
+			}
+		}
+		for range calls {
+			if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return err
 }
 
 // Holder is a process that sits in namespaces of its own until stopped.
