@@ -1,5 +1,5 @@
 // Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
-// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet N
+// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|unshare N
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet N")
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|unshare N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -75,6 +75,13 @@ func main() {
 			}
 			var ws syscall.WaitStatus
 			syscall.Wait4(int(pid), &ws, 0, nil)
+		}
+	case "unshare": // the storm: each call a namespace change that trace setns reports
+		for i := 0; i < n; i++ {
+			if _, _, errno := syscall.RawSyscall(syscall.SYS_UNSHARE, syscall.CLONE_NEWUTS, 0, 0); errno != 0 {
+				fmt.Fprintln(os.Stderr, "loop: unshare:", errno)
+				os.Exit(1)
+			}
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "loop: unknown mode", os.Args[1])
