@@ -250,11 +250,14 @@ type Exec struct {
 	MapsTo   *uint32 // for rootid: the rootid's uid in the actor's user namespace
 	mapsTo   uint32
 	Explain  string
+	files    event.Strings // kept from record to record: a file run again costs nothing
 }
 
 // Decode fills the event from a kernel record; the join reads the file's xattr and diagnoses.
 func (e *Exec) Decode(rec *gen.CapsExecEvent, h *event.Header, _ event.Resolver) {
-	*e = Exec{Header: *h, File: event.CString(rec.Filename[:]), rec: *rec}
+	files := e.files
+	*e = Exec{Header: *h, rec: *rec, files: files}
+	e.File = e.files.Get(rec.Filename[:])
 }
 
 // Head returns the common part.

@@ -312,12 +312,8 @@ func (w *RuleWrite) Decode(rec *gen.DevicesRuleEvent, h *event.Header, r event.R
 		w.File = "devices.allow"
 	}
 	w.Cgroup.decode(&rec.Cgroup, r)
-	n := min(int(rec.Len), len(rec.Rule)-1)
-	b := make([]byte, 0, n)
-	for _, c := range rec.Rule[:n] {
-		b = append(b, byte(c))
-	}
-	w.Written = strings.TrimRight(string(b), "\n\x00")
+	n := max(min(int(rec.Len), len(rec.Rule)-1), 0)
+	w.Written = strings.TrimRight(event.CString(rec.Rule[:n]), "\n")
 	var err error
 	if w.Rule, err = ParseRule(w.Written, rec.Allow != 0); err != nil {
 		w.RuleError = err.Error()

@@ -151,11 +151,14 @@ type Denied struct {
 	DevCgroup Cgroup
 	Cause     *gadget.Cause
 	rec       gen.DevicesDeniedEvent // for the join, which finds the device and decides
+	paths     event.Strings          // kept from record to record: a retried path costs nothing
 }
 
 // Decode fills the event from a kernel record.
 func (d *Denied) Decode(rec *gen.DevicesDeniedEvent, h *event.Header, r event.Resolver) {
-	*d = Denied{Header: *h, Path: event.CString(rec.Path[:]), Syscall: event.SyscallName(rec.Syscall), rec: *rec}
+	paths := d.paths
+	*d = Denied{Header: *h, Syscall: event.SyscallName(rec.Syscall), rec: *rec, paths: paths}
+	d.Path = d.paths.Get(rec.Path[:])
 	d.DevCgroup.decode(&rec.Devcg, nil) // the actor's own cgroup: its container is the header's
 	if rec.By == gen.DevicesDeniedByDENIED_BY_KERNEL {
 		d.DecidedBy, d.Known = ByKernel, true

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/ghostwatch/ghostwatch/gen/header"
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
@@ -259,14 +260,37 @@ func CheckLayout(t reflect.Type) error {
 	return nil
 }
 
-// CString returns the NUL-terminated string at the start of b.
+// CString returns the NUL-terminated string at the start of b (no allocation when it is empty).
 func CString(b []int8) string {
-	buf := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		buf = append(buf, byte(c))
+	return string(cBytes(b))
+}
+
+// cBytes is the NUL-terminated string at the start of b, as bytes, without copying.
+func cBytes(b []int8) []byte {
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
 	}
-	return string(buf)
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+// Strings interns the strings records carry (paths, file names), so that decoding one seen lately
+// allocates nothing. The zero value is ready; it is not safe for concurrent use.
+type Strings struct{ m map[string]string }
+
+// maxStrings bounds an interning table; it starts over when full.
+const maxStrings = 4096
+
+// Get returns the NUL-terminated string at the start of b, interned.
+func (s *Strings) Get(b []int8) string {
+	key := cBytes(b)
+	if v, ok := s.m[string(key)]; ok { // the lookup does not copy key
+		return v
+	}
+	if s.m == nil || len(s.m) >= maxStrings {
+		s.m = make(map[string]string, 64)
+	}
+	v := string(key)
+	s.m[v] = v
+	return v
 }

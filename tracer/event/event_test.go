@@ -72,3 +72,24 @@ func TestSyscallName(t *testing.T) {
 		}
 	}
 }
+
+// A string seen before is returned without allocating; CString stops at the NUL.
+func TestStringsInterns(t *testing.T) {
+	path := make([]int8, 64)
+	for i, c := range "/dev/kvm" {
+		path[i] = int8(c)
+	}
+	var s Strings
+	if got := s.Get(path); got != "/dev/kvm" {
+		t.Fatalf("Get = %q", got)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { s.Get(path) }); allocs != 0 {
+		t.Errorf("Get of a string seen before: %.1f allocations", allocs)
+	}
+	if got := CString(path); got != "/dev/kvm" {
+		t.Errorf("CString = %q", got)
+	}
+	if got := CString(path[:0]); got != "" {
+		t.Errorf("CString of nothing = %q", got)
+	}
+}

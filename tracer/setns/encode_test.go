@@ -8,6 +8,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
 	"github.com/ghostwatch/ghostwatch/tracer/setns/setnstest"
 )
 
@@ -31,22 +32,16 @@ func TestJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-// Decoding and encoding an event allocates nothing, with containers resolved or not.
+// Decoding and encoding an event, as a JSON line or a table row, allocates nothing, with
+// containers resolved or not, for both shapes of record.
 func TestDecodeEncodeAllocatesNothing(t *testing.T) {
 	for name, r := range map[string]event.Resolver{"no resolver": nil, "containers": container.NewCollection()} {
 		dec := gadget.NewDecoder(&Gadget, event.NewClock(), r)
-		raw := setnstest.Record(true)
-		j := encode.JSON{B: make([]byte, 0, 4096)}
-		allocs := testing.AllocsPerRun(1000, func() {
-			ev, err := dec.Decode(raw)
-			if err != nil {
-				t.Fatal(err)
+		for _, setns := range []bool{true, false} {
+			allocs := gadgettest.AllocsPerEvent(t, &Gadget, dec, setnstest.Record(setns))
+			if allocs != 0 {
+				t.Errorf("%s, setns %v: %.1f allocations per event", name, setns, allocs)
 			}
-			j.B = j.B[:0]
-			gadget.AppendJSON(&j, ev)
-		})
-		if allocs != 0 {
-			t.Errorf("%s: %.1f allocations per event", name, allocs)
 		}
 	}
 }

@@ -1,5 +1,5 @@
-// Package gadgettest helps tests of gadgets: collecting a tracer's events, and the checks every
-// registered gadget must pass.
+// Package gadgettest helps tests of gadgets: collecting a tracer's events, counting what decoding
+// and writing one allocates, and the checks every registered gadget must pass.
 package gadgettest
 
 import (
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -67,6 +68,24 @@ func (c *Collector[E]) Stop(t testing.TB) {
 		c.cancel()
 		if err := <-c.done; err != nil {
 			t.Errorf("tracer run: %v", err)
+		}
+	})
+}
+
+// AllocsPerEvent is how many allocations decoding raw with dec and writing the event as a JSON
+// line and, for a streaming gadget, as a table row take, on average over runs.
+func AllocsPerEvent(t testing.TB, d *gadget.Descriptor, dec *gadget.Decoder, raw []byte) float64 {
+	j := encode.JSON{B: make([]byte, 0, 4096)}
+	row := encode.Row{B: make([]byte, 0, 4096), Columns: d.TableColumns()}
+	return testing.AllocsPerRun(100, func() {
+		ev, err := dec.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.B = j.B[:0]
+		gadget.AppendJSON(&j, ev)
+		if d.Mode == gadget.Stream {
+			gadget.AppendRow(&row, ev)
 		}
 	})
 }
