@@ -127,6 +127,20 @@ func storm(b *testing.B) {
 	fmt.Printf("targets (default buffer): %s; ghostwatch's delivered + lost = calls: %s\n", strings.Join(targets, "; "), verdict(exact))
 }
 
+// start starts a tracer that, should the benchmark fail before it is stopped, is killed then, so
+// that nothing it loaded outlives the run.
+func start(b *testing.B, cmd *exec.Cmd, what string) {
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("%s: %v", what, err)
+	}
+	b.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+}
+
 // summaryLine is the count `trace` prints on stderr when it stops.
 var summaryLine = regexp.MustCompile(`: (\d+) events, (\d+) lost`)
 
@@ -142,9 +156,7 @@ func stormGhostwatch(ghostwatch, out string, args ...string) func(*stormRun) set
 			cmd := exec.Command(ghostwatch, append([]string{"trace", "setns", "-o", "json", "--comm", "storm"}, args...)...)
 			cmd.Stdout = f
 			stderr, _ := cmd.StderrPipe()
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
+			start(b, cmd, "ghostwatch")
 			sc := bufio.NewScanner(stderr)
 			waitScan(b, sc, "tracing setns")
 			return func() {
@@ -201,9 +213,7 @@ func stormBpftracePipe(r *stormRun) setup {
 	return func(b *testing.B, _ int, _ uint32) func() {
 		cmd := exec.Command("bpftrace", "-e", stormBpftraceProgram)
 		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatalf("bpftrace: %v", err)
-		}
+		start(b, cmd, "bpftrace")
 		sc := bufio.NewScanner(stdout)
 		waitScan(b, sc, "Attaching")
 		done := make(chan struct{})
@@ -227,9 +237,7 @@ func stormBpftraceFile(out string) func(*stormRun) setup {
 			}
 			cmd := exec.Command("bpftrace", "-e", stormBpftraceProgram)
 			cmd.Stdout = f
-			if err := cmd.Start(); err != nil {
-				b.Fatalf("bpftrace: %v", err)
-			}
+			start(b, cmd, "bpftrace")
 			// A file has nothing to wait on: poll it for bpftrace's first line.
 			for deadline := time.Now().Add(testutil.Wait); !bytes.Contains(readFile(b, out), []byte("Attaching")); time.Sleep(20 * time.Millisecond) {
 				if time.Now().After(deadline) {
