@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -152,7 +153,26 @@ func runBpftrace(b *testing.B, prog string) func() {
 	}
 	waitLine(b, stdout, "Attaching")
 	go io.Copy(io.Discard, stdout)
-	return func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }
+	return func() { interrupt(cmd, "bpftrace") }
+}
+
+// stopWithin is how long a tracer has to exit after SIGINT before it is killed.
+const stopWithin = 20 * time.Second
+
+// interrupt stops a tracer as Ctrl-C does and waits for it to exit; one that has not exited
+// within stopWithin is killed, and false returned. bpftrace 0.17 once stayed in epoll_wait after
+// the SIGINT that ends a storm row, which left the bench waiting for ever. cmd's pipes, if it has
+// any, must have been read to the end by then or be read by another goroutine.
+func interrupt(cmd *exec.Cmd, what string) bool {
+	cmd.Process.Signal(syscall.SIGINT)
+	var killed atomic.Bool
+	t := time.AfterFunc(stopWithin, func() { killed.Store(true); cmd.Process.Kill() })
+	cmd.Wait()
+	t.Stop()
+	if killed.Load() {
+		fmt.Printf("(%s did not exit within %v of SIGINT: killed; what it had not written is missing)\n", what, stopWithin)
+	}
+	return !killed.Load()
 }
 
 func strace(b *testing.B, pid int, _ uint32) func() {

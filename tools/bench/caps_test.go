@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -75,7 +74,11 @@ func traceGadget(ghostwatch, name string, args ...string) setup {
 		}
 		waitLine(b, stderr, "tracing "+name)
 		go io.Copy(io.Discard, stderr)
-		return func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }
+		return func() {
+			if !interrupt(cmd, "ghostwatch") {
+				b.Errorf("ghostwatch trace %s did not stop on SIGINT", name)
+			}
+		}
 	}
 }
 

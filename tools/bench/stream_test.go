@@ -100,11 +100,16 @@ func storm(b *testing.B) {
 	runs := []*stormRun{
 		{name: "ghostwatch trace setns -o json > /dev/null", trace: stormGhostwatch(ghostwatch, os.DevNull), ours: true, target: 0.9},
 		{name: "ghostwatch trace setns -o json > file", trace: stormGhostwatch(ghostwatch, filepath.Join(dir, "gw.json")), ours: true, target: 0.8},
-		{name: "  the same, --buffer-size 256K", trace: stormGhostwatch(ghostwatch, filepath.Join(dir, "gw256k.json"), "--buffer-size", "256K"), ours: true},
+		{name: "  the same, --buffer-size 256K", trace: stormGhostwatch(ghostwatch, filepath.Join(dir, "gw.json"), "--buffer-size", "256K"), ours: true},
+		{name: "  the same, --buffer-size 512K", trace: stormGhostwatch(ghostwatch, filepath.Join(dir, "gw.json"), "--buffer-size", "512K"), ours: true},
+		{name: "  the same, --buffer-size 4M", trace: stormGhostwatch(ghostwatch, filepath.Join(dir, "gw.json"), "--buffer-size", "4M"), ours: true},
 		{name: "bpftrace printf > pipe, read and discarded", trace: stormBpftracePipe},
 		{name: "bpftrace printf > file", trace: stormBpftraceFile(filepath.Join(dir, "bpftrace.txt"))},
 	}
 	for _, r := range runs {
+		// A run's output file is gone once counted, but what an earlier one left for writeback
+		// would still compete with this one's writes: each starts with nothing dirty.
+		syscall.Sync()
 		r.nsPerCall = runLoop(b, stormBin, "unshare", stormCalls, r.trace(r))
 	}
 
@@ -155,23 +160,35 @@ func stormGhostwatch(ghostwatch, out string, args ...string) func(*stormRun) set
 			}
 			cmd := exec.Command(ghostwatch, append([]string{"trace", "setns", "-o", "json", "--comm", "storm"}, args...)...)
 			cmd.Stdout = f
-			stderr, _ := cmd.StderrPipe()
+			// A pipe of our own, which Wait leaves open: the summary is read while it waits.
+			stderr, w, err := os.Pipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			cmd.Stderr = w
 			start(b, cmd, "ghostwatch")
+			w.Close()
 			sc := bufio.NewScanner(stderr)
 			waitScan(b, sc, "tracing setns")
 			return func() {
-				cmd.Process.Signal(syscall.SIGINT)
-				m := waitScan(b, sc, " lost, ")
+				defer stderr.Close()
+				stopped := make(chan bool, 1)
+				go func() { stopped <- interrupt(cmd, "ghostwatch") }()
+				m := waitScan(b, sc, " lost, ") // fails if ghostwatch had to be killed
 				go io.Copy(io.Discard, stderr)
-				cmd.Wait()
+				if !<-stopped {
+					b.Errorf("%s: ghostwatch did not stop on SIGINT", r.name)
+				}
 				f.Close()
 				n := summaryLine.FindStringSubmatch(m)
 				r.delivered, _ = strconv.ParseUint(n[1], 10, 64)
 				r.lost, _ = strconv.ParseUint(n[2], 10, 64)
 				if out != os.DevNull {
 					// Every line but the last (the summary) is an event.
-					if lines := uint64(bytes.Count(readFile(b, out), []byte{'\n'})) - 1; lines != r.delivered {
-						b.Errorf("%s: %d events in the file, %d in the summary", r.name, lines, r.delivered)
+					var lines uint64
+					eachLine(b, out, func(string) { lines++ })
+					if lines-1 != r.delivered {
+						b.Errorf("%s: %d events in the file, %d in the summary", r.name, lines-1, r.delivered)
 					}
 				}
 			}
@@ -223,7 +240,7 @@ func stormBpftracePipe(r *stormRun) setup {
 			}
 			close(done)
 		}()
-		return func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait(); <-done }
+		return func() { interrupt(cmd, "bpftrace"); <-done }
 	}
 }
 
@@ -245,12 +262,9 @@ func stormBpftraceFile(out string) func(*stormRun) setup {
 				}
 			}
 			return func() {
-				cmd.Process.Signal(syscall.SIGINT)
-				cmd.Wait()
+				interrupt(cmd, "bpftrace")
 				f.Close()
-				for _, line := range strings.Split(string(readFile(b, out)), "\n") {
-					bpftraceCount(r, line)
-				}
+				eachLine(b, out, func(line string) { bpftraceCount(r, line) })
 			}
 		}
 	}
@@ -262,4 +276,22 @@ func readFile(b *testing.B, path string) []byte {
 		b.Fatal(err)
 	}
 	return data
+}
+
+// eachLine calls f with each line of the file at path, then removes it: a storm's output is
+// hundreds of megabytes.
+func eachLine(b *testing.B, path string, f func(line string)) {
+	in, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(path)
+	defer in.Close()
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f(sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		b.Fatalf("reading %s: %v", path, err)
+	}
 }
