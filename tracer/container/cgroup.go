@@ -201,6 +201,21 @@ func (c *Collection) fromCgroup(h *event.Raw) *Container {
 	return ct
 }
 
+// initProcess is what /proc shows of a container's init: its namespaces and cgroup, all empty
+// once it is gone.
+type initProcess struct {
+	pid        uint32
+	ns         map[string]uint32
+	cgroupPath string
+	cgroupID   uint64
+}
+
+func (c *Collection) initOf(pid uint32) initProcess {
+	p := initProcess{pid: pid, ns: ProcNS(pid)}
+	p.cgroupPath, p.cgroupID = c.cgroupOf(pid)
+	return p
+}
+
 // cgroupOf returns the cgroup v2 path and id of a process.
 func (c *Collection) cgroupOf(pid uint32) (string, uint64) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/cgroup", pid))

@@ -117,7 +117,7 @@ func (w *Containerd) scan(ctx context.Context) error {
 			if err != nil {
 				continue // no task: nothing runs, nothing to attribute
 			}
-			w.add(nctx, ns, c, task.Pid())
+			w.add(nctx, ns, c, w.coll.initOf(task.Pid()))
 		}
 	}
 	return nil
@@ -134,8 +134,11 @@ func (w *Containerd) handle(ctx context.Context, env *events.Envelope) {
 	nctx := namespaces.WithNamespace(ctx, env.Namespace)
 	switch e := ev.(type) {
 	case *apievents.TaskCreate:
+		// Read before asking containerd about it: a short-lived container can have run and
+		// exited by the time the answers come, and then /proc has nothing left to show.
+		init := w.coll.initOf(e.Pid)
 		if c, err := w.client.LoadContainer(nctx, e.ContainerID); err == nil {
-			w.add(nctx, env.Namespace, c, e.Pid)
+			w.add(nctx, env.Namespace, c, init)
 		}
 	case *apievents.TaskExit:
 		if e.ID == e.ContainerID { // the init process, not an exec
@@ -148,7 +151,7 @@ func (w *Containerd) handle(ctx context.Context, env *events.Envelope) {
 	}
 }
 
-func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container, pid uint32) {
+func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container, init initProcess) {
 	info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
 	if err != nil {
 		return
@@ -163,11 +166,13 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 			Pod:          l[labelPodName],
 			K8sNamespace: l[labelPodNamespace],
 		},
-		Namespace: ns,
-		Sandbox:   l[labelKind] == "sandbox",
-		Pid:       pid,
-		NS:        ProcNS(pid),
-		Source:    "containerd",
+		Namespace:  ns,
+		Sandbox:    l[labelKind] == "sandbox",
+		Pid:        init.pid,
+		NS:         init.ns,
+		CgroupPath: init.cgroupPath,
+		CgroupID:   init.cgroupID,
+		Source:     "containerd",
 	}
 	if ct.Name == "" {
 		ct.Name = l[labelNerdctlName]
@@ -181,7 +186,6 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 	if info.Spec != nil && json.Unmarshal(info.Spec.GetValue(), &spec) == nil && spec.Process != nil {
 		ct.NoNewPrivileges = spec.Process.NoNewPrivileges
 	}
-	ct.CgroupPath, ct.CgroupID = w.coll.cgroupOf(pid)
 	w.coll.Add(ct)
 }
 
