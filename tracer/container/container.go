@@ -191,6 +191,20 @@ func (c *Collection) ByMntNS(inode uint32) *Container {
 	return first(c.byNS["mnt"][inode])
 }
 
+// ByInit returns the container whose init process is pid, among those whose mount namespace is not
+// known: an init that exited before /proc could show its namespaces. Its pid is all that is left
+// to match a kernel event of that init by.
+func (c *Collection) ByInit(pid uint32) *Container {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, ct := range c.byID {
+		if ct.Pid == pid && ct.NS["mnt"] == 0 {
+			return ct
+		}
+	}
+	return nil
+}
+
 // Owner returns the container a namespace belongs to. Where containers share one (the network
 // namespace of a pod), the pod's sandbox owns it, else the first container that was seen in it.
 func (c *Collection) Owner(t event.NSType, inode uint32) *event.Container {

@@ -41,6 +41,26 @@ func TestActorByMountNamespaceThenCgroup(t *testing.T) {
 	}
 }
 
+// A container whose init was gone before its namespaces were read is found by its init's pid; one
+// whose mount namespace is known is not, since its pid may be another process's by now.
+func TestByInitOnlyWithoutMountNamespace(t *testing.T) {
+	c := NewCollection()
+	gone := &Container{Container: &event.Container{ID: "gone"}, Pid: 4242, NS: map[string]uint32{}}
+	known := testContainer("known", 100, 200)
+	known.Pid = 4343
+	c.Add(gone)
+	c.Add(known)
+	if got := c.ByInit(4242); got != gone {
+		t.Errorf("ByInit(4242) = %v, want the container without namespaces", got)
+	}
+	if got := c.ByInit(4343); got != nil {
+		t.Errorf("ByInit(4343) = %v, want none: that container's mount namespace is known", got)
+	}
+	if got := c.ByInit(1); got != nil {
+		t.Errorf("ByInit(1) = %v", got)
+	}
+}
+
 func TestRemovedContainersResolveDuringGrace(t *testing.T) {
 	now := time.Unix(1000, 0)
 	c := NewCollection()

@@ -224,7 +224,14 @@ const armedWait = 10 * time.Second
 func (s *Session) armed(ctx context.Context, a Armed) {
 	deadline := time.Now().Add(armedWait)
 	for ctx.Err() == nil {
-		if c := s.coll.ByMntNS(a.MntNS); c != nil {
+		c := s.coll.ByMntNS(a.MntNS)
+		if c == nil {
+			// The task that arms is the container's init (it installs the filter, or execs the
+			// workload), so a container that ran and exited before its namespaces could be read
+			// is still found.
+			c = s.coll.ByInit(a.Proc.PID)
+		}
+		if c != nil {
 			if s.sel.Active() && !s.sel.Matches(c) {
 				s.rec.Stop(a.MntNS)
 				return
