@@ -160,14 +160,7 @@ func stormGhostwatch(ghostwatch, out string, args ...string) func(*stormRun) set
 			}
 			cmd := exec.Command(ghostwatch, append([]string{"trace", "setns", "-o", "json", "--comm", "storm"}, args...)...)
 			cmd.Stdout = f
-			// A pipe of our own, which Wait leaves open: the summary is read while it waits.
-			stderr, w, err := os.Pipe()
-			if err != nil {
-				b.Fatal(err)
-			}
-			cmd.Stderr = w
-			start(b, cmd, "ghostwatch")
-			w.Close()
+			stderr := startPiped(b, cmd, &cmd.Stderr, "ghostwatch") // the summary is read while it is waited for
 			sc := bufio.NewScanner(stderr)
 			waitScan(b, sc, "tracing setns")
 			return func() {
@@ -194,6 +187,21 @@ func stormGhostwatch(ghostwatch, out string, args ...string) func(*stormRun) set
 			}
 		}
 	}
+}
+
+// startPiped starts cmd with one of its outputs (out: &cmd.Stdout or &cmd.Stderr) into a pipe and
+// returns the pipe's read end, for the caller to close. Unlike StdoutPipe's, Wait does not close
+// it, so a tracer can be waited for while its output is read: everything it wrote before it
+// exited is read to the end (StdoutPipe's may be closed by Wait with lines still in it).
+func startPiped(b *testing.B, cmd *exec.Cmd, out *io.Writer, what string) *os.File {
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	*out = w
+	start(b, cmd, what)
+	w.Close()
+	return r
 }
 
 // waitScan reads lines until one contains s, and returns it.
@@ -229,8 +237,7 @@ func bpftraceCount(r *stormRun, line string) {
 func stormBpftracePipe(r *stormRun) setup {
 	return func(b *testing.B, _ int, _ uint32) func() {
 		cmd := exec.Command("bpftrace", "-e", stormBpftraceProgram)
-		stdout, _ := cmd.StdoutPipe()
-		start(b, cmd, "bpftrace")
+		stdout := startPiped(b, cmd, &cmd.Stdout, "bpftrace")
 		sc := bufio.NewScanner(stdout)
 		waitScan(b, sc, "Attaching")
 		done := make(chan struct{})
@@ -240,7 +247,7 @@ func stormBpftracePipe(r *stormRun) setup {
 			}
 			close(done)
 		}()
-		return func() { interrupt(cmd, "bpftrace"); <-done }
+		return func() { interrupt(cmd, "bpftrace"); <-done; stdout.Close() }
 	}
 }
 
