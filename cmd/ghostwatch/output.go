@@ -102,7 +102,7 @@ const flushAt = 64 << 10
 type eventWriter struct {
 	out    io.Writer
 	isJSON bool
-	json   encode.JSON
+	json   gadget.JSONLines
 	buf    []byte
 	row    encode.Row
 	header bool
@@ -120,7 +120,7 @@ func (w *eventWriter) write(ev gadget.Event) {
 	}
 	if w.isJSON {
 		w.json.B = w.buf
-		gadget.AppendJSON(&w.json, ev)
+		w.json.Append(ev)
 		w.buf = w.json.B
 	} else {
 		if !w.header {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/tracer/caps"
 	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
-	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
 
@@ -106,7 +105,7 @@ func writeSpec(t *testing.T, bundle string, nnp bool) {
 }
 
 func jsonOf(ev gadget.Event) string {
-	var j encode.JSON
-	gadget.AppendJSON(&j, ev)
+	var j gadget.JSONLines
+	j.Append(ev)
 	return string(j.B)
 }

@@ -133,3 +133,28 @@ func AppendString(b []byte, s string) []byte {
 }
 
 const hex = "0123456789abcdef"
+
+// Memo keeps the last rendering of a fragment of an object, with the values it was written from,
+// so that a fragment that is the same from one object to the next (an event's actor and its
+// namespaces, in a storm from one task) is copied instead of formatted again. The zero value is
+// ready; one Memo serves one writer.
+type Memo[K comparable] struct {
+	key           K
+	before, after bool // the writer's state before and after the fragment (first member or not)
+	b             []byte
+	ok            bool
+}
+
+// Append appends the fragment for key: the bytes render appended last time, if that was for the
+// same key from the same writer state; else what render appends now, which is remembered.
+func (m *Memo[K]) Append(j *JSON, key K, render func(*JSON)) {
+	if m.ok && m.key == key && m.before == j.first {
+		j.B = append(j.B, m.b...)
+		j.first = m.after
+		return
+	}
+	before, start := j.first, len(j.B)
+	render(j)
+	m.key, m.before, m.after, m.ok = key, before, j.first, true
+	m.b = append(m.b[:0], j.B[start:]...)
+}

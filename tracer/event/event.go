@@ -170,11 +170,30 @@ func (d *Decoder) Comm(c comm) string {
 	return s
 }
 
-// AppendJSON appends the header's members to an object being written.
-func (h *Header) AppendJSON(j *encode.JSON) {
+// ActorMemo keeps how the last header's proc and ns objects were written, for the next header of
+// the same task (encode.Memo). Apart, since a task that changes namespaces (the storm of the
+// README's streaming figures: an unshare per event) keeps its proc object. The zero value is
+// ready; one serves one writer.
+type ActorMemo struct {
+	proc encode.Memo[Proc]
+	ns   encode.Memo[Namespaces]
+}
+
+// AppendJSON appends the header's members to an object being written. memo is the writer's: the
+// proc and ns objects of the task it saw last are copied from it.
+func (h *Header) AppendJSON(j *encode.JSON, memo *ActorMemo) {
 	j.Time("time", h.Time)
 	j.String("type", h.Type)
 	j.OmitEmpty("kind", h.Kind)
+	memo.proc.Append(j, h.Proc, h.appendProc)
+	memo.ns.Append(j, h.NS, h.appendNS)
+	if h.Container != nil {
+		j.Key("container")
+		j.B = h.Container.AppendJSON(j.B)
+	}
+}
+
+func (h *Header) appendProc(j *encode.JSON) {
 	j.ObjectKey("proc")
 	j.Uint("pid", uint64(h.Proc.PID))
 	j.Uint("tid", uint64(h.Proc.TID))
@@ -183,6 +202,9 @@ func (h *Header) AppendJSON(j *encode.JSON) {
 	j.Uint("gid", uint64(h.Proc.GID))
 	j.String("comm", h.Proc.Comm)
 	j.End()
+}
+
+func (h *Header) appendNS(j *encode.JSON) {
 	j.ObjectKey("ns")
 	n := &h.NS
 	j.Uint("mnt", uint64(n.Mnt))
@@ -195,10 +217,6 @@ func (h *Header) AppendJSON(j *encode.JSON) {
 	j.Uint("time", uint64(n.Time))
 	j.Uint("cgroup_id", n.CgroupID)
 	j.End()
-	if h.Container != nil {
-		j.Key("container")
-		j.B = h.Container.AppendJSON(j.B)
-	}
 }
 
 // Clock converts the kernel's boot-time nanoseconds (which keep counting across suspend) to

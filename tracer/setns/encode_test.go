@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container"
-	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
@@ -15,6 +14,7 @@ import (
 // The hand-written JSON is byte for byte what encoding/json writes for the same event.
 func TestJSONMatchesEncodingJSON(t *testing.T) {
 	dec := gadget.NewDecoder(&Gadget, event.NewClock(), nil)
+	var j gadget.JSONLines // one writer: the second event's actor, the first's, is copied
 	for _, setns := range []bool{true, false} {
 		ev, err := dec.Decode(setnstest.Record(setns))
 		if err != nil {
@@ -24,8 +24,8 @@ func TestJSONMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var j encode.JSON
-		gadget.AppendJSON(&j, ev)
+		j.B = j.B[:0]
+		j.Append(ev)
 		if got := j.B; string(got) != string(want)+"\n" {
 			t.Errorf("AppendJSON:\n%s\nencoding/json:\n%s", got, want)
 		}

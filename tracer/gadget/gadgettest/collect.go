@@ -75,7 +75,7 @@ func (c *Collector[E]) Stop(t testing.TB) {
 // AllocsPerEvent is how many allocations decoding raw with dec and writing the event as a JSON
 // line and, for a streaming gadget, as a table row take, on average over runs.
 func AllocsPerEvent(t testing.TB, d *gadget.Descriptor, dec *gadget.Decoder, raw []byte) float64 {
-	j := encode.JSON{B: make([]byte, 0, 4096)}
+	j := gadget.JSONLines{JSON: encode.JSON{B: make([]byte, 0, 4096)}}
 	row := encode.Row{B: make([]byte, 0, 4096), Columns: d.TableColumns()}
 	return testing.AllocsPerRun(100, func() {
 		ev, err := dec.Decode(raw)
@@ -83,7 +83,7 @@ func AllocsPerEvent(t testing.TB, d *gadget.Descriptor, dec *gadget.Decoder, raw
 			t.Fatal(err)
 		}
 		j.B = j.B[:0]
-		gadget.AppendJSON(&j, ev)
+		j.Append(ev)
 		if d.Mode == gadget.Stream {
 			gadget.AppendRow(&row, ev)
 		}
