@@ -4,11 +4,14 @@ package gadgettest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -73,11 +76,20 @@ func (c *Collector[E]) Stop(t testing.TB) {
 }
 
 // AllocsPerEvent is how many allocations decoding raw with dec and writing the event as a JSON
-// line and, for a streaming gadget, as a table row take, on average over runs.
+// line and, for a streaming gadget, as a table row take, on average over runs. Every other run
+// is of another task in other namespaces, so that the JSON writer formats the actor as often as
+// it copies it.
 func AllocsPerEvent(t testing.TB, d *gadget.Descriptor, dec *gadget.Decoder, raw []byte) float64 {
 	j := gadget.JSONLines{JSON: encode.JSON{B: make([]byte, 0, 4096)}}
 	row := encode.Row{B: make([]byte, 0, 4096), Columns: d.TableColumns()}
+	raw = slices.Clone(raw)
+	h := (*event.Raw)(unsafe.Pointer(&raw[0]))
+	runs := 0
 	return testing.AllocsPerRun(100, func() {
+		if runs++; runs%2 == 0 {
+			h.Pid ^= 1
+			h.Ns[0] ^= 1
+		}
 		ev, err := dec.Decode(raw)
 		if err != nil {
 			t.Fatal(err)
