@@ -4,13 +4,23 @@ BIN     ?= bin/ghostwatch
 ARGS    ?= trace setns
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: help build run generate vmlinux runtime-base check-runtime-base check-generated lint test test-unit test-host vmtest bench
+# make image: the architectures in the image (GOARCH values).
+IMAGE_ARCHS ?= amd64
+
+.PHONY: help build image run generate vmlinux runtime-base check-runtime-base check-generated lint test test-unit test-host vmtest bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/ghostwatch (no clang needed: gen/ is committed)
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/ghostwatch
+
+image: ## bin/ghostwatch-image.tar: static binaries in an OCI image, no registry or daemon (ctr image import: ghostwatch:latest)
+	@for arch in $(IMAGE_ARCHS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=$(VERSION)" \
+			-o bin/linux-$$arch/ghostwatch ./cmd/ghostwatch || exit 1; \
+	done
+	@$(GO) run ./tools/image -o bin/ghostwatch-image.tar -version $(VERSION) $(foreach a,$(IMAGE_ARCHS),$(a)=bin/linux-$(a)/ghostwatch)
 
 run: build ## build, then run ghostwatch $(ARGS) as root (default: trace setns)
 	@if [ "$$(id -u)" -eq 0 ]; then ./$(BIN) $(ARGS); else sudo ./$(BIN) $(ARGS); fi

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/containerd/containerd/cio"
 
 	"github.com/containerd/containerd/containers"
+	"github.com/containerd/containerd/images"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/plugin"
@@ -149,16 +151,24 @@ func (d *Daemon) importImage(t testing.TB) {
 	if err := BuildImage(&image); err != nil {
 		t.Fatal(err)
 	}
+	d.Import(t, &image)
+}
+
+// Import imports an image archive (OCI layout or docker save) as `ctr image import` does, and
+// unpacks it for this machine's platform. It returns the images imported.
+func (d *Daemon) Import(t testing.TB, archive io.Reader) []images.Image {
+	t.Helper()
 	ctx := d.Context()
-	imgs, err := d.Client.Import(ctx, &image)
+	imgs, err := d.Client.Import(ctx, archive)
 	if err != nil {
-		t.Fatalf("importing the busybox image: %v", err)
+		t.Fatalf("importing an image: %v", err)
 	}
 	for _, img := range imgs {
 		if err := containerd.NewImage(d.Client, img).Unpack(ctx, ""); err != nil {
 			t.Fatalf("unpacking %s: %v", img.Name, err)
 		}
 	}
+	return imgs
 }
 
 // Context carries the test namespace.
@@ -218,11 +228,17 @@ type Options struct {
 	// does unless allowPrivilegeEscalation is false).
 	NewPrivileges bool
 	Runtime       string // the runc shim's binary (ctr's --runc-binary): crun; default runc
+	Image         string // an image imported with Import; default the busybox image
+	// Stdout and Stderr receive the container's output as it runs; default discarded.
+	Stdout, Stderr io.Writer
 }
 
 // Run creates and starts a container; it is removed at the end of the test.
 func (d *Daemon) Run(t testing.TB, o Options) *Container {
 	t.Helper()
+	if o.Stdout != nil || o.Stderr != nil {
+		return d.launch(t, o, cio.NewCreator(cio.WithStreams(nil, o.Stdout, o.Stderr)))
+	}
 	return d.launch(t, o, cio.NullIO)
 }
 
@@ -249,7 +265,11 @@ func (d *Daemon) RunToExit(t testing.TB, o Options) (int, string) {
 func (d *Daemon) launch(t testing.TB, o Options, io cio.Creator) *Container {
 	t.Helper()
 	ctx := d.Context()
-	image, err := d.Client.GetImage(ctx, ImageName)
+	name := o.Image
+	if name == "" {
+		name = ImageName
+	}
+	image, err := d.Client.GetImage(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
