@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 # make image: the architectures in the image (GOARCH values).
 IMAGE_ARCHS ?= amd64
 
-.PHONY: help build image run generate vmlinux runtime-base check-runtime-base check-generated lint test test-unit test-host vmtest bench
+.PHONY: help build image run generate man vmlinux runtime-base check-runtime-base check-generated lint test test-unit test-host vmtest bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,11 @@ generate: ## regenerate the bpf2go bindings in gen/ from bpf/ (needs clang, llvm
 	tools/setup.sh
 	$(GO) generate ./gen/...
 	$(GO) run ./tools/readme
+	$(MAKE) man
+
+man: ## docs/man: a man page per command, written from the command line's definition
+	rm -f docs/man/*.1
+	$(GO) run ./cmd/ghostwatch man docs/man
 
 vmlinux: ## regenerate gen/vmlinux.h from the pinned Debian kernel (see tools/vmlinux-h.sh)
 	tools/setup.sh
@@ -41,9 +46,9 @@ runtime-base: ## learn what runc and crun do between installing a seccomp filter
 check-runtime-base: ## fail if runc or crun do, in 20 runs per mode, what gen/runtimebase lacks (as root)
 	$(GO) run ./tools/runtimebase -check -runs 20
 
-check-generated: generate ## fail if gen/ or the README's gadget docs differ from what `make generate` writes
-	@git diff --exit-code --stat -- gen README.md || { echo "gen/ or README.md is stale: run make generate and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; echo "gen/ has files not committed" >&2; exit 1; }
+check-generated: generate ## fail if gen/, the README's gadget docs or the man pages differ from what `make generate` writes
+	@git diff --exit-code --stat -- gen README.md docs/man || { echo "gen/, README.md or docs/man is stale: run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- gen docs/man)" || { git status --porcelain -- gen docs/man; echo "gen/ or docs/man has files not committed" >&2; exit 1; }
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt: $$out" >&2; exit 1; }

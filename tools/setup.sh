@@ -13,6 +13,7 @@ packages=(
 	bpftrace strace               # make bench: the peers
 	gcc libc6-dev                 # go test -race needs cgo
 	crun uidmap libcap2-bin       # tests: the second runtime; user namespaces mapped from /etc/subuid; setcap
+	bash zsh fish groff-base      # tests: the completion scripts in each shell; the man pages render
 )
 
 missing=()

@@ -46,6 +46,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			seccompCommand(),
 			doctorCommand(),
 			versionCommand(),
+			completionCommand(),
+			manCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {

@@ -148,3 +148,23 @@ func NSInode(t testing.TB, pid int, name string) uint32 {
 	}
 	return uint32(n)
 }
+
+// RequireTool returns the path of a program a test runs, such as a shell or a browser. It skips
+// in vmtest guests, which carry only what the kernel tests need, and where the program is
+// missing, unless GHOSTWATCH_REQUIRE_PRIVILEGED=1 (CI, whose set-up installs it), which makes
+// that a failure.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	if os.Getenv("GHOSTWATCH_VMTEST") == "1" {
+		t.Skipf("%s is not in vmtest guests", name)
+	}
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("GHOSTWATCH_REQUIRE_PRIVILEGED") == "1" {
+		t.Fatalf("%s is missing (tools/setup.sh installs it) and GHOSTWATCH_REQUIRE_PRIVILEGED=1 forbids skipping", name)
+	}
+	t.Skipf("%s is missing: tools/setup.sh installs it", name)
+	return ""
+}
