@@ -329,6 +329,11 @@ func (w *RuleWrite) Decode(rec *gen.DevicesRuleEvent, h *event.Header, r event.R
 // Head returns the common part.
 func (w *RuleWrite) Head() *event.Header { return &w.Header }
 
+// Targets is the container whose cgroup was written to.
+func (w *RuleWrite) Targets(dst []*event.Container) []*event.Container {
+	return append(dst, w.Cgroup.Container)
+}
+
 // Clone returns a copy.
 func (w *RuleWrite) Clone() gadget.Event {
 	d := *w

@@ -60,6 +60,11 @@ func (p *ProgramChange) Decode(rec *gen.DevicesProgramEvent, h *event.Header, r 
 // Head returns the common part.
 func (p *ProgramChange) Head() *event.Header { return &p.Header }
 
+// Targets is the container whose cgroup the program was attached to.
+func (p *ProgramChange) Targets(dst []*event.Container) []*event.Container {
+	return append(dst, p.Cgroup.Container)
+}
+
 // Clone returns a copy; the decoded program is never changed once set, and is shared.
 func (p *ProgramChange) Clone() gadget.Event { d := *p; return &d }
 
@@ -172,6 +177,12 @@ func (d *Denied) Decode(rec *gen.DevicesDeniedEvent, h *event.Header, r event.Re
 // Head returns the common part.
 func (d *Denied) Head() *event.Header { return &d.Header }
 
+// Targets is the container of the device cgroup that refused (the actor's, but for a task moved
+// since).
+func (d *Denied) Targets(dst []*event.Container) []*event.Container {
+	return append(dst, d.DevCgroup.Container)
+}
+
 // Clone returns a copy.
 func (d *Denied) Clone() gadget.Event { c := *d; return &c }
 
@@ -258,6 +269,11 @@ type Window struct {
 
 // Head returns the common part.
 func (w *Window) Head() *event.Header { return &w.Header }
+
+// Targets is the container whose access was taken away.
+func (w *Window) Targets(dst []*event.Container) []*event.Container {
+	return append(dst, w.Cgroup.Container)
+}
 
 // Clone returns a copy.
 func (w *Window) Clone() gadget.Event {

@@ -18,8 +18,11 @@ type Column struct {
 type Row struct {
 	B       []byte
 	Columns []Column
-	col     int // the column of the cell being written, -1 before the first
-	start   int // where it began in B
+	// Sep, when not 0, separates cells instead of padding and a space: the cells of a row kept
+	// to be laid out later (the flight record keeps rows so).
+	Sep   byte
+	col   int // the column of the cell being written, -1 before the first
+	start int // where it began in B
 }
 
 // Start begins a row in a reused buffer.
@@ -34,6 +37,10 @@ func (r *Row) Begin() {
 
 func (r *Row) pad() {
 	if r.col < 0 {
+		return
+	}
+	if r.Sep != 0 {
+		r.B = append(r.B, r.Sep)
 		return
 	}
 	if r.col < len(r.Columns) {

@@ -147,6 +147,13 @@ type Event interface {
 	Clone() Event
 }
 
+// Targeted is an event about containers besides its actor's (the owner of a namespace entered,
+// of a cgroup written to): the flight record finds it by those too.
+type Targeted interface {
+	// Targets appends the containers the event is about to dst (nil ones are skipped).
+	Targets(dst []*event.Container) []*event.Container
+}
+
 // Processor is the user-space part of one run: it sees every decoded event in order, may add a
 // cause to it (a join) and may emit events of its own.
 type Processor interface {

@@ -110,6 +110,9 @@ func (e *Event) resolveOwner() {
 // cgroup path alone gets its name when the runtime's API tells of it.
 func (e *Event) ownerComplete() bool { return e.Owner != nil && e.Owner.Name != "" }
 
+// Targets is the container or pod sandbox the namespace belongs to.
+func (e *Event) Targets(dst []*event.Container) []*event.Container { return append(dst, e.Owner) }
+
 // Head returns the common part.
 func (e *Event) Head() *event.Header { return &e.Header }
 

@@ -100,6 +100,11 @@ var fdKindNames = map[gen.SetnsSetnsFdKind]string{
 	gen.SetnsSetnsFdKindFD_BAD:   "bad",
 }
 
+// Targets is the container that owns the namespaces entered or created.
+func (ev *Event) Targets(dst []*event.Container) []*event.Container {
+	return append(dst, ev.Setns.TargetContainer)
+}
+
 // Decode fills the event from a kernel record.
 func (ev *Event) Decode(rec *gen.SetnsEvent, h *event.Header, r event.Resolver) {
 	ev.Header = *h
