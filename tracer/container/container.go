@@ -73,13 +73,16 @@ func (c *Collection) Subscribe(f func(Change)) {
 	c.subs = append(c.subs, f)
 }
 
-// Add puts a container in the index, replacing one with the same id.
+// Add puts a container in the index, replacing one with the same id but keeping what the new one
+// does not say: sources know different things of one container (containerd its image, OCI runtime
+// and spec; the CRI its pod's uid and its attempt). ct must not have been written in an event yet.
 func (c *Collection) Add(ct *Container) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire()
 	if old, ok := c.byID[ct.ID]; ok {
 		c.unindex(old)
+		fill(ct, old)
 	}
 	c.byID[ct.ID] = ct
 	for name, inode := range ct.NS {
@@ -98,6 +101,37 @@ func (c *Collection) Add(ct *Container) {
 	}
 	for _, f := range c.subs {
 		f(Change{Container: ct})
+	}
+}
+
+// fill completes ct with what old says and ct does not.
+func fill(ct, old *Container) {
+	n, o := ct.Container, old.Container
+	for _, f := range []struct{ to, from *string }{{&n.Name, &o.Name}, {&n.Image, &o.Image}, {&n.Pod, &o.Pod},
+		{&n.K8sNamespace, &o.K8sNamespace}, {&n.PodUID, &o.PodUID}, {&ct.Namespace, &old.Namespace},
+		{&ct.OCIRuntime, &old.OCIRuntime}, {&ct.CgroupPath, &old.CgroupPath}} {
+		if *f.to == "" {
+			*f.to = *f.from
+		}
+	}
+	if n.Attempt == 0 {
+		n.Attempt = o.Attempt
+	}
+	if ct.Pid == 0 {
+		ct.Pid = old.Pid
+	}
+	if ct.CgroupID == 0 {
+		ct.CgroupID = old.CgroupID
+	}
+	ct.Sandbox = ct.Sandbox || old.Sandbox
+	ct.NoNewPrivileges = ct.NoNewPrivileges || old.NoNewPrivileges
+	for name, inode := range old.NS {
+		if ct.NS[name] == 0 && inode != 0 {
+			if ct.NS == nil {
+				ct.NS = map[string]uint32{}
+			}
+			ct.NS[name] = inode
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ const DefaultContainerdSocket = "/run/containerd/containerd.sock"
 const (
 	labelPodName       = "io.kubernetes.pod.name"
 	labelPodNamespace  = "io.kubernetes.pod.namespace"
+	labelPodUID        = "io.kubernetes.pod.uid"
 	labelContainerName = "io.kubernetes.container.name"
 	labelKind          = "io.cri-containerd.kind" // "sandbox" or "container"
 	labelNerdctlName   = "nerdctl/name"
@@ -165,6 +166,7 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 			Image:        info.Image,
 			Pod:          l[labelPodName],
 			K8sNamespace: l[labelPodNamespace],
+			PodUID:       l[labelPodUID],
 		},
 		Namespace:  ns,
 		Sandbox:    l[labelKind] == "sandbox",
@@ -208,7 +210,7 @@ func ociRuntime(rt containers.RuntimeInfo) string {
 // reports them.
 const rescanEvery = 2 * time.Second
 
-// Watch fills coll from containerd and, when it is unreachable or its event stream ends, from the
+// Watch fills coll from containerd and the CRI (containerd's plugin, CRI-O) and, when containerd is unreachable or its event stream ends, from the
 // cgroup paths of running processes, rescanned until ctx ends. Running processes are scanned once
 // in any case, for containers of other runtimes. warn is told of each fallback, in one line.
 func Watch(ctx context.Context, coll *Collection, socket string, nss []string, warn func(error)) {
@@ -216,6 +218,11 @@ func Watch(ctx context.Context, coll *Collection, socket string, nss []string, w
 		warn(fmt.Errorf("%w; new containers are attributed by cgroup path", err))
 		go coll.rescan(ctx)
 	})
+	for _, s := range criSockets(socket) {
+		// Names from the CRI where a runtime serves it; containerd without its CRI plugin
+		// (and a node without CRI-O) have nothing to add.
+		WatchCRI(ctx, coll, s)
+	}
 	coll.ScanProcesses()
 	if err != nil {
 		warn(fmt.Errorf("%w; attributing containers by cgroup path", err))
@@ -224,14 +231,19 @@ func Watch(ctx context.Context, coll *Collection, socket string, nss []string, w
 }
 
 func (c *Collection) rescan(ctx context.Context) {
-	t := time.NewTicker(rescanEvery)
+	every(ctx, rescanEvery, func() { c.ScanProcesses() })
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.ScanProcesses()
+			f()
 		}
 	}
 }

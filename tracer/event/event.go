@@ -34,6 +34,8 @@ type Container struct {
 	Image        string `json:"image,omitempty"`
 	Pod          string `json:"pod,omitempty"`
 	K8sNamespace string `json:"k8s_namespace,omitempty"`
+	PodUID       string `json:"pod_uid,omitempty"`
+	Attempt      uint32 `json:"attempt,omitempty"` // the kubelet's restart count (CRI metadata)
 
 	rendered atomic.Pointer[rendered] // made once: a container is never changed
 }
@@ -56,6 +58,10 @@ func (c *Container) render() *rendered {
 	j.OmitEmpty("image", c.Image)
 	j.OmitEmpty("pod", c.Pod)
 	j.OmitEmpty("k8s_namespace", c.K8sNamespace)
+	j.OmitEmpty("pod_uid", c.PodUID)
+	if c.Attempt > 0 {
+		j.Uint("attempt", uint64(c.Attempt))
+	}
 	j.End()
 	r := &rendered{json: j.B, label: c.ID}
 	switch {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/plugin"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/cri"
 	"github.com/ghostwatch/ghostwatch/tracer/ociruntime"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -48,23 +50,63 @@ type Daemon struct {
 	// cgroup2: containerd runs in a mount namespace where /sys/fs/cgroup is cgroup2
 	// (StartCgroup2).
 	cgroup2 bool
+	// CRI is the daemon's CRI plugin (StartCRI), nil when it is disabled.
+	CRI *cri.Client
 }
 
 // Start runs containerd with its own root, state and socket and imports the busybox image. It is
 // stopped, and its containers removed, at the end of the test.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
-	return startDaemon(t, false)
+	return startDaemon(t, false, nil)
 }
 
 // StartCgroup2 is Start with containerd, its shims and runtimes in cgroup v2 mode, as on a host
 // that is cgroup v2 only (ociruntime.RunCgroup2): crun runs only so on this host.
 func StartCgroup2(t testing.TB) *Daemon {
 	t.Helper()
-	return startDaemon(t, true)
+	return startDaemon(t, true, nil)
 }
 
-func startDaemon(t testing.TB, cgroup2 bool) *Daemon {
+// CRIConfig configures the CRI plugin of StartCRI.
+type CRIConfig struct {
+	// CNIConfList is the network configuration pods get; default ptpConfList. %s in it is
+	// replaced by a directory of the daemon's own (for IPAM's state).
+	CNIConfList string
+	// CNIBinDir is where the plugins are; default /usr/lib/cni (Debian's
+	// containernetworking-plugins).
+	CNIBinDir string
+}
+
+// ptpConfList gives every pod a network namespace of its own with lo up and an eth0, which
+// containerd 1.6's CRI requires (a pod without an eth0 address fails with "failed to find network
+// info"). The addresses are in the loopback range, never on any network: the peer on the host
+// side gets a /32 that the host's own 127.0.0.0/8 route outranks, so nothing ever leaves the
+// machine.
+const ptpConfList = `{"cniVersion": "1.0.0", "name": "ghostwatch-test", "plugins": [
+  {"type": "loopback"},
+  {"type": "ptp", "ipMasq": false, "ipam": {"type": "host-local", "dataDir": "%s",
+    "ranges": [[{"subnet": "127.88.0.0/16"}]]}}]}`
+
+// StartCRI is Start with containerd's CRI plugin on (the daemon's socket serves the CRI too), as
+// a kubelet's node has it: pods run with the busybox image as their sandbox image, and their
+// network namespaces are bind-mounted under the daemon's own state directory. Cleanup stops and
+// removes every pod through the CRI, which unmounts those namespaces.
+func StartCRI(t testing.TB, c CRIConfig) *Daemon {
+	t.Helper()
+	if c.CNIConfList == "" {
+		c.CNIConfList = ptpConfList
+	}
+	if c.CNIBinDir == "" {
+		c.CNIBinDir = "/usr/lib/cni"
+	}
+	if _, err := os.Stat(filepath.Join(c.CNIBinDir, "loopback")); err != nil {
+		t.Fatalf("no CNI plugins in %s: install Debian's containernetworking-plugins", c.CNIBinDir)
+	}
+	return startDaemon(t, false, &c)
+}
+
+func startDaemon(t testing.TB, cgroup2 bool, criConfig *CRIConfig) *Daemon {
 	t.Helper()
 	SkipInVM(t)
 	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
@@ -78,15 +120,43 @@ func startDaemon(t testing.TB, cgroup2 bool) *Daemon {
 		t.Fatal(err)
 	}
 	d := &Daemon{Socket: filepath.Join(dir, "containerd.sock"), log: &bytes.Buffer{}, cgroup2: cgroup2}
+	disabled := `disabled_plugins = ["io.containerd.grpc.v1.cri"]`
+	if criConfig != nil {
+		disabled = ""
+	}
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+%s
 [grpc]
   address = %q
 [ttrpc]
   address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.Socket, d.Socket+".ttrpc")
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, d.Socket, d.Socket+".ttrpc")
+	if criConfig != nil {
+		confDir := filepath.Join(dir, "net.d")
+		if err := os.MkdirAll(confDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		conf := strings.ReplaceAll(criConfig.CNIConfList, "%s", filepath.Join(dir, "cni"))
+		if err := os.WriteFile(filepath.Join(confDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The stream server (exec, attach, port-forward) listens on loopback, on a port of
+		// its own choosing. OOM score adjustments are kept at or above containerd's own: the
+		// sandbox's -998 needs CAP_SYS_RESOURCE, which this machine does not give (runc
+		// fails with "can't get final child's PID from pipe").
+		config += fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  netns_mounts_under_state_dir = true
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %q
+    conf_dir = %q
+`, ImageName, criConfig.CNIBinDir, confDir)
+	}
 	configPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -98,6 +168,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	})
 	d.start(t)
 	d.importImage(t)
+	if criConfig != nil {
+		if d.CRI, err = cri.Dial(context.Background(), d.Socket); err != nil {
+			t.Fatalf("%v\n%s", err, d.log)
+		}
+	}
 	return d
 }
 
@@ -176,8 +251,13 @@ func (d *Daemon) Context() context.Context {
 	return namespaces.WithNamespace(context.Background(), Namespace)
 }
 
-// Stop removes every container and stops the daemon.
+// Stop removes every pod and container and stops the daemon.
 func (d *Daemon) Stop() {
+	if d.CRI != nil {
+		d.removePods()
+		d.CRI.Close()
+		d.CRI = nil
+	}
 	if d.Client != nil {
 		ctx := d.Context()
 		if cs, err := d.Client.Containers(ctx); err == nil {

@@ -34,8 +34,9 @@ func BuildImage(w io.Writer) error {
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64",
 		"os":           "linux",
-		"config":       map[string]any{"Env": []string{"PATH=/bin"}, "Cmd": []string{"sh"}},
-		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{digest(layer)}},
+		// Blocks, so that the CRI can run it as the pods' sandbox (pause) image.
+		"config": map[string]any{"Env": []string{"PATH=/bin"}, "Cmd": []string{"sleep", "2147483647"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digest(layer)}},
 	})
 	if err != nil {
 		return err

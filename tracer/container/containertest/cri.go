@@ -1,0 +1,101 @@
+package containertest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Pod is a pod run through the daemon's CRI (StartCRI), as the kubelet runs one.
+type Pod struct {
+	ID        string
+	Name      string
+	Namespace string
+	UID       string
+	config    *runtimeapi.PodSandboxConfig
+}
+
+// RunPod runs a pod sandbox named name in Kubernetes namespace "default"; it is removed at the
+// end of the test.
+func (d *Daemon) RunPod(t testing.TB, name string) *Pod {
+	t.Helper()
+	p := &Pod{Name: name, Namespace: "default", UID: fmt.Sprintf("uid-%s-%d", name, time.Now().UnixNano())}
+	p.config = &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID},
+		Hostname:     name,
+		LogDirectory: t.TempDir(),
+		Linux:        &runtimeapi.LinuxPodSandboxConfig{},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := d.CRI.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: p.config})
+	if err != nil {
+		t.Fatalf("RunPodSandbox %s: %v\n%s", name, err, d.log)
+	}
+	p.ID = resp.PodSandboxId
+	t.Cleanup(func() { d.removePod(p.ID) })
+	return p
+}
+
+// PodContainer describes a container of a pod.
+type PodContainer struct {
+	Name    string
+	Attempt uint32   // the kubelet's restart count
+	Args    []string // default: sleep
+}
+
+// Run creates and starts a container of the busybox image in the pod and returns its id.
+func (p *Pod) Run(t testing.TB, d *Daemon, c PodContainer) string {
+	t.Helper()
+	args := c.Args
+	if len(args) == 0 {
+		args = []string{"sleep", "100000"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := d.CRI.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
+		PodSandboxId: p.ID,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: c.Attempt},
+			Image:    &runtimeapi.ImageSpec{Image: ImageName},
+			Command:  args,
+			LogPath:  fmt.Sprintf("%s-%d.log", c.Name, c.Attempt),
+			Linux:    &runtimeapi.LinuxContainerConfig{},
+		},
+		SandboxConfig: p.config,
+	})
+	if err != nil {
+		t.Fatalf("CreateContainer %s: %v\n%s", c.Name, err, d.log)
+	}
+	if _, err := d.CRI.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatalf("StartContainer %s: %v\n%s", c.Name, err, d.log)
+	}
+	return resp.ContainerId
+}
+
+// removePods stops and removes every pod, which also removes their containers and unmounts
+// their network namespaces.
+func (d *Daemon) removePods() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := d.CRI.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return
+	}
+	for _, s := range resp.Items {
+		d.removePod(s.Id)
+	}
+}
+
+func (d *Daemon) removePod(id string) {
+	if d.CRI == nil {
+		return // the daemon is stopped, and its pods with it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d.CRI.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+	d.CRI.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+}
