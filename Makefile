@@ -6,8 +6,14 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 
 # make image: the architectures in the image (GOARCH values).
 IMAGE_ARCHS ?= amd64
+# make e2e: the Kubernetes binaries, built from the release e2e/kubebin/go.mod pins, and etcd.
+KUBE_BIN     ?= bin/kube
+KUBE_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" {print $$2; exit}' e2e/kubebin/go.mod)
+KUBE_LDFLAGS := -s -w $(foreach kv,gitVersion=$(KUBE_VERSION) gitMajor=$(word 1,$(subst ., ,$(KUBE_VERSION:v%=%))) \
+	gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))),-X k8s.io/component-base/version.$(kv))
+KUBE_CMDS    := kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl
 
-.PHONY: help build image run generate man vmlinux runtime-base check-runtime-base check-generated lint test test-unit test-host vmtest bench
+.PHONY: help build image e2e run generate man vmlinux runtime-base check-runtime-base check-generated lint test test-unit test-host vmtest bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -21,6 +27,18 @@ image: ## bin/ghostwatch-image.tar: static binaries in an OCI image, no registry
 			-o bin/linux-$$arch/ghostwatch ./cmd/ghostwatch || exit 1; \
 	done
 	@$(GO) run ./tools/image -o bin/ghostwatch-image.tar -version $(VERSION) $(foreach a,$(IMAGE_ARCHS),$(a)=bin/linux-$(a)/ghostwatch)
+
+$(KUBE_BIN)/kubelet: e2e/kubebin/go.mod e2e/kubebin/go.sum
+	cd e2e/kubebin && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(abspath $(KUBE_BIN))/ \
+		$(foreach c,$(KUBE_CMDS),k8s.io/kubernetes/cmd/$(c))
+
+$(KUBE_BIN)/etcd:
+	tools/etcd.sh $@
+
+e2e: image $(KUBE_BIN)/kubelet $(KUBE_BIN)/etcd ## a control plane on loopback (etcd, kube-apiserver, kubelet on a private containerd), the DaemonSet, kubectl ghostwatch (as root)
+	tools/setup.sh
+	GHOSTWATCH_E2E_BIN=$(abspath $(KUBE_BIN)) GHOSTWATCH_E2E_IMAGE=$(abspath bin/ghostwatch-image.tar) \
+		$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
 
 run: build ## build, then run ghostwatch $(ARGS) as root (default: trace setns)
 	@if [ "$$(id -u)" -eq 0 ]; then ./$(BIN) $(ARGS); else sudo ./$(BIN) $(ARGS); fi
@@ -53,6 +71,7 @@ check-generated: generate ## fail if gen/, the README's gadget docs or the man p
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt: $$out" >&2; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/
 	$(GO) tool staticcheck ./...
 
 test-unit: ## tests that need no privileges
@@ -76,3 +95,4 @@ test: ## the full suite: set-up, lint, host tests, then vmtest (run as root)
 	$(MAKE) test-host
 	$(MAKE) check-runtime-base
 	$(MAKE) vmtest
+	$(MAKE) e2e
