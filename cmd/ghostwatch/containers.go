@@ -79,19 +79,19 @@ func (o containerOptions) mntnsMode() gadget.MntNSMode {
 }
 
 // watchContainers fills coll from containerd or, failing it, from cgroup paths, and says which
-// in one line on stderr.
-func watchContainers(ctx context.Context, coll *container.Collection, o containerOptions, stderr io.Writer) {
-	container.Watch(ctx, coll, o.socket, o.namespaces, func(err error) {
+// in one line on stderr. The watcher must be stopped before what its changes reach is closed.
+func watchContainers(ctx context.Context, coll *container.Collection, o containerOptions, stderr io.Writer) *container.Watcher {
+	return container.Watch(ctx, coll, o.socket, o.namespaces, func(err error) {
 		fmt.Fprintf(stderr, "ghostwatch: warning: %v\n", err)
 	})
 }
 
-// filterContainers keeps the gadget's kernel filter current and warns if nothing matches yet.
-func filterContainers(coll *container.Collection, o containerOptions, set func(uint32, bool) error, stderr io.Writer) {
+// filterContainers keeps the gadget's kernel filter current until stop is called.
+func filterContainers(coll *container.Collection, o containerOptions, set func(uint32, bool) error, stderr io.Writer) (stop func()) {
 	if o.mntnsMode() == gadget.MntNSOff {
-		return
+		return func() {}
 	}
-	container.SyncFilter(coll, o.sel, set, func(err error) {
+	return container.SyncFilter(coll, o.sel, set, func(err error) {
 		fmt.Fprintf(stderr, "ghostwatch: warning: %v\n", err)
 	})
 }

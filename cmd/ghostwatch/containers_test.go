@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
@@ -110,4 +112,75 @@ func TestTraceWithoutContainerd(t *testing.T) {
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "/nonexistent/containerd.sock") || !strings.Contains(warnings[0], "cgroup path") {
 		t.Errorf("warnings = %q, want one line naming the socket and the cgroup fallback", warnings)
 	}
+}
+
+// Commands that watch containers end while containers start and stop: a container event late at
+// exit must not reach the kernel filter of a gadget closing (an error on a closed map) or closed
+// (a nil dereference in SetMntNS), and nothing that watches containers outlives the command. Run
+// in this process, so that a watcher still running after run returns is seen.
+func TestNoContainerWatcherOutlivesItsCommand(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.Start(t)
+	// Each container that comes and goes is a create, a start, an exit and a delete event for
+	// the watcher, and the create is handled with two calls to containerd.
+	const churners = 4
+	stop := make(chan struct{})
+	churned := make(chan int)
+	for range churners {
+		go func() {
+			n := 0
+			defer func() { churned <- n }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				d.Run(t, containertest.Options{Name: "churn"}).Remove(d)
+				n++
+			}
+		}()
+	}
+	stopChurn := sync.OnceValue(func() int {
+		close(stop)
+		total := 0
+		for range churners {
+			total += <-churned
+		}
+		return total
+	})
+	t.Cleanup(func() { stopChurn() }) // before the daemon stops, on failure too
+	commands := [][]string{{"ps"}, {"netns", "holders"}}
+	for i := range 12 {
+		commands = append(commands, []string{"trace", "setns", "--container", "churn", "--duration", fmt.Sprintf("%dms", 50+10*i)})
+	}
+	for _, cmd := range commands {
+		var stdout, stderr bytes.Buffer
+		args := append(append([]string{"ghostwatch"}, cmd...), "-o", "json", "--containerd-socket", d.Socket)
+		if code := run(args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%s: exit %d: %s", cmd, code, stderr.String())
+		}
+		if strings.Contains(stderr.String(), "container filter") {
+			t.Fatalf("%s: the kernel filter was updated as the gadget closed: %s", cmd, stderr.String())
+		}
+		if left := containerGoroutines(); left != "" {
+			t.Fatalf("%s: a container watcher outlived the command:\n%s", cmd, left)
+		}
+	}
+	if total := stopChurn(); total < 10 {
+		t.Errorf("only %d containers came and went: the test did not test", total)
+	}
+}
+
+// containerGoroutines returns the stacks of goroutines running in tracer/container.
+func containerGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "ghostwatch/tracer/container.") && !strings.Contains(g, "containerGoroutines") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }

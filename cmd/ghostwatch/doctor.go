@@ -124,9 +124,11 @@ func runtimes(ctx context.Context, o containerOptions) []runtimeStatus {
 	defer cancel()
 	coll := container.NewCollection()
 	ctrd := runtimeStatus{Name: "containerd", Reachable: true, Detail: o.socket}
-	if err := container.WatchContainerd(ctx, coll, o.socket, o.namespaces, nil); err != nil {
+	w, err := container.WatchContainerd(ctx, coll, o.socket, o.namespaces, nil)
+	if err != nil {
 		ctrd.Reachable, ctrd.Detail = false, err.Error()
 	}
+	w.Stop()
 	ctrd.Containers = len(coll.List())
 	coll.ScanProcesses()
 	byPath := runtimeStatus{Name: "cgroup paths", Reachable: true, Detail: "containers found by their cgroups only"}

@@ -54,7 +54,7 @@ func holdersAction(c *cli.Context) error {
 		o.NetNS = uint32(n)
 	}
 	coll := container.NewCollection()
-	watchContainers(c.Context, coll, co, c.App.ErrWriter)
+	defer watchContainers(c.Context, coll, co, c.App.ErrWriter).Stop()
 	o.Resolver = coll
 	snap, err := netns.Take(o)
 	if err != nil {

@@ -21,7 +21,7 @@ func psCommand() *cli.Command {
 				return err
 			}
 			coll := container.NewCollection()
-			watchContainers(c.Context, coll, co, c.App.ErrWriter)
+			defer watchContainers(c.Context, coll, co, c.App.ErrWriter).Stop()
 			list := coll.List()
 			slices.SortFunc(list, func(a, b *container.Container) int {
 				return cmp.Or(cmp.Compare(a.K8sNamespace, b.K8sNamespace), cmp.Compare(a.Pod, b.Pod),

@@ -84,7 +84,7 @@ func record(c *cli.Context) error {
 	coll := container.NewCollection()
 	s := seccomp.NewSession(rec, coll, seccomp.SessionOptions{Selector: co.sel, Out: out, Base: base, Log: stderr, Stdout: c.App.Writer})
 	defer s.Close()
-	watchContainers(ctx, coll, co, stderr)
+	defer watchContainers(ctx, coll, co, stderr).Stop() // before the session and recorder close
 
 	what := "containers started from now on, into " + out
 	if !newMode {

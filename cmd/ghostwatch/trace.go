@@ -96,9 +96,11 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	if err != nil {
 		return err
 	}
+	// Deferred in this order, the watcher stops, then the filter's subscription, then the gadget
+	// closes: a container event late at exit must not update a closed kernel filter.
 	defer g.Close()
-	filterContainers(coll, co, g.SetMntNS, stderr)
-	watchContainers(ctx, coll, co, stderr)
+	defer filterContainers(coll, co, g.SetMntNS, stderr)()
+	defer watchContainers(ctx, coll, co, stderr).Stop()
 	warnNoMatch(coll, co, stderr)
 	fmt.Fprintf(stderr, "ghostwatch: tracing %s (attach: %s); Ctrl-C to stop\n", d.Name, attachLine(g.Choices()))
 

@@ -285,8 +285,13 @@ func reason(err error) string {
 // kernel through memory-mapped maps.
 func (s *Set) Variable(name string) *ebpf.Variable { return s.maps.Variables[name] }
 
-// Map returns one of the object's maps by name.
-func (s *Set) Map(name string) *ebpf.Map { return s.maps.Maps[name] }
+// Map returns one of the object's maps by name; nil once the set is closed.
+func (s *Set) Map(name string) *ebpf.Map {
+	if s.maps == nil {
+		return nil
+	}
+	return s.maps.Maps[name]
+}
 
 // Programs returns the attached programs.
 func (s *Set) Programs() []*ebpf.Program {

@@ -128,7 +128,7 @@ func TestContainerFilterIsInTheKernel(t *testing.T) {
 	d := containertest.Start(t)
 	coll := d.Watch(t)
 	tr := startTracer(t, gadget.Filter{MntNS: gadget.MntNSOnly}, coll)
-	container.SyncFilter(coll, container.Selector{Containers: []string{"wanted"}}, tr.SetMntNS, func(err error) { t.Error(err) })
+	t.Cleanup(container.SyncFilter(coll, container.Selector{Containers: []string{"wanted"}}, tr.SetMntNS, func(err error) { t.Error(err) }))
 	wanted := d.Run(t, containertest.Options{Caps: sysAdmin, Name: "wanted"})
 	other := d.Run(t, containertest.Options{Caps: sysAdmin, Name: "other"})
 	waitKnown(t, coll, wanted.ID, true)
@@ -153,7 +153,8 @@ func TestWithoutContainerd(t *testing.T) {
 	d.Crash(t)
 
 	coll := container.NewCollection()
-	if err := container.WatchContainerd(context.Background(), coll, d.Socket, nil, nil); err == nil {
+	if w, err := container.WatchContainerd(context.Background(), coll, d.Socket, nil, nil); err == nil {
+		w.Stop()
 		t.Fatal("containerd reported reachable after it was killed")
 	}
 	if err := coll.ScanProcesses(); err != nil {

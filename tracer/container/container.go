@@ -44,7 +44,8 @@ type Collection struct {
 	byID     map[string]*Container
 	byNS     map[string]map[uint32][]*Container // type name, inode
 	byCgroup map[uint64]*Container
-	subs     []func(Change)
+	subs     map[int]func(Change) // by subscription number
+	nextSub  int
 	now      func() time.Time
 	cgroups  *cgroupPaths
 	host     map[string]uint32 // the host's namespaces: never a container's
@@ -56,21 +57,30 @@ func NewCollection() *Collection {
 		byID:     map[string]*Container{},
 		byNS:     map[string]map[uint32][]*Container{},
 		byCgroup: map[uint64]*Container{},
+		subs:     map[int]func(Change){},
 		now:      time.Now,
 		cgroups:  newCgroupPaths(),
 		host:     ProcNS(1),
 	}
 }
 
-// Subscribe calls f for every container already known and for every later change. f runs with
-// the index locked: it must not call back into it.
-func (c *Collection) Subscribe(f func(Change)) {
+// Subscribe calls f for every container already known and for every later change, until the
+// returned function is called; once it returns, f is not called again. f runs with the index
+// locked: it must not call back into it.
+func (c *Collection) Subscribe(f func(Change)) (unsubscribe func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ct := range c.byID {
 		f(Change{Container: ct})
 	}
-	c.subs = append(c.subs, f)
+	n := c.nextSub
+	c.nextSub++
+	c.subs[n] = f
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.subs, n)
+	}
 }
 
 // Add puts a container in the index, replacing one with the same id but keeping what the new one

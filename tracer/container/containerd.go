@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd"
@@ -39,11 +40,57 @@ type Containerd struct {
 	coll       *Collection
 }
 
+// Watcher fills a Collection until it is stopped: a handle on the goroutines that Watch and
+// WatchContainerd start.
+type Watcher struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newWatcher(ctx context.Context) (*Watcher, context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	return &Watcher{cancel: cancel}, ctx
+}
+
+func (w *Watcher) goWatch(f func()) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		f()
+	}()
+}
+
+// Stop ends the watching and waits for it: once Stop returns, the watcher changes nothing in the
+// collection, so that what its subscribers update (a gadget's kernel filter) can be closed. It
+// is safe to call more than once, and on a nil Watcher.
+func (w *Watcher) Stop() {
+	if w == nil {
+		return
+	}
+	w.cancel()
+	w.wg.Wait()
+}
+
 // WatchContainerd connects to containerd at socket and fills coll with the running containers of
-// the given namespaces (nil: every namespace). Until ctx ends it follows task events, so that a
-// container is indexed when its task is created, before its workload runs. onStreamError, if not
-// nil, is told when the event stream fails. An unreachable daemon is an error and starts nothing.
-func WatchContainerd(ctx context.Context, coll *Collection, socket string, nss []string, onStreamError func(error)) error {
+// the given namespaces (nil: every namespace). Until ctx ends or the watcher is stopped it follows
+// task events, so that a container is indexed when its task is created, before its workload runs.
+// onStreamError, if not nil, is told when the event stream fails; it runs on the watcher's
+// goroutine, and what it starts with the watcher's goWatch is waited for by Stop too. An
+// unreachable daemon is an error and starts nothing.
+func WatchContainerd(ctx context.Context, coll *Collection, socket string, nss []string, onStreamError func(error)) (*Watcher, error) {
+	w, ctx := newWatcher(ctx)
+	if err := w.containerd(ctx, coll, socket, nss, func(err error) {
+		if onStreamError != nil {
+			onStreamError(err)
+		}
+	}); err != nil {
+		w.cancel()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (wt *Watcher) containerd(ctx context.Context, coll *Collection, socket string, nss []string, onStreamError func(error)) error {
 	if _, err := os.Stat(socket); err != nil {
 		return fmt.Errorf("containerd not reachable: no socket at %s", socket)
 	}
@@ -67,15 +114,18 @@ func WatchContainerd(ctx context.Context, coll *Collection, socket string, nss [
 		client.Close()
 		return err
 	}
-	go func() {
+	wt.goWatch(func() {
 		defer client.Close()
 		defer stop()
 		for {
 			select {
 			case env := <-envelopes:
+				if ctx.Err() != nil {
+					return // stopped: a change now would reach subscribers being closed
+				}
 				w.handle(ctx, env)
 			case err := <-errs:
-				if err != nil && ctx.Err() == nil && onStreamError != nil {
+				if err != nil && ctx.Err() == nil {
 					onStreamError(fmt.Errorf("containerd event stream ended: %w", err))
 				}
 				return
@@ -83,7 +133,7 @@ func WatchContainerd(ctx context.Context, coll *Collection, socket string, nss [
 				return
 			}
 		}
-	}()
+	})
 	return nil
 }
 
@@ -210,24 +260,27 @@ func ociRuntime(rt containers.RuntimeInfo) string {
 // reports them.
 const rescanEvery = 2 * time.Second
 
-// Watch fills coll from containerd and the CRI (containerd's plugin, CRI-O) and, when containerd is unreachable or its event stream ends, from the
-// cgroup paths of running processes, rescanned until ctx ends. Running processes are scanned once
-// in any case, for containers of other runtimes. warn is told of each fallback, in one line.
-func Watch(ctx context.Context, coll *Collection, socket string, nss []string, warn func(error)) {
-	err := WatchContainerd(ctx, coll, socket, nss, func(err error) {
+// Watch fills coll from containerd and the CRI (containerd's plugin, CRI-O) and, when containerd
+// is unreachable or its event stream ends, from the cgroup paths of running processes, rescanned
+// until ctx ends or the watcher is stopped. Running processes are scanned once in any case, for
+// containers of other runtimes. warn is told of each fallback, in one line.
+func Watch(ctx context.Context, coll *Collection, socket string, nss []string, warn func(error)) *Watcher {
+	w, ctx := newWatcher(ctx)
+	err := w.containerd(ctx, coll, socket, nss, func(err error) {
 		warn(fmt.Errorf("%w; new containers are attributed by cgroup path", err))
-		go coll.rescan(ctx)
+		w.goWatch(func() { coll.rescan(ctx) })
 	})
 	for _, s := range criSockets(socket) {
 		// Names from the CRI where a runtime serves it; containerd without its CRI plugin
 		// (and a node without CRI-O) have nothing to add.
-		WatchCRI(ctx, coll, s)
+		w.cri(ctx, coll, s)
 	}
 	coll.ScanProcesses()
 	if err != nil {
 		warn(fmt.Errorf("%w; attributing containers by cgroup path", err))
-		go coll.rescan(ctx)
+		w.goWatch(func() { coll.rescan(ctx) })
 	}
+	return w
 }
 
 func (c *Collection) rescan(ctx context.Context) {

@@ -18,9 +18,18 @@ var ociNamespaces = map[string]string{"network": "net", "ipc": "ipc", "uts": "ut
 // sandbox, owning the namespaces its runtime spec pins (so a pod whose namespaces are held by bind
 // mounts alone, with no pause process, still owns them), and every running container, with the
 // pod's name, namespace and uid and the container's name and attempt as the kubelet gave them.
-// It scans again every rescanEvery until ctx ends: the CRI has no event stream that every
-// runtime serves.
-func WatchCRI(ctx context.Context, coll *Collection, socket string) error {
+// It scans again every rescanEvery until ctx ends or the watcher is stopped: the CRI has no event
+// stream that every runtime serves.
+func WatchCRI(ctx context.Context, coll *Collection, socket string) (*Watcher, error) {
+	wt, ctx := newWatcher(ctx)
+	if err := wt.cri(ctx, coll, socket); err != nil {
+		wt.cancel()
+		return nil, err
+	}
+	return wt, nil
+}
+
+func (wt *Watcher) cri(ctx context.Context, coll *Collection, socket string) error {
 	client, err := cri.Dial(ctx, socket)
 	if err != nil {
 		return err
@@ -30,10 +39,10 @@ func WatchCRI(ctx context.Context, coll *Collection, socket string) error {
 		client.Close()
 		return err
 	}
-	go func() {
+	wt.goWatch(func() {
 		defer client.Close()
 		every(ctx, rescanEvery, func() { w.scan(ctx) }) // a failed scan is retried at the next tick
-	}()
+	})
 	return nil
 }
 

@@ -47,22 +47,22 @@ func TestCRINamesPodsAndPinnedNamespaces(t *testing.T) {
 
 	t.Run("containerd alone", func(t *testing.T) {
 		coll := container.NewCollection()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		if err := container.WatchContainerd(ctx, coll, d.Socket, nil, nil); err != nil {
+		w, err := container.WatchContainerd(context.Background(), coll, d.Socket, nil, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
+		defer w.Stop()
 		if owner := coll.Owner(netType, netns); owner != nil {
 			t.Errorf("containerd's API alone owns the pinned namespace by %v: this test no longer shows what only the CRI knows", owner)
 		}
 	})
 
 	coll := container.NewCollection()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := container.WatchCRI(ctx, coll, d.Socket); err != nil {
+	w, err := container.WatchCRI(context.Background(), coll, d.Socket)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer w.Stop()
 	app := coll.Get(appID)
 	if app == nil {
 		t.Fatalf("container %s not indexed", appID)

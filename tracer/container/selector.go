@@ -62,9 +62,9 @@ func anyOf(vals []string, f func(string) bool) bool {
 
 // SyncFilter keeps a kernel list of mount namespaces current as containers come and go: with
 // Host, every container's; otherwise the selected containers'. set updates the kernel list;
-// errors go to onErr.
-func SyncFilter(coll *Collection, s Selector, set func(mntns uint32, listed bool) error, onErr func(error)) {
-	coll.Subscribe(func(ch Change) {
+// errors go to onErr. It stops when the returned function is called, before the list is closed.
+func SyncFilter(coll *Collection, s Selector, set func(mntns uint32, listed bool) error, onErr func(error)) (stop func()) {
+	return coll.Subscribe(func(ch Change) {
 		mnt := ch.Container.NS["mnt"]
 		if mnt == 0 || mnt == coll.host["mnt"] || !(s.Host || s.Matches(ch.Container)) {
 			return

@@ -138,7 +138,7 @@ func setFilter(spec *ebpf.CollectionSpec, f Filter) error {
 func (g *Gadget) SetMntNS(inode uint32, listed bool) error {
 	m := g.set.Map(mapFilterMntNS)
 	if m == nil {
-		return errors.New("this gadget cannot filter by container")
+		return errors.New("this gadget cannot filter by container, or is closed")
 	}
 	if !listed {
 		if err := m.Delete(inode); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

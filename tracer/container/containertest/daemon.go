@@ -471,11 +471,11 @@ func removeContainer(ctx context.Context, c containerd.Container) {
 // Watch returns a container collection that follows this daemon, until the test ends.
 func (d *Daemon) Watch(t testing.TB) *container.Collection {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	coll := container.NewCollection()
-	if err := container.WatchContainerd(ctx, coll, d.Socket, nil, func(err error) { t.Log(err) }); err != nil {
+	w, err := container.WatchContainerd(context.Background(), coll, d.Socket, nil, func(err error) { t.Log(err) })
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(w.Stop)
 	return coll
 }
