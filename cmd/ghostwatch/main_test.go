@@ -272,6 +272,12 @@ func (b *syncBuffer) WriteLine(s string) {
 	fmt.Fprintln(&b.buf, s)
 }
 
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
 func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

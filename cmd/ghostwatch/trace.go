@@ -107,24 +107,27 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	w := newEventWriter(o.format, c.App.Writer, d.TableColumns())
 	start := time.Now()
 	var events uint64
-	err = g.Run(ctx, coll, func(ev gadget.Event) {
+	runErr := g.Run(ctx, coll, func(ev gadget.Event) {
 		events++
 		w.write(ev)
 	}, w.idle, lostWarning(stderr))
-	if err != nil {
-		return err
-	}
-	if err := w.flush(); err != nil {
-		return fmt.Errorf("writing output: %w", err)
-	}
-	lost, err := g.Lost()
-	if err != nil {
-		return err
-	}
-	return printSummary(w, stderr, summary{
+	// However the run ended, what it decoded (and what its joins held, which Run emits at
+	// its end) is written, and the summary is printed with the drops; then the first error.
+	writeErr := w.flush()
+	lost, lostErr := g.Lost()
+	sumErr := printSummary(w, stderr, summary{
 		Gadget: d.Name, Events: events, Lost: lost,
 		Duration: time.Since(start).Round(time.Millisecond).String(), Attach: g.Choices(),
 	})
+	switch {
+	case runErr != nil:
+		return runErr
+	case writeErr != nil:
+		return fmt.Errorf("writing output: %w", writeErr)
+	case lostErr != nil:
+		return lostErr
+	}
+	return sumErr
 }
 
 // traceFlags are the flags every trace gadget takes.

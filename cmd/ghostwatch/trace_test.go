@@ -1,20 +1,26 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
+	"github.com/ghostwatch/ghostwatch/tracer/netns"
 	"github.com/ghostwatch/ghostwatch/tracer/registry"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -259,5 +265,56 @@ func TestStormEveryEventDeliveredOrCounted(t *testing.T) {
 				t.Errorf("last line %q is not the summary of %d events, %d lost", written[len(written)-1], delivered, lost)
 			}
 		})
+	}
+}
+
+// A trace that ends in an error still writes what it decoded and what its join held, and the
+// summary. The error here: netns's descriptor without its "empty" kind, so that the record of a
+// namespace's last task leaving cannot be decoded, after the "created" event the join holds (it
+// waits for the namespace's owner).
+func TestTraceErrorKeepsOutputAndSummary(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := netns.Gadget
+	d.Kinds = slices.DeleteFunc(slices.Clone(d.Kinds), func(k gadget.Kind) bool { return k.Name == "empty" })
+	var stdout bytes.Buffer
+	stderr := &syncBuffer{}
+	app := newApp(&stdout, stderr)
+	app.Commands = []*cli.Command{{Name: "trace", Subcommands: []*cli.Command{gadgetCommand(&d)}}}
+	done := make(chan error, 1)
+	go func() { done <- app.Run([]string{"ghostwatch", "trace", "netns", "-o", "json", "--duration", "1m"}) }()
+	for !strings.Contains(stderr.String(), "Ctrl-C to stop") {
+		select {
+		case err := <-done:
+			t.Fatalf("trace ended before it started: %v; stderr: %s", err, stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	holder := testutil.StartHolder(t, unix.CLONE_NEWNET) // its namespace: created, then empty
+	netnsInode := testutil.NSInode(t, holder.Pid, "net")
+	holder.Stop()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(testutil.Wait):
+		t.Fatalf("no error within %v: the test did not test; stderr: %s", testutil.Wait, stderr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "unknown kind") {
+		t.Fatalf("trace returned %v, want the decoding error", err)
+	}
+	var created, sum bool
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var o map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
+			t.Fatalf("output line %q: %v", sc.Text(), err)
+		}
+		created = created || (get(o, "netns", "netns") == float64(netnsInode) && o["kind"] == "created")
+		sum = sum || o["type"] == "summary"
+	}
+	if !created || !sum {
+		t.Errorf("after the error: created event written %v, summary written %v; stdout:\n%s", created, sum, stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "ghostwatch: netns: ") {
+		t.Errorf("no summary on stderr: %s", stderr)
 	}
 }
