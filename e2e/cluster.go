@@ -136,7 +136,9 @@ resolvConf: ""
 	return c
 }
 
-func (c *Cluster) path(elem ...string) string { return filepath.Join(append([]string{c.Dir}, elem...)...) }
+func (c *Cluster) path(elem ...string) string {
+	return filepath.Join(append([]string{c.Dir}, elem...)...)
+}
 
 func (c *Cluster) write(t *testing.T, name, data string) {
 	t.Helper()
