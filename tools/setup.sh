@@ -15,6 +15,7 @@ packages=(
 	gcc libc6-dev                 # go test -race needs cgo
 	crun uidmap libcap2-bin       # tests: the second runtime; user namespaces mapped from /etc/subuid; setcap
 	bash zsh fish groff-base      # tests: the completion scripts in each shell; the man pages render
+	chromium-headless-shell       # tests: the HTML report opened in a real browser
 )
 
 missing=()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/registry"
+	"github.com/ghostwatch/ghostwatch/tracer/report"
 )
 
 func traceCommand() *cli.Command {
@@ -90,6 +92,15 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	defer cancel()
 	stderr := c.App.ErrWriter
 
+	// The report's file is made first, so that a path it cannot be written to fails at once.
+	var rec *report.Recorder
+	if o.report != "" {
+		var err error
+		if rec, err = report.NewRecorder(o.report); err != nil {
+			return err
+		}
+		defer rec.Close()
+	}
 	coll := container.NewCollection()
 	o.filter.MntNS = co.mntnsMode()
 	g, err := gadget.Open(d, gadget.Options{Filter: o.filter, Params: params, BufferSize: o.bufferSize})
@@ -110,15 +121,21 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	runErr := g.Run(ctx, coll, func(ev gadget.Event) {
 		events++
 		w.write(ev)
+		if rec != nil {
+			rec.Add(ev)
+		}
 	}, w.idle, lostWarning(stderr))
 	// However the run ended, what it decoded (and what its joins held, which Run emits at
 	// its end) is written, and the summary is printed with the drops; then the first error.
 	writeErr := w.flush()
 	lost, lostErr := g.Lost()
-	sumErr := printSummary(w, stderr, summary{
-		Gadget: d.Name, Events: events, Lost: lost,
-		Duration: time.Since(start).Round(time.Millisecond).String(), Attach: g.Choices(),
-	})
+	sum := summary{Type: "summary", Gadget: d.Name, Events: events, Lost: lost,
+		Duration: time.Since(start).Round(time.Millisecond).String(), Attach: g.Choices()}
+	sumErr := printSummary(w, stderr, sum)
+	var reportErr error
+	if rec != nil {
+		reportErr = writeReport(rec, sum, "ghostwatch trace "+d.Name, o.report, stderr)
+	}
 	switch {
 	case runErr != nil:
 		return runErr
@@ -126,8 +143,27 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 		return fmt.Errorf("writing output: %w", writeErr)
 	case lostErr != nil:
 		return lostErr
+	case sumErr != nil:
+		return sumErr
 	}
-	return sumErr
+	return reportErr
+}
+
+// writeReport ends a report with the summary line and writes it, titled with the node's name.
+func writeReport(rec *report.Recorder, sum any, title, path string, stderr io.Writer) error {
+	line, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	rec.AddLine(line)
+	if host, err := os.Hostname(); err == nil {
+		title += " on " + host
+	}
+	if err := rec.Write(report.Options{Title: title}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "ghostwatch: report in %s\n", path)
+	return nil
 }
 
 // traceFlags are the flags every trace gadget takes.
@@ -138,6 +174,7 @@ func traceFlags() []cli.Flag {
 		&cli.UintFlag{Name: "pid", Usage: "only events caused by this process (thread group id)"},
 		&cli.StringFlag{Name: "comm", Usage: "only events caused by processes with this command name (at most 15 characters)"},
 		&cli.StringFlag{Name: "buffer-size", Usage: "the kernel's ring buffer for events: a power of two from 64K to 1G (e.g. 8M); default 1M"},
+		&cli.StringFlag{Name: "report", Usage: "when tracing stops, also write the events as a timeline in one self-contained HTML file here"},
 	}
 }
 
@@ -147,6 +184,7 @@ type traceOptions struct {
 	duration   time.Duration
 	filter     gadget.Filter
 	bufferSize uint32
+	report     string // a path for the HTML report, if any
 }
 
 func parseTraceFlags(c *cli.Context) (traceOptions, error) {
@@ -157,7 +195,7 @@ func parseTraceFlags(c *cli.Context) (traceOptions, error) {
 	if err != nil {
 		return traceOptions{}, err
 	}
-	o := traceOptions{format: format, duration: c.Duration("duration")}
+	o := traceOptions{format: format, duration: c.Duration("duration"), report: c.String("report")}
 	if o.duration < 0 {
 		return o, usagef("--duration must be positive, got %v", o.duration)
 	}
@@ -222,6 +260,5 @@ func printSummary(w *eventWriter, stderr io.Writer, s summary) error {
 	if !w.isJSON {
 		return nil
 	}
-	s.Type = "summary"
 	return newPrinter("json", w.out).print(s, nil)
 }

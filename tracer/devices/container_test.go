@@ -2,7 +2,6 @@ package devices_test
 
 import (
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,14 +29,7 @@ func TestContainerDenyAllWindow(t *testing.T) {
 touch /tmp/done; exec sleep 1000`}})
 
 	const wait = 300 * time.Millisecond
-	script := `cg=/sys/fs/cgroup/devices$(grep ':devices:' /proc/$PID/cgroup | cut -d: -f3)
-saved=$(cat $cg/devices.list); echo a > $cg/devices.deny; sleep ` + strconv.FormatFloat(wait.Seconds(), 'f', -1, 64) + `
-echo "$saved" | while read -r r; do echo "$r" > $cg/devices.allow; done`
-	cmd := exec.Command("sh", "-c", script)
-	cmd.Env = append(os.Environ(), "PID="+strconv.Itoa(c.Pid))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	containertest.DenyAllDevices(t, c.Pid, wait)
 
 	isDeny := func(ev gadget.Event) bool {
 		w, ok := ev.(*devices.RuleWrite)

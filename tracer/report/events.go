@@ -1,0 +1,203 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The parts of the JSON events schema (README, "JSON events") the report reads. Fields it does not
+// name are still shown: every event's own JSON is what its mark opens.
+
+// header is what every event has.
+type header struct {
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"`
+	Kind      string    `json:"kind"`
+	Proc      proc      `json:"proc"`
+	Container *owner    `json:"container"`
+}
+
+type proc struct {
+	PID  uint32 `json:"pid"`
+	Comm string `json:"comm"`
+}
+
+// owner is a container, as `container`, `target_container` and `owner` write it.
+type owner struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Pod          string `json:"pod"`
+	K8sNamespace string `json:"k8s_namespace"`
+}
+
+// summary is the last line of a trace: what it saw and lost.
+type summary struct {
+	Gadget   string `json:"gadget"`
+	Events   uint64 `json:"events"`
+	Lost     uint64 `json:"lost"`
+	Duration string `json:"duration"`
+}
+
+type cgroup struct {
+	Path      string `json:"path"`
+	Container *owner `json:"container"`
+}
+
+type writer struct {
+	PID  uint32 `json:"pid"`
+	Comm string `json:"comm"`
+	File string `json:"file"`
+	Rule string `json:"rule"`
+}
+
+// devicesObj holds the fields of every devices kind (rule, program, denied, window): their names
+// do not clash.
+type devicesObj struct {
+	File        string          `json:"file"`
+	Written     string          `json:"written"`
+	Result      string          `json:"result"`
+	Cgroup      cgroup          `json:"cgroup"`
+	Op          string          `json:"op"`
+	ProgramID   uint32          `json:"program_id"`
+	Path        string          `json:"path"`
+	Device      string          `json:"device"`
+	Access      string          `json:"access"`
+	Syscall     string          `json:"syscall"`
+	Cause       json.RawMessage `json:"cause"`
+	Opened      time.Time       `json:"opened"`
+	Closed      time.Time       `json:"closed"`
+	StillOpen   bool            `json:"still_open"`
+	DenyAll     bool            `json:"deny_all"`
+	OpenedBy    *writer         `json:"opened_by"`
+	ClosedBy    *writer         `json:"closed_by"`
+	Denied      int             `json:"denied"`
+	DeniedPaths []string        `json:"denied_paths"`
+}
+
+type netnsObj struct {
+	NetNS  uint64 `json:"netns"`
+	How    string `json:"how"`
+	Owner  *owner `json:"owner"`
+	Lived  int64  `json:"lived_ns"`
+	Empty  int64  `json:"empty_ns"`
+	HeldBy string `json:"held_by"`
+}
+
+type capsObj struct {
+	Cap            string          `json:"cap"`
+	Verdict        string          `json:"verdict"`
+	Syscall        string          `json:"syscall"`
+	Cause          json.RawMessage `json:"cause"`
+	Result         string          `json:"result"`
+	Added          []string        `json:"added"`
+	Dropped        []string        `json:"dropped"`
+	File           string          `json:"file"`
+	Applied        bool            `json:"applied"`
+	IgnoredBecause string          `json:"ignored_because"`
+}
+
+type setnsObj struct {
+	Syscall         string   `json:"syscall"`
+	NSTypes         []string `json:"ns_types"`
+	TargetContainer *owner   `json:"target_container"`
+	Result          string   `json:"result"`
+	// Class is how the entry came about (an exec, nsenter, a debug container...), where the
+	// gadget says.
+	Class string `json:"class"`
+}
+
+// causeLabel is a cause as a person reads it: "rule by sh (pid 10930): file=devices.deny rule=a".
+// Its time and how long before are left out, so that the marks it explains share one label.
+func causeLabel(raw json.RawMessage) string {
+	fields, err := scalars(raw)
+	if err != nil || len(fields) == 0 {
+		return ""
+	}
+	var kind, comm, pid string
+	var rest []string
+	for _, f := range fields {
+		switch f[0] {
+		case "kind":
+			kind = f[1]
+		case "comm":
+			comm = f[1]
+		case "pid":
+			pid = f[1]
+		case "time", "before_ns":
+		default:
+			rest = append(rest, f[0]+"="+f[1])
+		}
+	}
+	s := kind
+	if comm != "" {
+		s += " by " + comm + " (pid " + pid + ")"
+	}
+	if len(rest) > 0 {
+		s += ": " + strings.Join(rest, " ")
+	}
+	return s
+}
+
+// scalars returns the fields of a JSON object whose values are strings, numbers or booleans, in
+// the order they are written.
+func scalars(raw json.RawMessage) ([][2]string, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("not an object")
+	}
+	var out [][2]string
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		switch v := v.(type) {
+		case string:
+			out = append(out, [2]string{k.(string), v})
+		case json.Number:
+			out = append(out, [2]string{k.(string), v.String()})
+		case bool:
+			out = append(out, [2]string{k.(string), strconv.FormatBool(v)})
+		}
+	}
+	return out, nil
+}
+
+func (o *owner) label() string {
+	switch {
+	case o.Pod != "" && o.Name != "":
+		return o.Pod + "/" + o.Name
+	case o.Name != "":
+		return o.Name
+	}
+	return shortID(o.ID)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func duration(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(time.Microsecond * 100).String()
+	}
+	return d.String()
+}

@@ -1,0 +1,147 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func modelOf(t *testing.T, lines ...string) *page {
+	t.Helper()
+	m := newModel()
+	for _, l := range lines {
+		m.add([]byte(l))
+	}
+	return m.finish(Options{})
+}
+
+func at(ms int) string {
+	return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond).Format(time.RFC3339Nano)
+}
+
+func findRow(t *testing.T, p *page, lane, row string) pageRow {
+	t.Helper()
+	var seen []string
+	for _, l := range p.Lanes {
+		for _, r := range l.Rows {
+			if l.Title == lane && r.Name == row {
+				return r
+			}
+			seen = append(seen, l.Title+" · "+r.Name)
+		}
+	}
+	t.Fatalf("no row %q in lane %q; rows: %q", row, lane, seen)
+	return pageRow{}
+}
+
+// spanKinds lists a row's spans as "kind from-to" in milliseconds.
+func spanKinds(p *page, r pageRow) []string {
+	var out []string
+	for i := 0; i < len(r.Spans); i += 6 {
+		out = append(out, fmt.Sprintf("%s %d-%d", p.Kinds[r.Spans[i+2]].Name, r.Spans[i]/1000, r.Spans[i+1]/1000))
+	}
+	return out
+}
+
+const db = `{"id":"d1","name":"db","pod":"db-0","k8s_namespace":"prod"}`
+
+// A namespace's life is joined into spans in its owner's lane: alive until its last task left,
+// empty until it was found lingering (its holder named), lingering until destroyed; the creation a
+// trace did not see is worked out from the age the later events carry.
+func TestNetnsLifeSpans(t *testing.T) {
+	p := modelOf(t,
+		`{"time":"`+at(100)+`","type":"netns","kind":"empty","proc":{"pid":7,"comm":"sleep"},"netns":{"netns":42,"how":"exit","owner":`+db+`,"lived_ns":100000000}}`,
+		`{"time":"`+at(300)+`","type":"netns","kind":"lingering","proc":{"pid":7,"comm":"sleep"},"netns":{"netns":42,"lived_ns":300000000,"empty_ns":200000000,"held_by":"held by pid 9 sleep fd 5 (nsfs)"}}`,
+		`{"time":"`+at(500)+`","type":"netns","kind":"destroyed","proc":{"pid":0,"comm":""},"netns":{"netns":42,"lived_ns":500000000,"empty_ns":400000000}}`,
+	)
+	r := findRow(t, p, "pod db-0 (prod)", "netns 42")
+	// The report starts at the creation worked out: 500 ms before the destruction, at 0.
+	want := []string{"netns-alive 0-100", "netns-empty 100-300", "netns-lingering 300-500"}
+	if got := spanKinds(p, r); strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("spans %q, want %q", got, want)
+	}
+	if len(r.Marks) != 4 || p.Kinds[r.Marks[1]].Name != "netns-destroyed" {
+		t.Errorf("marks %v, want the destruction", r.Marks)
+	}
+	if l := p.Labels[r.Spans[2*6+4]]; !strings.Contains(l, "held by pid 9 sleep fd 5") {
+		t.Errorf("lingering span says %q: want its holder", l)
+	}
+}
+
+// Events go to the lane of the container they are about: a device window and rule to the
+// cgroup's container (not the writer's, the host here), an entry to the container entered, a
+// kind the report has no rule for to its actor's, OOM kills with their own mark.
+func TestLanesAndGenericMarks(t *testing.T) {
+	p := modelOf(t,
+		`{"time":"`+at(0)+`","type":"devices","kind":"rule","proc":{"pid":5,"comm":"runc"},"devices":{"file":"devices.deny","written":"a","cgroup":{"path":"/k8s.io/d1","container":`+db+`},"result":"ok"}}`,
+		`{"time":"`+at(10)+`","type":"devices","kind":"denied","proc":{"pid":6,"comm":"head"},"container":`+db+`,"devices":{"path":"/dev/urandom","device":"c 1:9","access":"r","syscall":"openat","cause":{"time":"`+at(0)+`","kind":"rule","before_ns":10000000,"pid":5,"comm":"runc","file":"devices.deny","rule":"a"}}}`,
+		`{"time":"`+at(20)+`","type":"devices","kind":"window","proc":{"pid":5,"comm":"runc"},"devices":{"cgroup":{"path":"/k8s.io/d1","container":`+db+`},"opened":"`+at(0)+`","closed":"`+at(20)+`","deny_all":true,"opened_by":{"pid":5,"comm":"runc","file":"devices.deny","rule":"a"},"denied":1,"denied_paths":["/dev/urandom"]}}`,
+		`{"time":"`+at(30)+`","type":"setns","proc":{"pid":8,"comm":"nsenter"},"setns":{"syscall":"setns","ns_types":["net"],"target_container":`+db+`,"result":"ok","class":"nsenter"}}`,
+		`{"time":"`+at(40)+`","type":"oom","kind":"kill","proc":{"pid":0,"comm":"swapper"},"oom":{"victim_container":`+db+`,"victim_pid":77,"limit":1048576}}`,
+		`{"time":"`+at(50)+`","type":"signals","kind":"sent","proc":{"pid":3,"comm":"kill"},"signals":{"signal":"SIGTERM","target_pid":77}}`,
+		`not json at all`,
+		`{"type":"summary","gadget":"devices","events":6,"lost":3,"duration":"1s"}`,
+	)
+	if p.Events != 6 || p.BadLines != 1 || len(p.Summaries) != 1 || p.Summaries[0].Lost != 3 {
+		t.Errorf("events %d, bad lines %d, summaries %+v: want 6, 1 and one with 3 lost", p.Events, p.BadLines, p.Summaries)
+	}
+	devices := findRow(t, p, "pod db-0 (prod)", "devices")
+	if got := spanKinds(p, devices); len(got) != 1 || got[0] != "window 0-20" || devices.Spans[3] != 1 {
+		t.Errorf("device spans %q (strong %v), want one deny-all window 0-20", got, devices.Spans)
+	}
+	var kinds []string
+	for i := 0; i < len(devices.Marks); i += 4 {
+		kinds = append(kinds, p.Kinds[devices.Marks[i+1]].Name+": "+p.Labels[devices.Marks[i+2]])
+	}
+	want := []string{`rule: devices.deny "a" by runc (pid 5): ok`,
+		"denied: /dev/urandom (c 1:9 r) denied in openat; cause: rule by runc (pid 5): file=devices.deny rule=a"}
+	if strings.Join(kinds, "\n") != strings.Join(want, "\n") {
+		t.Errorf("device marks:\n%s\nwant:\n%s", strings.Join(kinds, "\n"), strings.Join(want, "\n"))
+	}
+	entry := findRow(t, p, "pod db-0 (prod)", "entries: nsenter")
+	if l := p.Labels[entry.Marks[2]]; l != "setns net by nsenter (pid 8) from the host: ok" {
+		t.Errorf("entry says %q", l)
+	}
+	oom := findRow(t, p, "pod db-0 (prod)", "oom")
+	if p.Kinds[oom.Marks[1]].Name != "oom" || !strings.Contains(p.Labels[oom.Marks[2]], "victim_pid=77") {
+		t.Errorf("oom mark %v %q", oom.Marks, p.Labels[oom.Marks[2]])
+	}
+	sig := findRow(t, p, "host (no container)", "signals")
+	if p.Kinds[sig.Marks[1]].Name != "other" || p.Labels[sig.Marks[2]] != "signals sent by kill (pid 3): signal=SIGTERM target_pid=77" {
+		t.Errorf("generic mark %v %q", sig.Marks, p.Labels[sig.Marks[2]])
+	}
+	if p.Lanes[len(p.Lanes)-1].Title != "host (no container)" {
+		t.Errorf("lanes %v: the host's comes last", p.Lanes)
+	}
+}
+
+// The JSON kept is bounded per kind and row; every event still has its mark.
+func TestDetailsBounded(t *testing.T) {
+	var lines []string
+	for i := range detailsPerKind + 10 {
+		lines = append(lines, `{"time":"`+at(i)+`","type":"caps","kind":"check","proc":{"pid":1,"comm":"a"},"caps":{"cap":"CAP_CHOWN","verdict":"denied","syscall":"chown"}}`)
+	}
+	p := modelOf(t, lines...)
+	r := findRow(t, p, "host (no container)", "capabilities")
+	kept := 0
+	for i := 3; i < len(r.Marks); i += 4 {
+		if r.Marks[i] >= 0 {
+			kept++
+		}
+	}
+	if len(r.Marks)/4 != detailsPerKind+10 || kept != detailsPerKind || p.Kept != detailsPerKind {
+		t.Errorf("%d marks, %d with JSON (page: %d): want %d and %d", len(r.Marks)/4, kept, p.Kept, detailsPerKind+10, detailsPerKind)
+	}
+}
+
+func TestEmptyInput(t *testing.T) {
+	var out bytes.Buffer
+	if err := Write(&out, strings.NewReader(""), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"events":0`) {
+		t.Error("an empty trace gives no page saying so")
+	}
+}

@@ -1,0 +1,469 @@
+// Package report renders events, as JSON lines in the schema `ghostwatch trace -o json` writes,
+// into one self-contained HTML file: a timeline per container or pod, with device windows and
+// network namespaces' lives as spans, denials, OOM kills, capability denials and entries as
+// marks, each opening its event's JSON. It needs no network: the styles, the script and the
+// events are all in the file.
+package report
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options say what the report is of.
+type Options struct {
+	// Title heads the page, e.g. "ghostwatch trace devices".
+	Title string
+}
+
+// Limits on what the file carries beyond the marks themselves, which are all kept: the JSON of
+// the first events of each kind in each row, within a total.
+const (
+	detailsPerKind = 500
+	detailBytes    = 16 << 20
+	maxLineBytes   = 4 << 20
+	// netnsRows is how many namespaces of a lane get a row of their own; the rest share one.
+	netnsRows = 16
+)
+
+// Write reads events from r, one JSON object per line, and writes the report to w. Lines that are
+// not events (a truncated last line) are counted and said in the report, not fatal; a `summary`
+// line (the end of a trace) puts its counts, lost events included, at the top.
+func Write(w io.Writer, r io.Reader, o Options) error {
+	m := newModel()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
+	for sc.Scan() {
+		m.add(sc.Bytes())
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading events: %w", err)
+	}
+	return writeHTML(w, m.finish(o))
+}
+
+// kinds are what marks and spans are, in the order of the legend; the page styles each and the
+// tests count them by name (data-kind).
+var kinds = []struct{ name, legend string }{
+	{"window", "device window: access that was allowed is removed (red: deny-all)"},
+	{"denied", "device access denied (EPERM)"},
+	{"rule", "device rule write or program attach"},
+	{"netns-alive", "network namespace with tasks"},
+	{"netns-empty", "network namespace empty, not yet destroyed"},
+	{"netns-lingering", "network namespace lingering, with its holder"},
+	{"netns-destroyed", "network namespace destroyed"},
+	{"oom", "OOM kill"},
+	{"exit", "exit"},
+	{"cap-denied", "capability denied"},
+	{"cap", "capability check allowed, capset, exec with file capabilities"},
+	{"entry", "entry into the container's namespaces"},
+	{"other", "any other event"},
+}
+
+func kindIndex(name string) int {
+	for i, k := range kinds {
+		if k.name == name {
+			return i
+		}
+	}
+	panic("report: unknown kind " + name)
+}
+
+type span struct {
+	from, to      time.Time
+	kind          int
+	strong        bool // deny-all, for a window
+	label, detail int
+}
+
+type mark struct {
+	at            time.Time
+	kind          int
+	label, detail int
+}
+
+type row struct {
+	name   string
+	order  int
+	first  time.Time
+	spans  []span
+	marks  []mark
+	kept   map[int]int // details kept per kind
+	counts map[int]int // events per kind
+}
+
+type lane struct {
+	title string
+	host  bool
+	first time.Time
+	rows  map[string]*row
+}
+
+// life is what was seen of one network namespace, joined into spans at the end.
+type life struct {
+	inode                                uint64
+	lane                                 string
+	created, empty, lingering, destroyed *nsEvent
+	first                                time.Time
+}
+
+type nsEvent struct {
+	at    time.Time
+	label int
+	obj   netnsObj
+	line  []byte // kept for the span's detail, whose row is known at the end
+}
+
+type model struct {
+	lanes      map[string]*lane
+	labels     []string
+	labelIndex map[string]int
+	details    []string
+	detailSize int
+	summaries  []summary
+	badLines   int
+	events     int
+	start, end time.Time
+	lives      map[uint64]*life
+	lifeOrder  []*life
+	// laneTitles names lanes by their keys.
+	laneTitles map[string]string
+}
+
+func newModel() *model {
+	return &model{lanes: map[string]*lane{}, labelIndex: map[string]int{}, lives: map[uint64]*life{},
+		laneTitles: map[string]string{}}
+}
+
+func (m *model) label(s string) int {
+	if i, ok := m.labelIndex[s]; ok {
+		return i
+	}
+	m.labels = append(m.labels, s)
+	m.labelIndex[s] = len(m.labels) - 1
+	return len(m.labels) - 1
+}
+
+func (m *model) seen(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if m.start.IsZero() || t.Before(m.start) {
+		m.start = t
+	}
+	if t.After(m.end) {
+		m.end = t
+	}
+}
+
+// laneOf returns the key of the lane of a container, a pod, a cgroup with no known container, or
+// the host.
+func (m *model) laneOf(o *owner, cgroupPath string) string {
+	var key, title string
+	switch {
+	case o != nil && o.Pod != "":
+		ns := o.K8sNamespace
+		if ns == "" {
+			ns = "-"
+		}
+		key, title = "pod/"+ns+"/"+o.Pod, "pod "+o.Pod+" ("+ns+")"
+	case o != nil && o.ID != "":
+		key, title = "container/"+o.ID, "container "+o.label()
+		if o.Name != "" {
+			title += " (" + shortID(o.ID) + ")"
+		}
+	case cgroupPath != "":
+		key, title = "cgroup/"+cgroupPath, "cgroup "+cgroupPath
+	default:
+		key, title = "host", "host (no container)"
+	}
+	m.laneTitles[key] = title
+	return key
+}
+
+func (m *model) row(laneKey, name string, order int, at time.Time) *row {
+	l := m.lanes[laneKey]
+	if l == nil {
+		l = &lane{title: m.laneTitles[laneKey], host: laneKey == "host", first: at, rows: map[string]*row{}}
+		m.lanes[laneKey] = l
+	}
+	if at.Before(l.first) {
+		l.first = at
+	}
+	r := l.rows[name]
+	if r == nil {
+		r = &row{name: name, order: order, first: at, kept: map[int]int{}, counts: map[int]int{}}
+		l.rows[name] = r
+	}
+	return r
+}
+
+// detail keeps an event's JSON for its mark, within the limits, and returns its index or -1.
+func (m *model) detail(r *row, kind int, line []byte) int {
+	r.counts[kind]++
+	if r.kept[kind] >= detailsPerKind || m.detailSize+len(line) > detailBytes {
+		return -1
+	}
+	r.kept[kind]++
+	m.detailSize += len(line)
+	m.details = append(m.details, string(line))
+	return len(m.details) - 1
+}
+
+// Row order within a lane: the device cgroup first, then namespaces, kills, capabilities, entries.
+const (
+	orderDevices = iota
+	orderNetns
+	orderOOM
+	orderCaps
+	orderEntries
+	orderOther
+)
+
+func (m *model) add(line []byte) {
+	var h header
+	var all map[string]json.RawMessage
+	if json.Unmarshal(line, &all) != nil || json.Unmarshal(line, &h) != nil || h.Type == "" {
+		m.badLines++
+		return
+	}
+	if h.Type == "summary" {
+		var s summary
+		json.Unmarshal(line, &s)
+		m.summaries = append(m.summaries, s)
+		return
+	}
+	if h.Time.IsZero() {
+		m.badLines++
+		return
+	}
+	m.events++
+	m.seen(h.Time)
+	obj := all[h.Type]
+	actor := h.Proc.Comm + " (pid " + strconv.FormatUint(uint64(h.Proc.PID), 10) + ")"
+	switch h.Type {
+	case "devices":
+		var d devicesObj
+		if json.Unmarshal(obj, &d) == nil {
+			m.addDevices(&h, &d, actor, line)
+			return
+		}
+	case "netns":
+		var n netnsObj
+		if json.Unmarshal(obj, &n) == nil && n.NetNS != 0 {
+			m.addNetns(&h, &n, actor, line)
+			return
+		}
+	case "caps":
+		var c capsObj
+		if json.Unmarshal(obj, &c) == nil {
+			m.addCaps(&h, &c, actor, line)
+			return
+		}
+	case "setns":
+		var s setnsObj
+		if json.Unmarshal(obj, &s) == nil {
+			m.addSetns(&h, &s, actor, line)
+			return
+		}
+	}
+	m.addOther(&h, obj, actor, line)
+}
+
+func (m *model) addMark(laneKey, rowName string, order int, at time.Time, kind string, label string, line []byte) {
+	r := m.row(laneKey, rowName, order, at)
+	k := kindIndex(kind)
+	r.marks = append(r.marks, mark{at: at, kind: k, label: m.label(label), detail: m.detail(r, k, line)})
+}
+
+func (m *model) addDevices(h *header, d *devicesObj, actor string, line []byte) {
+	target := m.laneOf(d.Cgroup.Container, d.Cgroup.Path)
+	switch h.Kind {
+	case "rule":
+		m.addMark(target, "devices", orderDevices, h.Time, "rule",
+			fmt.Sprintf("%s %q by %s: %s", d.File, d.Written, actor, d.Result), line)
+	case "program":
+		m.addMark(target, "devices", orderDevices, h.Time, "rule",
+			fmt.Sprintf("device program %s (id %d) by %s: %s", d.Op, d.ProgramID, actor, d.Result), line)
+	case "denied":
+		s := d.Path + " (" + strings.TrimSpace(d.Device+" "+d.Access) + ") denied in " + d.Syscall
+		if c := causeLabel(d.Cause); c != "" {
+			s += "; cause: " + c
+		} else {
+			s += "; no known cause"
+		}
+		m.addMark(m.laneOf(h.Container, ""), "devices", orderDevices, h.Time, "denied", s, line)
+	case "window":
+		m.addWindow(h, d, target, line)
+	default:
+		m.addMark(target, "devices", orderDevices, h.Time, "other", "devices "+h.Kind+" by "+actor, line)
+	}
+}
+
+func (m *model) addWindow(h *header, d *devicesObj, laneKey string, line []byte) {
+	to := d.Closed
+	if d.StillOpen || to.IsZero() {
+		to = h.Time
+	}
+	from := d.Opened
+	if from.IsZero() {
+		from = to
+	}
+	m.seen(from)
+	what := "DENY WINDOW"
+	if d.DenyAll {
+		what = "DENY-ALL WINDOW"
+	}
+	s := fmt.Sprintf("%s %s", what, duration(to.Sub(from)))
+	if w := d.OpenedBy; w != nil {
+		s += fmt.Sprintf(" opened by %s (pid %d): %s %q", w.Comm, w.PID, w.File, w.Rule)
+	}
+	if w := d.ClosedBy; w != nil {
+		s += fmt.Sprintf(", closed by %s (pid %d)", w.Comm, w.PID)
+	}
+	if d.StillOpen {
+		s += ", still open at the end"
+	}
+	s += fmt.Sprintf(": %d denied", d.Denied)
+	if len(d.DeniedPaths) > 0 {
+		s += " (" + strings.Join(d.DeniedPaths, ", ") + ")"
+	}
+	r := m.row(laneKey, "devices", orderDevices, from)
+	k := kindIndex("window")
+	r.spans = append(r.spans, span{from: from, to: to, kind: k, strong: d.DenyAll, label: m.label(s), detail: m.detail(r, k, line)})
+}
+
+func (m *model) addNetns(h *header, n *netnsObj, actor string, line []byte) {
+	l := m.lives[n.NetNS]
+	if l == nil {
+		l = &life{inode: n.NetNS, first: h.Time}
+		m.lives[n.NetNS] = l
+		m.lifeOrder = append(m.lifeOrder, l)
+	}
+	// The namespace's lane is its owner's when any event names one, else its first actor's.
+	if n.Owner != nil {
+		l.lane = m.laneOf(n.Owner, "")
+	} else if l.lane == "" {
+		l.lane = m.laneOf(h.Container, "")
+	}
+	var s string
+	switch h.Kind {
+	case "created":
+		s = "created by " + n.How + " by " + actor
+	case "empty":
+		s = "empty: its last task left by " + n.How + " (" + actor + ")"
+	case "lingering":
+		s = "LINGERING, empty " + duration(time.Duration(n.Empty)) + ": " + n.HeldBy
+	case "destroyed":
+		s = "destroyed"
+		if n.Lived > 0 {
+			s += " after " + duration(time.Duration(n.Lived))
+		}
+	default:
+		s = "netns " + h.Kind + " by " + actor
+	}
+	e := &nsEvent{at: h.Time, label: m.label(fmt.Sprintf("netns %d %s", n.NetNS, s)), obj: *n, line: append([]byte(nil), line...)}
+	switch h.Kind {
+	case "created":
+		l.created = e
+	case "empty":
+		l.empty = e
+	case "lingering":
+		l.lingering = e
+	case "destroyed":
+		l.destroyed = e
+	}
+}
+
+func (m *model) addCaps(h *header, c *capsObj, actor string, line []byte) {
+	laneKey := m.laneOf(h.Container, "")
+	switch h.Kind {
+	case "check":
+		s := c.Cap + " " + c.Verdict + " in " + c.Syscall + " (" + actor + ")"
+		kind := "cap"
+		if c.Verdict == "denied" {
+			kind = "cap-denied"
+			if cause := causeLabel(c.Cause); cause != "" {
+				s += "; cause: " + cause
+			}
+		}
+		m.addMark(laneKey, "capabilities", orderCaps, h.Time, kind, s, line)
+	case "exec":
+		s := "exec " + c.File + " by " + actor + ": file capabilities "
+		if c.Applied {
+			s += "applied"
+		} else {
+			s += "NOT applied (" + c.IgnoredBecause + ")"
+		}
+		m.addMark(laneKey, "capabilities", orderCaps, h.Time, "cap", s, line)
+	case "capset":
+		m.addMark(laneKey, "capabilities", orderCaps, h.Time, "cap", fmt.Sprintf("capset by %s: %s, added %v, dropped %v", actor, c.Result, c.Added, c.Dropped), line)
+	default:
+		m.addMark(laneKey, "capabilities", orderCaps, h.Time, "other", "caps "+h.Kind+" by "+actor, line)
+	}
+}
+
+func (m *model) addSetns(h *header, s *setnsObj, actor string, line []byte) {
+	// An entry belongs to the container entered; an unshare or clone, to its actor's.
+	laneKey := m.laneOf(s.TargetContainer, "")
+	if s.TargetContainer == nil {
+		laneKey = m.laneOf(h.Container, "")
+	}
+	rowName := "entries"
+	if s.Class != "" {
+		rowName = "entries: " + s.Class
+	}
+	from := "the host"
+	if h.Container != nil {
+		from = h.Container.label()
+	}
+	label := fmt.Sprintf("%s %s by %s from %s: %s", s.Syscall, strings.Join(s.NSTypes, ","), actor, from, s.Result)
+	m.addMark(laneKey, rowName, orderEntries, h.Time, "entry", label, line)
+}
+
+// addOther places an event of a kind the report has no rule for (yet): a mark on a row named after
+// its type in its actor's lane, labelled with its first plain fields. OOM kills and exits, by
+// their names, get their own marks.
+func (m *model) addOther(h *header, obj json.RawMessage, actor string, line []byte) {
+	name := h.Type
+	if h.Kind != "" {
+		name += " " + h.Kind
+	}
+	kind, order := "other", orderOther
+	switch {
+	case strings.Contains(name, "oom"):
+		kind, order = "oom", orderOOM
+	case strings.Contains(name, "exit"):
+		kind, order = "exit", orderOOM
+	}
+	s := name + " by " + actor
+	if fields, _ := scalars(obj); len(fields) > 0 {
+		var parts []string
+		for i, f := range fields {
+			if i == 6 {
+				break
+			}
+			parts = append(parts, f[0]+"="+f[1])
+		}
+		s += ": " + strings.Join(parts, " ")
+	}
+	// A victim named by the event (its container) is the lane, where the event says so.
+	laneKey := m.laneOf(h.Container, "")
+	var withVictim struct {
+		Victim *owner `json:"victim_container"`
+		Target *owner `json:"target_container"`
+	}
+	if json.Unmarshal(obj, &withVictim) == nil {
+		if withVictim.Victim != nil {
+			laneKey = m.laneOf(withVictim.Victim, "")
+		} else if withVictim.Target != nil {
+			laneKey = m.laneOf(withVictim.Target, "")
+		}
+	}
+	m.addMark(laneKey, h.Type, order, h.Time, kind, s, line)
+}
