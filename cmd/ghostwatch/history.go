@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/flightrec"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/registry"
+	"github.com/ghostwatch/ghostwatch/tracer/report"
 )
 
 // defaultDataDir is where the agent keeps its flight record unless told otherwise.
@@ -38,6 +42,7 @@ func historyCommand() *cli.Command {
 			&cli.StringFlag{Name: "k8s-namespace", Usage: "only events of or about containers in this Kubernetes namespace"},
 			&cli.BoolFlag{Name: "host", Usage: "only events of host processes (no container)"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "then wait for new events, until Ctrl-C"},
+			&cli.StringFlag{Name: "report", Usage: "also write the events as a timeline in one self-contained HTML file here"},
 		},
 		Action: history,
 	}
@@ -55,6 +60,13 @@ func history(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var rec *report.Recorder
+	if path := c.String("report"); path != "" {
+		if rec, err = report.NewRecorder(path); err != nil {
+			return err
+		}
+		defer rec.Close()
+	}
 	r, err := flightrec.NewReader(c.String("data-dir"))
 	if err != nil {
 		return fmt.Errorf("%w (is an agent writing there? see --data-dir)", err)
@@ -62,14 +74,27 @@ func history(c *cli.Context) error {
 	defer r.Close()
 
 	w := newHistoryWriter(format, c.App.Writer, q.Gadgets)
-	q.JSON, q.Rows = w.isJSON, !w.isJSON
+	q.JSON, q.Rows = w.isJSON || rec != nil, !w.isJSON
+	write, writeFlushed := w.write, w.writeFlushed
+	if rec != nil {
+		write = func(e *flightrec.Entry) error {
+			rec.AddLine(bytes.TrimSuffix(e.JSON, []byte("\n")))
+			return w.write(e)
+		}
+		writeFlushed = func(e *flightrec.Entry) error {
+			if err := write(e); err != nil {
+				return err
+			}
+			return w.flush()
+		}
+	}
 	var sum flightrec.Summary
 	if c.Bool("follow") {
 		ctx, stop := traceContext(c.Context, 0)
 		defer stop()
-		sum, err = r.Follow(ctx, q, 250*time.Millisecond, w.writeFlushed)
+		sum, err = r.Follow(ctx, q, 250*time.Millisecond, writeFlushed)
 	} else {
-		sum, err = r.Scan(c.Context, q, w.write)
+		sum, err = r.Scan(c.Context, q, write)
 	}
 	if err == nil {
 		err = w.flush()
@@ -77,7 +102,23 @@ func history(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return w.summary(c.App.ErrWriter, sum)
+	if err := w.summary(c.App.ErrWriter, sum); err != nil || rec == nil {
+		return err
+	}
+	line, err := json.Marshal(historySummary{Type: "summary", Summary: sum})
+	if err != nil {
+		return err
+	}
+	rec.AddLine(line)
+	title := "ghostwatch history"
+	if host, err := os.Hostname(); err == nil {
+		title += " on " + host
+	}
+	if err := rec.Write(report.Options{Title: title}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "ghostwatch: report in %s\n", c.String("report"))
+	return nil
 }
 
 // historyQuery reads the query flags.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,4 +109,44 @@ func TestTraceReportPathError(t *testing.T) {
 		t.Errorf("exit %d, want 1", code)
 	}
 	oneLineError(t, stderr.String(), "report: open /nonexistent-dir/")
+}
+
+// history --report: the events read (JSON kept for the report even when the table is printed), in
+// their pods' lanes, and the record's gap between two agent runs drawn across them.
+func TestHistoryReport(t *testing.T) {
+	dir := t.TempDir()
+	evs := historyEvents(time.Date(2026, 3, 1, 2, 10, 0, 0, time.UTC))
+	writeHistory(t, dir, evs[:2])
+	writeHistory(t, dir, evs[2:])
+	path := filepath.Join(t.TempDir(), "history.html")
+	var stdout, stderr strings.Builder
+	if code := run([]string{"ghostwatch", "history", "--data-dir", dir, "-o", "table", "--report", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "TIME ") || !strings.Contains(stderr.String(), "report in "+path) {
+		t.Errorf("stdout %q, stderr %q: want the table, and where the report is", stdout.String(), stderr.String())
+	}
+	html, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, data, _ := strings.Cut(string(html), `<script id="data" type="application/json">`)
+	data, _, _ = strings.Cut(data, "</script>")
+	var page struct {
+		Events int
+		Gaps   []struct{ Label string }
+		Lanes  []struct{ Title string }
+	}
+	if err := json.Unmarshal([]byte(data), &page); err != nil {
+		t.Fatalf("the report's data: %v", err)
+	}
+	var lanes []string
+	for _, l := range page.Lanes {
+		lanes = append(lanes, l.Title)
+	}
+	if page.Events != len(evs) || len(page.Gaps) != 1 || !strings.Contains(page.Gaps[0].Label, "no agent ran") ||
+		!slices.Contains(lanes, "pod web-0 (shop)") {
+		t.Errorf("report of %d events, gaps %+v, lanes %q: want %d events, the gap between the runs, pod web-0's lane",
+			page.Events, page.Gaps, lanes, len(evs))
+	}
 }

@@ -34,12 +34,27 @@ type owner struct {
 	K8sNamespace string `json:"k8s_namespace"`
 }
 
-// summary is the last line of a trace: what it saw and lost.
+// summary is the last line of a trace (what it saw and lost) or of history (what it read, and the
+// record's gaps).
 type summary struct {
-	Gadget   string `json:"gadget"`
+	Gadget   string `json:"gadget,omitempty"`
 	Events   uint64 `json:"events"`
 	Lost     uint64 `json:"lost"`
-	Duration string `json:"duration"`
+	Duration string `json:"duration,omitempty"`
+	Gaps     []gap  `json:"gaps,omitempty"`
+}
+
+// gap is a time in which a flight record may miss events: no agent ran ("stopped"), it was killed,
+// or events were lost.
+type gap struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Reason string    `json:"reason"`
+	Lost   []struct {
+		Gadget string `json:"gadget"`
+		Cause  string `json:"cause"`
+		Count  uint64 `json:"count"`
+	} `json:"lost,omitempty"`
 }
 
 type cgroup struct {

@@ -145,3 +145,16 @@ func TestEmptyInput(t *testing.T) {
 		t.Error("an empty trace gives no page saying so")
 	}
 }
+
+// A flight record's gaps that overlap the events are kept with their words; others are not drawn.
+func TestGaps(t *testing.T) {
+	p := modelOf(t,
+		`{"time":"`+at(0)+`","type":"setns","proc":{"pid":1,"comm":"a"},"setns":{"syscall":"unshare","ns_types":["uts"],"result":"ok"}}`,
+		`{"time":"`+at(1000)+`","type":"setns","proc":{"pid":1,"comm":"a"},"setns":{"syscall":"unshare","ns_types":["uts"],"result":"ok"}}`,
+		`{"type":"summary","events":2,"gaps":[{"from":"`+at(200)+`","to":"`+at(700)+`","reason":"killed","lost":[{"gadget":"setns","cause":"agent_killed","count":12}]},{"from":"`+at(5000)+`","to":"`+at(6000)+`","reason":"stopped"}]}`,
+	)
+	if len(p.Gaps) != 1 || p.Gaps[0].From != 200_000 || p.Gaps[0].To != 700_000 ||
+		p.Gaps[0].Label != "gap: the agent was killed for 500ms (12 setns agent killed): the record may miss events here" {
+		t.Errorf("gaps %+v", p.Gaps)
+	}
+}

@@ -15,17 +15,26 @@ import (
 // which a double holds exactly for centuries; marks and spans are flat arrays of numbers, so that
 // 100,000 events stay a few megabytes.
 type page struct {
-	Title     string     `json:"title"`
-	Start     string     `json:"start"`
-	SpanUS    int64      `json:"span_us"`
-	Events    int        `json:"events"`
-	BadLines  int        `json:"bad_lines"`
-	Kept      int        `json:"kept"`
-	Summaries []summary  `json:"summaries"`
-	Kinds     []pageKind `json:"kinds"`
-	Labels    []string   `json:"labels"`
-	Details   []string   `json:"details"`
-	Lanes     []pageLane `json:"lanes"`
+	Title     string    `json:"title"`
+	Start     string    `json:"start"`
+	SpanUS    int64     `json:"span_us"`
+	Events    int       `json:"events"`
+	BadLines  int       `json:"bad_lines"`
+	Kept      int       `json:"kept"`
+	Summaries []summary `json:"summaries"`
+	// Gaps are the flight record's, as times from Start (from, to) with their words, for every
+	// gap that overlaps the events.
+	Gaps    []pageGap  `json:"gaps"`
+	Kinds   []pageKind `json:"kinds"`
+	Labels  []string   `json:"labels"`
+	Details []string   `json:"details"`
+	Lanes   []pageLane `json:"lanes"`
+}
+
+type pageGap struct {
+	From  int64  `json:"from"`
+	To    int64  `json:"to"`
+	Label string `json:"label"`
 }
 
 type pageKind struct {
@@ -111,7 +120,36 @@ func (m *model) finish(o Options) *page {
 	}
 	p.Kept = len(m.details)
 	p.Details = m.details
+	p.Gaps = []pageGap{}
+	for _, s := range m.summaries {
+		for _, g := range s.Gaps {
+			if m.start.IsZero() || g.To.Before(m.start) || g.From.After(m.end) {
+				continue
+			}
+			p.Gaps = append(p.Gaps, pageGap{From: m.us(g.From), To: m.us(g.To), Label: g.label()})
+		}
+	}
 	return p
+}
+
+func (g gap) label() string {
+	s := map[string]string{"stopped": "no agent ran", "killed": "the agent was killed", "lost": "events were lost"}[g.Reason]
+	if s == "" {
+		s = g.Reason
+	}
+	s = "gap: " + s + " for " + duration(g.To.Sub(g.From))
+	for i, l := range g.Lost {
+		if i == 0 {
+			s += " ("
+		} else {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d %s %s", l.Count, l.Gadget, strings.ReplaceAll(l.Cause, "_", " "))
+	}
+	if len(g.Lost) > 0 {
+		s += ")"
+	}
+	return s + ": the record may miss events here"
 }
 
 func (m *model) us(t time.Time) int64 { return t.Sub(m.start).Microseconds() }
