@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -105,20 +103,7 @@ func history(c *cli.Context) error {
 	if err := w.summary(c.App.ErrWriter, sum); err != nil || rec == nil {
 		return err
 	}
-	line, err := json.Marshal(historySummary{Type: "summary", Summary: sum})
-	if err != nil {
-		return err
-	}
-	rec.AddLine(line)
-	title := "ghostwatch history"
-	if host, err := os.Hostname(); err == nil {
-		title += " on " + host
-	}
-	if err := rec.Write(report.Options{Title: title}); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "ghostwatch: report in %s\n", c.String("report"))
-	return nil
+	return writeReport(rec, historySummary{Type: "summary", Summary: sum}, "ghostwatch history", c.String("report"), c.App.ErrWriter)
 }
 
 // historyQuery reads the query flags.
