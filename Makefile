@@ -64,8 +64,8 @@ runtime-base: ## learn what runc and crun do between installing a seccomp filter
 check-runtime-base: ## fail if runc or crun do, in 20 runs per mode, what gen/runtimebase lacks (as root)
 	$(GO) run ./tools/runtimebase -check -runs 20
 
-check-generated: generate ## fail if gen/, the README's gadget docs or the man pages differ from what `make generate` writes
-	@git diff --exit-code --stat -- gen README.md docs/man || { echo "gen/, README.md or docs/man is stale: run make generate and commit" >&2; exit 1; }
+check-generated: generate ## fail if gen/, the gadget docs (README.md, docs/) or the man pages differ from what `make generate` writes
+	@git diff --exit-code --stat -- gen README.md docs || { echo "gen/, README.md or docs/ is stale: run make generate and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- gen docs/man)" || { git status --porcelain -- gen docs/man; echo "gen/ or docs/man has files not committed" >&2; exit 1; }
 
 lint: ## gofmt, go vet, staticcheck

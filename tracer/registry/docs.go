@@ -8,20 +8,26 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
 
-// Docs returns the parts of the README written from the registry, by section name: the list of
-// gadgets, their JSON objects, and their attach points. tools/readme writes them into README.md
-// between "<!-- registry:NAME -->" and "<!-- registry:end -->"; a test fails when they differ.
+// Docs returns the documentation written from the registry, by section name: "gadgets" (the list,
+// for the README, linking each gadget's page), "attach" (every hook's attach points), and for each
+// gadget "flags:NAME" (its own options), "json:NAME" (its JSON objects) and "attach:NAME" (its
+// hooks), for its page
+// docs/gadgets/NAME.md. tools/readme writes each between "<!-- registry:NAME -->" and
+// "<!-- registry:end -->" wherever it appears; a test fails when a page differs.
 func Docs() (map[string]string, error) {
-	var list, fields, hooks strings.Builder
+	docs := map[string]string{}
+	var list, hooks strings.Builder
 	list.WriteString("| gadget | how | what it shows |\n| --- | --- | --- |\n")
-	hooks.WriteString("| gadget/hook | tried in order | without any |\n| --- | --- | --- |\n")
+	const hooksHead = "| gadget/hook | tried in order | without any |\n| --- | --- | --- |\n"
+	hooks.WriteString(hooksHead)
 	for _, d := range All {
 		how := "`ghostwatch trace " + d.Name + "`"
 		if d.Mode == gadget.Recorder {
 			how = "`ghostwatch " + d.Name + " record`"
 		}
-		fmt.Fprintf(&list, "| %s | %s | %s |\n", d.Name, how, d.Summary)
+		fmt.Fprintf(&list, "| [%s](docs/gadgets/%s.md) | %s | %s |\n", d.Name, d.Name, how, d.Summary)
 
+		var fields strings.Builder
 		for _, k := range append(append([]gadget.Kind{}, d.Kinds...), d.Derived...) {
 			if len(d.Kinds)+len(d.Derived) > 1 {
 				fmt.Fprintf(&fields, "\nThe `%s` object of kind `%s`:\n\n", d.Name, k.Name)
@@ -33,11 +39,15 @@ func Docs() (map[string]string, error) {
 				fmt.Fprintf(&fields, "| `%s` | %s |\n", f.Name, f.Meaning)
 			}
 		}
+		docs["json:"+d.Name] = strings.TrimPrefix(fields.String(), "\n")
+		docs["flags:"+d.Name] = flagsDoc(d)
 
 		spec, err := d.Load()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Name, err)
 		}
+		var own strings.Builder
+		own.WriteString(hooksHead)
 		for _, h := range d.Hooks {
 			descs, err := attach.Describe(spec, h)
 			if err != nil {
@@ -47,30 +57,68 @@ func Docs() (map[string]string, error) {
 			if without == "" {
 				without = "required: the gadget does not load"
 			}
-			fmt.Fprintf(&hooks, "| %s/%s | `%s` | %s |\n", d.Name, h.Name, strings.Join(descs, "`, then `"), without)
+			row := fmt.Sprintf("| %s/%s | `%s` | %s |\n", d.Name, h.Name, strings.Join(descs, "`, then `"), without)
+			hooks.WriteString(row)
+			own.WriteString(row)
 		}
+		docs["attach:"+d.Name] = own.String()
 	}
-	return map[string]string{"gadgets": list.String(), "json": strings.TrimPrefix(fields.String(), "\n"), "attach": hooks.String()}, nil
+	docs["gadgets"], docs["attach"] = list.String(), hooks.String()
+	return docs, nil
 }
 
-// ReplaceDocs returns readme with each section of Docs written between its markers, and an error
-// naming a section whose markers are missing.
-func ReplaceDocs(readme string) (string, error) {
-	docs, err := Docs()
-	if err != nil {
-		return "", err
+// flagsDoc lists a streaming gadget's own options, which `trace NAME` takes beside the common flags.
+func flagsDoc(d *gadget.Descriptor) string {
+	if d.Mode != gadget.Stream {
+		return "`ghostwatch " + d.Name + "` has commands of its own, described above; all their flags: `ghostwatch " +
+			d.Name + " COMMAND --help`, and their man pages in [docs/man](../man).\n"
 	}
-	for name, text := range docs {
-		begin, end := "<!-- registry:"+name+" -->\n", "<!-- registry:end -->"
-		i := strings.Index(readme, begin)
+	var b strings.Builder
+	b.WriteString("`ghostwatch trace " + d.Name + "` takes the [common flags](../commands/trace.md)")
+	if len(d.Params) == 0 {
+		b.WriteString(" and no others.\n")
+		return b.String()
+	}
+	b.WriteString(" and:\n\n| flag | default | meaning |\n| --- | --- | --- |\n")
+	for _, p := range d.Params {
+		fmt.Fprintf(&b, "| `--%s` | `%v` | %s |\n", p.Name, p.Default, p.Usage)
+	}
+	return b.String()
+}
+
+// ReplaceDocs returns text with each section of docs that it marks written between its markers,
+// and the names of those sections. A marker of a section docs does not have is an error.
+func ReplaceDocs(text string, docs map[string]string) (string, []string, error) {
+	const begin, end, close = "<!-- registry:", "<!-- registry:end -->", " -->\n"
+	var out strings.Builder
+	var used []string
+	for {
+		i := strings.Index(text, begin)
 		if i < 0 {
-			return "", fmt.Errorf("README has no %q marker", strings.TrimSpace(begin))
+			out.WriteString(text)
+			return out.String(), used, nil
 		}
-		j := strings.Index(readme[i:], end)
+		if strings.HasPrefix(text[i:], end) {
+			return "", nil, fmt.Errorf("%q without a section marker before it", end)
+		}
+		k := strings.Index(text[i:], close)
+		if k < 0 {
+			return "", nil, fmt.Errorf("an unclosed %q marker", begin)
+		}
+		name := text[i+len(begin) : i+k]
+		body, ok := docs[name]
+		if !ok {
+			return "", nil, fmt.Errorf("no registry section %q", name)
+		}
+		rest := text[i+k+len(close):]
+		j := strings.Index(rest, end)
 		if j < 0 {
-			return "", fmt.Errorf("README has no %q after %q", end, strings.TrimSpace(begin))
+			return "", nil, fmt.Errorf("no %q after the %q marker", end, name)
 		}
-		readme = readme[:i+len(begin)] + text + readme[i+j:]
+		out.WriteString(text[:i+k+len(close)])
+		out.WriteString(body)
+		out.WriteString(end)
+		used = append(used, name)
+		text = rest[j+len(end):]
 	}
-	return readme, nil
 }
