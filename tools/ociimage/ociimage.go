@@ -29,6 +29,9 @@ type File struct {
 	Path   string // in the image, without a leading slash: usr/bin/ghostwatch
 	Source string // on disk
 	Mode   int64
+	// Xattrs are extended attributes (PAX SCHILY.xattr records), which containerd sets when it
+	// unpacks the layer: security.capability gives a file capabilities.
+	Xattrs map[string]string
 }
 
 // Platform is one architecture's image.
@@ -157,7 +160,17 @@ func rootfs(w io.Writer, p Platform) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(tw, f.Path, data, f.Mode); err != nil {
+		h := &tar.Header{Name: f.Path, Typeflag: tar.TypeReg, Mode: f.Mode, Size: int64(len(data)), ModTime: epoch, Format: tar.FormatPAX}
+		for k, v := range f.Xattrs {
+			if h.PAXRecords == nil {
+				h.PAXRecords = map[string]string{}
+			}
+			h.PAXRecords["SCHILY.xattr."+k] = v
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
 			return err
 		}
 	}
