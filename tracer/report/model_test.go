@@ -81,11 +81,12 @@ func TestLanesAndGenericMarks(t *testing.T) {
 		`{"time":"`+at(30)+`","type":"setns","proc":{"pid":8,"comm":"nsenter"},"setns":{"syscall":"setns","ns_types":["net"],"target_container":`+db+`,"result":"ok","class":"nsenter"}}`,
 		`{"time":"`+at(40)+`","type":"oom","kind":"kill","proc":{"pid":0,"comm":"swapper"},"oom":{"victim_container":`+db+`,"victim_pid":77,"limit":1048576}}`,
 		`{"time":"`+at(50)+`","type":"signals","kind":"sent","proc":{"pid":3,"comm":"kill"},"signals":{"signal":"SIGTERM","target_pid":77}}`,
+		`{"time":"`+at(60)+`","type":"signals","kind":"sent","proc":{"pid":3,"comm":"kill"},"signals":{"signal":"SIGHUP","target":{"pid":78,"container":`+db+`}}}`,
 		`not json at all`,
 		`{"type":"summary","gadget":"devices","events":6,"lost":3,"duration":"1s"}`,
 	)
-	if p.Events != 6 || p.BadLines != 1 || len(p.Summaries) != 1 || p.Summaries[0].Lost != 3 {
-		t.Errorf("events %d, bad lines %d, summaries %+v: want 6, 1 and one with 3 lost", p.Events, p.BadLines, p.Summaries)
+	if p.Events != 7 || p.BadLines != 1 || len(p.Summaries) != 1 || p.Summaries[0].Lost != 3 {
+		t.Errorf("events %d, bad lines %d, summaries %+v: want 7, 1 and one with 3 lost", p.Events, p.BadLines, p.Summaries)
 	}
 	devices := findRow(t, p, "pod db-0 (prod)", "devices")
 	if got := spanKinds(p, devices); len(got) != 1 || got[0] != "window 0-20" || devices.Spans[3] != 1 {
@@ -111,6 +112,10 @@ func TestLanesAndGenericMarks(t *testing.T) {
 	sig := findRow(t, p, "host (no container)", "signals")
 	if p.Kinds[sig.Marks[1]].Name != "other" || p.Labels[sig.Marks[2]] != "signals sent by kill (pid 3): signal=SIGTERM target_pid=77" {
 		t.Errorf("generic mark %v %q", sig.Marks, p.Labels[sig.Marks[2]])
+	}
+	toDB := findRow(t, p, "pod db-0 (prod)", "signals")
+	if p.Labels[toDB.Marks[2]] != "signals sent by kill (pid 3): signal=SIGHUP" {
+		t.Errorf("a signal to db's container: %q in db-0's lane", p.Labels[toDB.Marks[2]])
 	}
 	if p.Lanes[len(p.Lanes)-1].Title != "host (no container)" {
 		t.Errorf("lanes %v: the host's comes last", p.Lanes)

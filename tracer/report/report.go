@@ -452,17 +452,24 @@ func (m *model) addOther(h *header, obj json.RawMessage, actor string, line []by
 		}
 		s += ": " + strings.Join(parts, " ")
 	}
-	// A victim named by the event (its container) is the lane, where the event says so.
+	// An event about another container (a signal's target, a victim) is in that container's lane,
+	// where the event names it.
 	laneKey := m.laneOf(h.Container, "")
-	var withVictim struct {
-		Victim *owner `json:"victim_container"`
-		Target *owner `json:"target_container"`
+	var about struct {
+		Victim          *owner          `json:"victim_container"`
+		TargetContainer *owner          `json:"target_container"`
+		Target          json.RawMessage `json:"target"`
 	}
-	if json.Unmarshal(obj, &withVictim) == nil {
-		if withVictim.Victim != nil {
-			laneKey = m.laneOf(withVictim.Victim, "")
-		} else if withVictim.Target != nil {
-			laneKey = m.laneOf(withVictim.Target, "")
+	if json.Unmarshal(obj, &about) == nil {
+		var target struct {
+			Container *owner `json:"container"`
+		}
+		json.Unmarshal(about.Target, &target) // a target that is not an object names no container
+		for _, o := range []*owner{about.Victim, about.TargetContainer, target.Container} {
+			if o != nil {
+				laneKey = m.laneOf(o, "")
+				break
+			}
 		}
 	}
 	m.addMark(laneKey, h.Type, order, h.Time, kind, s, line)
