@@ -8,7 +8,7 @@ packages=(
 	linux-libc-dev                # make generate: syscall names (gen/syscalls)
 	util-linux                    # tests: unshare, nsenter
 	containerd runc busybox-static # container tests: a private containerd, a locally built busybox image
-	containernetworking-plugins   # CRI tests and make e2e: the pods' network (loopback, ptp, host-local)
+	containernetworking-plugins   # CRI tests, make e2e, trace cni: the pods' network (loopback, ptp, host-local, bridge)
 	xz-utils zstd                 # tools/vmlinux-h.sh unpacks kernels
 	qemu-system-x86               # vmtest boots Debian's kernels under TCG
 	bpftrace strace               # make bench: the peers

@@ -66,9 +66,25 @@ func (r *Initramfs) AddProgram(name string) error {
 		return fmt.Errorf("packing %s: %w", name, err)
 	}
 	r.AddFile("/bin/"+path.Base(name), p, 0o755)
+	r.addLibraries(p)
+	return nil
+}
+
+// AddFileWithLibraries packs a program at its own path, with its shared libraries.
+func (r *Initramfs) AddFileWithLibraries(p string) error {
+	if _, err := os.Stat(p); err != nil {
+		return fmt.Errorf("packing %s: %w", p, err)
+	}
+	r.AddFile(p, p, 0o755)
+	r.addLibraries(p)
+	return nil
+}
+
+// addLibraries packs the shared libraries ldd lists for a program (none for a static one).
+func (r *Initramfs) addLibraries(p string) {
 	out, err := exec.Command("ldd", p).Output()
 	if err != nil {
-		return nil // static: "not a dynamic executable"
+		return // static: "not a dynamic executable"
 	}
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
@@ -81,7 +97,6 @@ func (r *Initramfs) AddProgram(name string) error {
 			}
 		}
 	}
-	return nil
 }
 
 // Write writes the archive in the newc format the kernel unpacks, uncompressed.

@@ -13,7 +13,11 @@ import (
 )
 
 // Programs are the host tools ghostwatch's tests run, packed into every guest with their libraries.
-var Programs = []string{"sh", "cat", "true", "readlink", "nsenter", "unshare", "bpftool", "cp", "busybox", "mkdir", "rmdir", "ip", "hostname"}
+var Programs = []string{"sh", "cat", "true", "readlink", "nsenter", "unshare", "bpftool", "cp", "busybox", "mkdir", "rmdir", "ip", "hostname", "sleep"}
+
+// Files are host programs the tests run by their path, packed at the same path with their
+// libraries: Debian's CNI plugins (trace cni).
+var Files = []string{"/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"}
 
 // Env lists the host variables passed on to the guest test.
 func guestEnv() []string {
@@ -46,6 +50,11 @@ func RunTest(ctx context.Context, o Options, dir, binary string, args ...string)
 	rd.AddFile(guestBinary, binary, 0o755)
 	for _, p := range Programs {
 		if err := rd.AddProgram(p); err != nil {
+			return 0, err
+		}
+	}
+	for _, p := range Files {
+		if err := rd.AddFileWithLibraries(p); err != nil {
 			return 0, err
 		}
 	}

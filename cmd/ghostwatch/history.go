@@ -171,11 +171,12 @@ func historyQuery(c *cli.Context, now time.Time) (flightrec.Query, error) {
 
 // kindNames are the kinds a gadget's events have in JSON ("" for a gadget with one kind).
 func kindNames(d *gadget.Descriptor) []string {
-	if len(d.Kinds)+len(d.Derived) < 2 {
+	kinds := d.Emitted()
+	if len(kinds) < 2 {
 		return nil
 	}
 	var out []string
-	for _, k := range append(append([]gadget.Kind{}, d.Kinds...), d.Derived...) {
+	for _, k := range kinds {
 		out = append(out, k.Name)
 	}
 	return out

@@ -77,6 +77,18 @@ func (d *Descriptor) Validate() error {
 	return nil
 }
 
+// Emitted returns the kinds of events the gadget writes: its kernel kinds that are not folded,
+// then its derived kinds.
+func (d *Descriptor) Emitted() []Kind {
+	var out []Kind
+	for _, k := range append(append([]Kind{}, d.Kinds...), d.Derived...) {
+		if !k.Folded {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // HooksFor returns the hooks to attach with these options.
 func (d *Descriptor) HooksFor(p Params) []attach.Hook {
 	var out []attach.Hook
@@ -99,9 +111,15 @@ type Kind struct {
 	Value uint32 // its value in the gadget's C kind enum
 	// Fields documents the members of the gadget's JSON object for this kind.
 	Fields []Field
+	// Folded: the processor folds these records into its derived events and never emits them,
+	// so they are not documented.
+	Folded bool
 	record reflect.Type
 	newDec func() decodeFunc
 }
+
+// Fold returns the kind marked Folded.
+func (k Kind) Fold() Kind { k.Folded = true; return k }
 
 // Field documents one member of a gadget's JSON object.
 type Field struct {
@@ -175,6 +193,9 @@ type Params map[string]any
 
 // Bool returns a boolean option.
 func (p Params) Bool(name string) bool { v, _ := p[name].(bool); return v }
+
+// String returns a string option.
+func (p Params) String(name string) string { v, _ := p[name].(string); return v }
 
 // Duration returns a duration option.
 func (p Params) Duration(name string) time.Duration { v, _ := p[name].(time.Duration); return v }

@@ -13,7 +13,12 @@ type Stat struct {
 	Comm  string // at most 15 bytes, as the kernel keeps it
 	PPid  uint32
 	Flags uint64 // the task's PF_* flags
+	// Start is when the process started, in clock ticks (USER_HZ, 100 on Linux) since boot.
+	Start uint64
 }
+
+// StartBootNs is when the process started, in nanoseconds of the boot-time clock.
+func (s Stat) StartBootNs() uint64 { return s.Start * 10_000_000 }
 
 // pfKthread is PF_KTHREAD.
 const pfKthread = 0x00200000
@@ -38,13 +43,14 @@ func parseStat(line string) (s Stat, ok bool) {
 		return s, false
 	}
 	f := strings.Fields(line[end+1:])
-	if len(f) < 7 {
+	if len(f) < 20 {
 		return s, false
 	}
 	ppid, err1 := strconv.ParseUint(f[1], 10, 32)
 	flags, err2 := strconv.ParseUint(f[6], 10, 64)
-	if err1 != nil || err2 != nil {
+	start, err3 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		return s, false
 	}
-	return Stat{Comm: line[open+1 : end], PPid: uint32(ppid), Flags: flags}, true
+	return Stat{Comm: line[open+1 : end], PPid: uint32(ppid), Flags: flags, Start: start}, true
 }

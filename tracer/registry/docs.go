@@ -28,8 +28,9 @@ func Docs() (map[string]string, error) {
 		fmt.Fprintf(&list, "| [%s](docs/gadgets/%s.md) | %s | %s |\n", d.Name, d.Name, how, d.Summary)
 
 		var fields strings.Builder
-		for _, k := range append(append([]gadget.Kind{}, d.Kinds...), d.Derived...) {
-			if len(d.Kinds)+len(d.Derived) > 1 {
+		kinds := d.Emitted()
+		for _, k := range kinds {
+			if len(kinds) > 1 {
 				fmt.Fprintf(&fields, "\nThe `%s` object of kind `%s`:\n\n", d.Name, k.Name)
 			} else {
 				fmt.Fprintf(&fields, "\nThe `%s` object:\n\n", d.Name)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/caps"
+	"github.com/ghostwatch/ghostwatch/tracer/cni"
 	"github.com/ghostwatch/ghostwatch/tracer/devices"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/netns"
@@ -22,6 +23,7 @@ var All = []*gadget.Descriptor{
 	&devices.Gadget,
 	&netns.Gadget,
 	&seccomp.Gadget,
+	&cni.Gadget,
 }
 
 // Streams are the gadgets `ghostwatch trace` streams.

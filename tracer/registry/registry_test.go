@@ -117,7 +117,13 @@ func TestKindLayouts(t *testing.T) {
 				t.Errorf("kind %s: no C struct of %d bytes named like %s in the object", k.Name, rec.Size(), rec.Name())
 			}
 		}
-		for _, k := range d.Kinds {
+		for _, k := range append(append([]gadget.Kind{}, d.Kinds...), d.Derived...) {
+			if k.Folded {
+				if d.NewProcessor == nil {
+					t.Errorf("kind %s is folded, but the gadget has no processor to fold it", k.Name)
+				}
+				continue
+			}
 			if len(k.Fields) == 0 {
 				t.Errorf("kind %s documents no field", k.Name)
 			}
