@@ -115,7 +115,7 @@ func (v *Invocation) AppendJSON(j *encode.JSON) {
 		appendChain(j, v.Chain)
 	}
 	if len(v.Blocked) > 0 {
-		array(j, "blocked", len(v.Blocked), func(i int) {
+		j.Array("blocked", len(v.Blocked), func(i int) {
 			b := &v.Blocked[i]
 			j.Object()
 			j.Uint("pid", uint64(b.PID))
@@ -155,7 +155,7 @@ func appendExit(j *encode.JSON, x Exit) {
 }
 
 func appendChain(j *encode.JSON, chain []Step) {
-	array(j, "chain", len(chain), func(i int) {
+	j.Array("chain", len(chain), func(i int) {
 		s := &chain[i]
 		j.Object()
 		j.Uint("pid", uint64(s.PID))
@@ -174,19 +174,6 @@ func appendChain(j *encode.JSON, chain []Step) {
 		}
 		j.End()
 	})
-}
-
-// array appends key and an array of n elements, each appended by elem.
-func array(j *encode.JSON, key string, n int, elem func(i int)) {
-	j.Key(key)
-	j.B = append(j.B, '[')
-	for i := range n {
-		if i > 0 {
-			j.B = append(j.B, ',')
-		}
-		elem(i)
-	}
-	j.B = append(j.B, ']')
 }
 
 // AppendRow appends the kind and a sentence:

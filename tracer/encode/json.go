@@ -79,6 +79,19 @@ func (j *JSON) Strings(k string, v []string) {
 	j.B = append(j.B, ']')
 }
 
+// Array appends a member with an array of n elements, each appended by elem.
+func (j *JSON) Array(k string, n int, elem func(i int)) {
+	j.Key(k)
+	j.B = append(j.B, '[')
+	for i := range n {
+		if i > 0 {
+			j.B = append(j.B, ',')
+		}
+		elem(i)
+	}
+	j.B = append(j.B, ']')
+}
+
 // AppendString appends s as a JSON string, escaped as encoding/json escapes it (HTML characters
 // included, invalid UTF-8 replaced), so that both give the same bytes.
 func AppendString(b []byte, s string) []byte {

@@ -187,7 +187,7 @@ func (e *Event) AppendRow(r *encode.Row) {
 func appendHolders(j *encode.JSON, n *Namespace) {
 	j.ObjectKey("holders")
 	j.Int("members", int64(n.Members))
-	array(j, "holders", len(n.Holders), func(i int) {
+	j.Array("holders", len(n.Holders), func(i int) {
 		h := n.Holders[i]
 		j.Object()
 		j.String("kind", h.Kind)
@@ -204,7 +204,7 @@ func appendHolders(j *encode.JSON, n *Namespace) {
 		}
 		j.End()
 	})
-	array(j, "interfaces", len(n.Interfaces), func(i int) {
+	j.Array("interfaces", len(n.Interfaces), func(i int) {
 		j.Object()
 		j.String("name", n.Interfaces[i].Name)
 		j.Strings("addrs", n.Interfaces[i].Addrs)
@@ -212,17 +212,4 @@ func appendHolders(j *encode.JSON, n *Namespace) {
 	})
 	j.OmitEmpty("interfaces_error", n.InterfacesError)
 	j.End()
-}
-
-// array appends key and an array of n elements, each appended by elem.
-func array(j *encode.JSON, key string, n int, elem func(i int)) {
-	j.Key(key)
-	j.B = append(j.B, '[')
-	for i := range n {
-		if i > 0 {
-			j.B = append(j.B, ',')
-		}
-		elem(i)
-	}
-	j.B = append(j.B, ']')
 }
