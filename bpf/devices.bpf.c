@@ -5,6 +5,7 @@
  * and program changes are rare; the hooks that see them run on every write (or bpf) syscall and
  * must drop the others after as few loads as possible. */
 #include "common.h"
+#include "cgroup.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -36,8 +37,6 @@ const enum denied_by *unused_by __attribute__((unused));
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 #define MAX_EXCEPTIONS 32
-#define CG_DEPTH 8
-#define CG_NAME 96
 #define RULE_LEN 64
 #define PATH_LEN 256
 
@@ -54,14 +53,6 @@ struct devcg_state {
 	__u32 behavior; /* enum devcg_behavior: 1 allow by default, 2 deny by default, 0 not read */
 	__u32 count;    /* entries in ex[]; MAX_EXCEPTIONS + 1: the list is longer than ex[] */
 	struct devcg_exception ex[MAX_EXCEPTIONS];
-};
-
-/* A cgroup: its kernfs node id (the cgroup id on v2) and its path, leaf first. */
-struct cgroup_path {
-	__u64 id;
-	__u32 depth;     /* names used */
-	__u32 truncated; /* the path is deeper than CG_DEPTH */
-	char name[CG_DEPTH][CG_NAME];
 };
 
 struct rule_event {
@@ -146,39 +137,6 @@ static __always_inline void *scratch_get(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&scratch, &zero);
-}
-
-/* kernfs_node.parent became __parent in 6.15. */
-struct kernfs_node___new {
-	struct kernfs_node *__parent;
-} __attribute__((preserve_access_index));
-
-struct kernfs_node___old {
-	struct kernfs_node *parent;
-} __attribute__((preserve_access_index));
-
-static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
-{
-	if (bpf_core_field_exists(((struct kernfs_node___new *)0)->__parent))
-		return BPF_CORE_READ((struct kernfs_node___new *)kn, __parent);
-	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
-}
-
-/* A cgroup directory's id and path below its hierarchy's root. */
-static __always_inline void read_cgroup_path(struct kernfs_node *kn, struct cgroup_path *p)
-{
-	p->id = BPF_CORE_READ(kn, id);
-	p->depth = 0;
-	p->truncated = 0;
-	for (int i = 0; i < CG_DEPTH; i++) {
-		struct kernfs_node *parent = kn_parent(kn);
-		if (!parent)
-			return; /* kn is the root, whose name is not part of paths */
-		bpf_probe_read_kernel_str(p->name[i], CG_NAME, BPF_CORE_READ(kn, name));
-		p->depth = i + 1;
-		kn = parent;
-	}
-	p->truncated = kn_parent(kn) != NULL;
 }
 
 /* The device cgroup of a v1 cgroup directory (its kernfs node's priv is the struct cgroup). */

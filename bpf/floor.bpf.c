@@ -46,3 +46,15 @@ int BPF_PROG(floor_exit, struct task_struct *task)
 {
 	return 0;
 }
+
+SEC("tp_btf/mark_victim")
+int BPF_PROG(floor_mark_victim, struct task_struct *task, uid_t uid)
+{
+	return 0;
+}
+
+SEC("tp_btf/signal_generate")
+int BPF_PROG(floor_signal, int sig, struct kernel_siginfo *info, struct task_struct *task, int group, int result)
+{
+	return 0;
+}

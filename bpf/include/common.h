@@ -51,3 +51,19 @@ static __always_inline void fill_header(struct gw_header *h, __u32 kind)
 	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
 	h->kind = kind;
 }
+
+/* fill_header for a task other than the current one (a victim, a target), read with helpers: its
+ * pointer may be one the verifier does not let programs load through. For rare events only. */
+static __always_inline void fill_task_header(struct gw_header *h, struct task_struct *t, __u32 kind)
+{
+	h->ts_boot_ns = bpf_ktime_get_boot_ns();
+	h->pid = BPF_CORE_READ(t, tgid);
+	h->tid = BPF_CORE_READ(t, pid);
+	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->uid = BPF_CORE_READ(t, cred, uid.val);
+	h->gid = BPF_CORE_READ(t, cred, gid.val);
+	task_ns(t, h->ns);
+	h->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	bpf_core_read(h->comm, sizeof(h->comm), &t->comm);
+	h->kind = kind;
+}

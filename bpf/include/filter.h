@@ -26,25 +26,44 @@ static __always_inline __u32 current_mntns(void)
 	return bpf_get_current_task_btf()->nsproxy->mnt_ns->ns.inum;
 }
 
+static __always_inline bool mntns_wanted(__u32 mntns)
+{
+	bool listed = bpf_map_lookup_elem(&filter_mntns, &mntns) != NULL;
+	return listed == (filter_mntns_mode == FILTER_MNTNS_ONLY);
+}
+
+static __always_inline bool comm_wanted(const char *comm)
+{
+	for (int i = 0; i < TASK_COMM_LEN; i++) {
+		if (comm[i] != filter_comm[i])
+			return false;
+		if (!comm[i])
+			break;
+	}
+	return true;
+}
+
 /* True when the current task passes the actor filters set from user space. */
 static __always_inline bool actor_wanted(void)
 {
-	if (filter_mntns_mode != FILTER_MNTNS_OFF) {
-		__u32 mntns = current_mntns();
-		bool listed = bpf_map_lookup_elem(&filter_mntns, &mntns) != NULL;
-		if (listed != (filter_mntns_mode == FILTER_MNTNS_ONLY))
-			return false;
-	}
+	if (filter_mntns_mode != FILTER_MNTNS_OFF && !mntns_wanted(current_mntns()))
+		return false;
 	if (filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid)
 		return false;
-	if (filter_comm[0]) {
-		const char *comm = bpf_get_current_task_btf()->comm;
-		for (int i = 0; i < TASK_COMM_LEN; i++) {
-			if (comm[i] != filter_comm[i])
-				return false;
-			if (!comm[i])
-				break;
-		}
-	}
+	if (filter_comm[0] && !comm_wanted(bpf_get_current_task_btf()->comm))
+		return false;
+	return true;
+}
+
+/* True when the task a filled header describes passes the actor filters: for gadgets whose actor
+ * is not the current task (an OOM victim). */
+static __always_inline bool header_wanted(const struct gw_header *h)
+{
+	if (filter_mntns_mode != FILTER_MNTNS_OFF && !mntns_wanted(h->ns[GW_NS_MNT]))
+		return false;
+	if (filter_tgid && h->pid != filter_tgid)
+		return false;
+	if (filter_comm[0] && !comm_wanted(h->comm))
+		return false;
 	return true;
 }

@@ -313,8 +313,8 @@ func prepare(b *testing.B) (loop, ghostwatch string, floor *floorgen.FloorProgra
 	return loop, ghostwatch, floor, gadgetPrograms(b)
 }
 
-// gadgetPrograms are the names the kernel shows for every program of every gadget (it keeps 15
-// characters).
+// gadgetPrograms are the names of every program of every gadget, as testutil.Programs shows them
+// (whole: where the kernel keeps 15 characters, cilium/ebpf reads the rest from the program's BTF).
 func gadgetPrograms(b *testing.B) map[string]bool {
 	names := map[string]bool{}
 	for _, d := range registry.All {
@@ -323,7 +323,7 @@ func gadgetPrograms(b *testing.B) map[string]bool {
 			b.Fatal(err)
 		}
 		for name := range spec.Programs {
-			names[name[:min(len(name), 15)]] = true
+			names[name] = true
 		}
 	}
 	return names

@@ -95,17 +95,7 @@ func (c *Cgroup) decode(p *gen.DevicesCgroupPath, r event.Resolver) {
 	if p.Id == 0 {
 		return
 	}
-	var b strings.Builder
-	if p.Truncated != 0 {
-		b.WriteString("/...")
-	}
-	for i := min(int(p.Depth), len(p.Name)) - 1; i >= 0; i-- {
-		b.WriteByte('/')
-		b.WriteString(event.CString(p.Name[i][:]))
-	}
-	if c.Path = b.String(); c.Path == "" {
-		c.Path = "/"
-	}
+	c.Path = event.CgroupPath(p.Name[:], p.Depth, p.Truncated != 0)
 	if r != nil {
 		c.Container = r.Cgroup(c.Path)
 	}

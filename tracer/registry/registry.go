@@ -12,6 +12,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/devices"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/netns"
+	"github.com/ghostwatch/ghostwatch/tracer/oom"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
 )
@@ -22,6 +23,7 @@ var All = []*gadget.Descriptor{
 	&caps.Gadget,
 	&devices.Gadget,
 	&netns.Gadget,
+	&oom.Gadget,
 	&seccomp.Gadget,
 	&cni.Gadget,
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,12 +47,31 @@ type Daemon struct {
 	Client *containerd.Client
 	config string
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
+	log    *lockedBuffer
 	// cgroup2: containerd runs in a mount namespace where /sys/fs/cgroup is cgroup2
 	// (StartCgroup2).
 	cgroup2 bool
 	// CRI is the daemon's CRI plugin (StartCRI), nil when it is disabled.
 	CRI *cri.Client
+}
+
+// lockedBuffer is the daemon's output: written by the goroutine that copies it, read by a test
+// that fails.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Start runs containerd with its own root, state and socket and imports the busybox image. It is
@@ -119,7 +139,7 @@ func startDaemon(t testing.TB, cgroup2 bool, criConfig *CRIConfig) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{Socket: filepath.Join(dir, "containerd.sock"), log: &bytes.Buffer{}, cgroup2: cgroup2}
+	d := &Daemon{Socket: filepath.Join(dir, "containerd.sock"), log: &lockedBuffer{}, cgroup2: cgroup2}
 	disabled := `disabled_plugins = ["io.containerd.grpc.v1.cri"]`
 	if criConfig != nil {
 		disabled = ""

@@ -23,7 +23,7 @@ const busyboxPath = "/bin/busybox"
 
 // applets get a symlink in the image's /bin.
 var applets = []string{"sh", "cat", "echo", "true", "false", "sleep", "ls", "id", "unshare", "nsenter",
-	"readlink", "mkdir", "mknod", "mount", "ps", "head", "dd", "wc", "stat", "grep", "env", "hostname"}
+	"readlink", "mkdir", "mknod", "mount", "ps", "head", "dd", "wc", "stat", "grep", "env", "hostname", "tail"}
 
 // BuildImage writes an OCI image layout tarball of busybox, ready for containerd's import.
 func BuildImage(w io.Writer) error {
