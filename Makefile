@@ -85,7 +85,7 @@ vmtest: ## the privileged suite in VMs on Debian's 6.1 and 6.12 kernels (KERNELS
 	tools/setup.sh
 	$(GO) run ./vmtest/cmd/vmtest
 
-bench: ## costs beside floors and peers in one run (as root): seccomp recording, trace caps, trace devices, netns holders, streaming
+bench: ## costs beside floors and peers in one run (as root): seccomp recording, trace caps, trace devices, netns holders, trace netns, trace oom, streaming
 	tools/setup.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./tools/bench
 
