@@ -10,6 +10,9 @@ const CgroupNameLen = 96
 // bpf/include/cgroup.h) into a path below its hierarchy's root: "/k8s.io/ID", "/" for the root, and
 // "/.../..." when the kernel stopped before the root.
 func CgroupPath(names [][CgroupNameLen]int8, depth uint32, truncated bool) string {
+	if depth == 0 && !truncated {
+		return "/" // without the builder, which escapes to the heap
+	}
 	var b strings.Builder
 	if truncated {
 		b.WriteString("/...")
@@ -17,9 +20,6 @@ func CgroupPath(names [][CgroupNameLen]int8, depth uint32, truncated bool) strin
 	for i := min(int(depth), len(names)) - 1; i >= 0; i-- {
 		b.WriteByte('/')
 		b.WriteString(CString(names[i][:]))
-	}
-	if b.Len() == 0 {
-		return "/"
 	}
 	return b.String()
 }

@@ -166,9 +166,10 @@ func TestShortRecordIsAnError(t *testing.T) {
 // table row allocates nothing: the per-event path of `trace`, which a storm runs a million times a
 // second. Kinds with no table row (the recorder's) are written as JSON only. A device rule write
 // is left out: it parses the rule and the cgroup's states before and after (allocating), and it
-// happens once per rule a runtime writes, not in storms.
+// happens once per rule a runtime writes, not in storms; so is an OOM kill, whose memory cgroup's
+// path is joined and parsed for its container, once per kill.
 func TestDecodeEncodeAllocatesNothing(t *testing.T) {
-	rare := map[string]bool{"devices/rule": true}
+	rare := map[string]bool{"devices/rule": true, "oom/kill": true}
 	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
 		dec := gadget.NewDecoder(d, event.NewClock(), container.NewCollection())
 		for _, k := range d.Kinds {
