@@ -27,8 +27,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NodeName is the one node's name.
-const NodeName = "ghostwatch-e2e"
+// NodeName is the one node's name: its address, so that the kubelet gives the node the address
+// 127.0.0.1 (--node-ip refuses loopback addresses; a name given as an IP does not), where the API
+// server reaches it for exec and logs.
+const NodeName = "127.0.0.1"
 
 // Cluster is a running control plane with one node.
 type Cluster struct {
@@ -37,7 +39,11 @@ type Cluster struct {
 	Kubeconfig string
 	Daemon     *containertest.Daemon // the node's containerd
 	procs      []*proc
+	created    []string // host directories the kubelet makes whatever its flags say
 }
+
+// kubeletFixedPaths are directories the kubelet creates outside its --root-dir and podLogsDir.
+var kubeletFixedPaths = []string{"/var/lib/kubelet", "/var/log/containers"}
 
 type proc struct {
 	name string
@@ -59,6 +65,11 @@ func Start(t *testing.T) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{Dir: dir, Bin: bin, Kubeconfig: filepath.Join(dir, "kubeconfig"), Daemon: d}
+	for _, p := range kubeletFixedPaths {
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			c.created = append(c.created, p)
+		}
+	}
 	t.Cleanup(func() { c.stop(t) })
 
 	etcdClient, etcdPeer, apiPort, kubeletPort := freePort(t), freePort(t), freePort(t), freePort(t)
@@ -121,7 +132,7 @@ podLogsDir: %s
 resolvConf: ""
 `, kubeletPort, d.Socket, c.path("pods")))
 	c.run(t, "kubelet", "--config", c.path("kubelet.yaml"), "--kubeconfig", c.Kubeconfig, "--root-dir", c.path("kubelet"),
-		"--cert-dir", c.path("kubelet-pki"), "--hostname-override", NodeName, "--node-ip", "127.0.0.1")
+		"--cert-dir", c.path("kubelet-pki"), "--hostname-override", NodeName)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		out, _ := c.KubectlErr("get", "node", NodeName, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
@@ -219,7 +230,8 @@ func (c *Cluster) KubectlErr(args ...string) (string, error) {
 }
 
 // stop deletes every pod through the API server so that the kubelet undoes their mounts, then
-// stops the components, newest first, and unmounts whatever the kubelet left.
+// stops the components, newest first, unmounts whatever the kubelet left and removes the host
+// directories it made.
 func (c *Cluster) stop(t *testing.T) {
 	if t.Failed() {
 		for _, p := range c.procs {
@@ -243,6 +255,9 @@ func (c *Cluster) stop(t *testing.T) {
 	}
 	unmountUnder(c.Dir)
 	os.RemoveAll(c.Dir)
+	for _, p := range c.created {
+		os.RemoveAll(p)
+	}
 }
 
 // unmountUnder detaches every mount below dir, deepest first.
