@@ -22,8 +22,27 @@ type Record struct {
 	Row     []byte // the table cells after TIME, separated by rowSep
 }
 
-// groupKey is a block's group: the events of one gadget whose actor is one container ("": host).
-type groupKey struct{ gadget, container string }
+// groupKey is a block's group: the events of one gadget whose actor is one container (the zero
+// key: the host). A container is its fields, not its id alone: one seen by its cgroup path only
+// (no name, no pod) and the same one known to containerd are two entries, so that a query by pod
+// finds the events that named the pod.
+type groupKey struct {
+	gadget    string
+	container containerKey
+}
+
+// ptrKey finds a group by the container value events share, without hashing its fields.
+type ptrKey struct {
+	gadget    string
+	container *event.Container
+}
+
+func keyOf(c *event.Container) containerKey {
+	if c == nil {
+		return containerKey{}
+	}
+	return containerKey{c.ID, c.Name, c.Runtime, c.Image, c.Pod, c.K8sNamespace}
+}
 
 // group collects the events of one groupKey in a block being built.
 type group struct {
@@ -49,7 +68,7 @@ func (g *group) kindRef(k string) uint64 {
 
 func (g *group) targetRef(c *event.Container) uint64 {
 	for i, x := range g.targets {
-		if x.ID == c.ID {
+		if x == c || keyOf(x) == keyOf(c) {
 			return uint64(i)
 		}
 	}
@@ -60,6 +79,7 @@ func (g *group) targetRef(c *event.Container) uint64 {
 // block is a data frame being built: the events appended since the last one was cut.
 type block struct {
 	groups   map[groupKey]*group
+	byPtr    map[ptrKey]*group
 	order    []*group // in order of first event
 	free     []*group // reset groups, kept for their buffers
 	count    int
@@ -72,7 +92,7 @@ type block struct {
 }
 
 func newBlock() *block {
-	return &block{groups: map[groupKey]*group{}, gadgets: map[string]uint64{}}
+	return &block{groups: map[groupKey]*group{}, byPtr: map[ptrKey]*group{}, gadgets: map[string]uint64{}}
 }
 
 // reset empties the block, keeping its buffers.
@@ -82,6 +102,7 @@ func (b *block) reset() {
 		b.free = append(b.free, g)
 	}
 	clear(b.groups)
+	clear(b.byPtr)
 	clear(b.gadgets)
 	b.order = b.order[:0]
 	b.count, b.size = 0, 0
@@ -94,21 +115,7 @@ func (b *block) add(r *Record, seq uint64) {
 		b.firstSeq, b.base, b.minT, b.maxT = seq, t, t, t
 	}
 	b.minT, b.maxT = min(b.minT, t), max(b.maxT, t)
-	key := groupKey{gadget: r.Gadget}
-	if r.Container != nil {
-		key.container = r.Container.ID
-	}
-	g := b.groups[key]
-	if g == nil {
-		if n := len(b.free); n > 0 {
-			g, b.free = b.free[n-1], b.free[:n-1]
-		} else {
-			g = &group{}
-		}
-		g.gadget, g.container, g.minT, g.maxT = r.Gadget, r.Container, t, t
-		b.groups[key] = g
-		b.order = append(b.order, g)
-	}
+	g := b.group(r, t)
 	g.count++
 	g.minT, g.maxT = min(g.minT, t), max(g.maxT, t)
 	g.idx = binary.AppendUvarint(g.idx, seq-b.firstSeq)
@@ -127,6 +134,28 @@ func (b *block) add(r *Record, seq uint64) {
 	b.size += len(r.JSON) + 1 + len(r.Row) + 8
 }
 
+// group returns the group of a record's gadget and actor, making it if needed.
+func (b *block) group(r *Record, t int64) *group {
+	pk := ptrKey{r.Gadget, r.Container}
+	if g, ok := b.byPtr[pk]; ok {
+		return g
+	}
+	key := groupKey{r.Gadget, keyOf(r.Container)}
+	g := b.groups[key]
+	if g == nil {
+		if n := len(b.free); n > 0 {
+			g, b.free = b.free[n-1], b.free[:n-1]
+		} else {
+			g = &group{}
+		}
+		g.gadget, g.container, g.minT, g.maxT = r.Gadget, r.Container, t, t
+		b.groups[key] = g
+		b.order = append(b.order, g)
+	}
+	b.byPtr[pk] = g
+	return g
+}
+
 // blockEncoder turns blocks into frames, reusing its buffers.
 type blockEncoder struct {
 	zstd    *zstd.Encoder
@@ -134,7 +163,7 @@ type blockEncoder struct {
 	body    []byte
 	strings map[string]uint64
 	strList []string
-	conts   map[string]uint64 // container id to its place + 1
+	conts   map[containerKey]uint64 // a container to its place + 1
 	contDir dirWriter
 	nConts  uint64
 	groups  dirWriter
@@ -147,7 +176,7 @@ func newBlockEncoder() (*blockEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &blockEncoder{zstd: enc, strings: map[string]uint64{}, conts: map[string]uint64{}}, nil
+	return &blockEncoder{zstd: enc, strings: map[string]uint64{}, conts: map[containerKey]uint64{}}, nil
 }
 
 func (e *blockEncoder) str(s string) uint64 {
@@ -165,11 +194,12 @@ func (e *blockEncoder) cont(c *event.Container) uint64 {
 	if c == nil {
 		return 0
 	}
-	if i, ok := e.conts[c.ID]; ok {
+	key := keyOf(c)
+	if i, ok := e.conts[key]; ok {
 		return i
 	}
 	e.nConts++
-	e.conts[c.ID] = e.nConts
+	e.conts[key] = e.nConts
 	for _, s := range []string{c.ID, c.Name, c.Runtime, c.Image, c.Pod, c.K8sNamespace} {
 		e.contDir.uint(e.str(s))
 	}

@@ -620,3 +620,25 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("write errors told: %v; want ENOSPC, then nil when it wrote again", errs)
 	}
 }
+
+// TestContainerKnownTwice: the same container, first known by its cgroup path only (no name, no
+// pod; runc writing its rules from inside its cgroup) and then from containerd, in one block. Its
+// events that named the pod are found by the pod, as actor and as target; before, the block kept
+// the first value for every event of that id, and a query by pod found neither.
+func TestContainerKnownTwice(t *testing.T) {
+	dir := t.TempDir()
+	bare := &event.Container{ID: db0.ID, Runtime: "containerd"}
+	evs := makeEvents(4, t0)
+	evs[0].rec.Container, evs[0].rec.Targets = bare, nil
+	evs[1].rec.Container, evs[1].rec.Targets = nil, []*event.Container{bare}
+	evs[2].rec.Container, evs[2].rec.Targets = db0, nil
+	evs[3].rec.Container, evs[3].rec.Targets = nil, []*event.Container{db0}
+	for i := range evs {
+		evs[i].rec.Gadget = "devices"
+	}
+	writeAll(t, dir, Options{Retain: 1 << 30}, evs)
+	got, _ := readAll(t, dir, Query{Select: container.Selector{Pods: []string{"db-0"}}})
+	sameLines(t, "by pod", got, []string{evs[2].line, evs[3].line})
+	got, _ = readAll(t, dir, Query{Select: container.Selector{Containers: []string{db0.ID[:6]}}})
+	sameLines(t, "by id", got, want(evs, func(*Record) bool { return true }))
+}
