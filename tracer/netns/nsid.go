@@ -21,9 +21,14 @@ const (
 // host namespace can name another namespace by an id (as `ip netns set` or a veth peer does),
 // which holds no reference to it, and the kernel announces RTM_DELNSID for that id to the host's
 // listeners when it frees the namespace. Watching a namespace gives it an id if it has none.
+//
+// The kernel gives a freed namespace's id to the next namespace that asks, so a notification read
+// late would name the namespace that holds the id now: watch reads those already sent before it
+// asks for an id, and a namespace whose id is given again is freed.
 type nsids struct {
 	req, listen int
 	byID        map[uint32]uint32 // id in the host namespace -> namespace inode
+	freed       []uint32          // watched namespaces known freed, not yet returned by gone
 }
 
 func openNSIDs() (*nsids, error) {
@@ -56,12 +61,16 @@ func (n *nsids) Close() {
 // watch gives the namespace behind nsfd an id in the host namespace unless it has one, and
 // remembers it.
 func (n *nsids) watch(nsfd int, inode uint32) error {
+	n.read()
 	if _, err := n.request(unix.RTM_NEWNSID, nsfd, true); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("giving netns %d an id: %w", inode, err)
 	}
 	id, err := n.request(unix.RTM_GETNSID, nsfd, false)
 	if err != nil {
 		return fmt.Errorf("reading netns %d's id: %w", inode, err)
+	}
+	if old, ok := n.byID[id]; ok && old != inode {
+		n.freed = append(n.freed, old) // its id is given again: it was freed
 	}
 	n.byID[id] = inode
 	return nil
@@ -108,14 +117,21 @@ func (n *nsids) request(typ uint16, nsfd int, create bool) (uint32, error) {
 	return id, nil
 }
 
-// gone reads the RTM_DELNSID notifications waiting and returns the watched namespaces freed.
+// gone returns the watched namespaces freed since it was last asked.
 func (n *nsids) gone() []uint32 {
-	var out []uint32
+	n.read()
+	out := n.freed
+	n.freed = nil
+	return out
+}
+
+// read takes the RTM_DELNSID notifications waiting: the namespaces they name are freed.
+func (n *nsids) read() {
 	buf := make([]byte, 8192)
 	for {
 		got, _, err := unix.Recvfrom(n.listen, buf, 0)
 		if err != nil {
-			return out // EAGAIN: nothing more
+			return // EAGAIN: nothing more
 		}
 		msgs, err := syscall.ParseNetlinkMessage(buf[:got])
 		if err != nil {
@@ -124,7 +140,7 @@ func (n *nsids) gone() []uint32 {
 		for _, m := range msgs {
 			if id, ok := nsidOf(m.Data); ok && m.Header.Type == unix.RTM_DELNSID {
 				if inode, watched := n.byID[id]; watched {
-					out = append(out, inode)
+					n.freed = append(n.freed, inode)
 					delete(n.byID, id)
 				}
 			}
