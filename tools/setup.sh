@@ -14,6 +14,7 @@ packages=(
 	bpftrace strace               # make bench: the peers
 	gcc libc6-dev                 # go test -race needs cgo
 	crun uidmap libcap2-bin       # tests: the second runtime; user namespaces mapped from /etc/subuid; setcap
+	prometheus                    # tests: a real server scrapes the agent; promtool checks its metrics
 	bash zsh fish groff-base      # tests: the completion scripts in each shell; the man pages render
 	chromium-headless-shell       # tests: the HTML report opened in a real browser
 )

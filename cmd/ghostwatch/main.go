@@ -41,6 +41,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
 			traceCommand(),
+			agentCommand(),
 			historyCommand(),
 			psCommand(),
 			netnsCommand(),

@@ -126,6 +126,7 @@ type Writer struct {
 	bytes   atomic.Int64
 	oldest  atomic.Int64
 	written atomic.Uint64
+	flushed atomic.Int64
 }
 
 type item struct {
@@ -178,6 +179,7 @@ func Open(dir string, o Options) (*Writer, error) {
 	w.st.storeTime(stStarted, now)
 	w.st.storeTime(stAlive, now)
 	w.carryOver(now)
+	w.flushed.Store(now.UnixNano())
 	w.updateStats()
 	go w.run()
 	return w, nil
@@ -441,6 +443,7 @@ func (w *Writer) run() {
 			w.expire(now)
 			w.sync()
 			w.st.storeTime(stAlive, now)
+			w.flushed.Store(now.UnixNano())
 			w.updateStats()
 		}
 		if stop {
@@ -711,11 +714,12 @@ type Stats struct {
 	Bytes   int64     // of the segments on disk
 	Oldest  time.Time // the oldest event or marker kept; zero when there is none
 	Written uint64    // events written by this writer
+	Flushed time.Time // the last flush (every FlushEvery while the writer works)
 }
 
 // Stats returns the record's figures.
 func (w *Writer) Stats() Stats {
-	s := Stats{Bytes: w.bytes.Load(), Written: w.written.Load()}
+	s := Stats{Bytes: w.bytes.Load(), Written: w.written.Load(), Flushed: time.Unix(0, w.flushed.Load())}
 	if o := w.oldest.Load(); o != 0 {
 		s.Oldest = time.Unix(0, o)
 	}

@@ -169,6 +169,23 @@ func (g *Gadget) Lost() (uint64, error) {
 	return g.reader.Lost()
 }
 
+// LostByCause splits Lost: events the programs could not write (the ring buffer or a table of
+// calls in flight was full), and program runs the kernel skipped for recursion.
+func (g *Gadget) LostByCause() (full, recursion uint64, err error) {
+	if g.reader == nil {
+		return 0, 0, nil
+	}
+	return g.reader.LostByCause()
+}
+
+// PeakFill is the fullest the ring buffer was seen, from 0 to 1, since the last call.
+func (g *Gadget) PeakFill() float64 {
+	if g.reader == nil {
+		return 0
+	}
+	return g.reader.PeakFill()
+}
+
 // Close detaches and unloads everything and unmounts what Open mounted.
 func (g *Gadget) Close() error {
 	var err error

@@ -134,20 +134,24 @@ func (m *Metrics) Gauge(name, help string, labels prometheus.Labels, f func() fl
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help, ConstLabels: labels}, f))
 }
 
-// Handler serves /metrics, /healthz (200 while the process serves) and /readyz (200 once ready
-// returns nil, else 503 with its error).
-func (m *Metrics) Handler(ready func() error) http.Handler {
+// Handler serves /metrics, /healthz (200 while alive returns nil) and /readyz (200 while ready
+// returns nil); else 503 with the error.
+func (m *Metrics) Handler(alive, ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
+	mux.HandleFunc("/healthz", check(alive))
+	mux.HandleFunc("/readyz", check(ready))
+	return mux
+}
+
+func check(f func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		if err := f(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
-	return mux
+	}
 }
 
 // Server is a running metrics endpoint.

@@ -28,8 +28,8 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// check is a series a scrape must show, with its value.
-type check struct {
+// series is one a scrape must show, with its value.
+type series struct {
 	name   string
 	labels map[string]string
 	want   float64
@@ -53,7 +53,10 @@ func TestEndpoint(t *testing.T) {
 		var ready atomic.Pointer[error]
 		notYet := errors.New("devices: not attached yet")
 		ready.Store(&notYet)
-		srv, err := Serve("127.0.0.1:0", m.Handler(func() error { return *ready.Load() }))
+		var alive atomic.Pointer[error]
+		var none error
+		alive.Store(&none)
+		srv, err := Serve("127.0.0.1:0", m.Handler(func() error { return *alive.Load() }, func() error { return *ready.Load() }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +99,7 @@ func TestEndpoint(t *testing.T) {
 			}
 			return 0, false
 		}
-		checks := []check{
+		checks := []series{
 			{"ghostwatch_events_lost_total", map[string]string{"gadget": "caps", "cause": "ring_full"}, 5},
 			{"ghostwatch_events_lost_total", map[string]string{"gadget": "devices", "cause": "disk_full"}, 0},
 			{"ghostwatch_attach_info", map[string]string{"gadget": "caps", "hook": "check", "attach": "tp_btf"}, 1},
@@ -106,10 +109,10 @@ func TestEndpoint(t *testing.T) {
 		}
 		if nsLabel {
 			checks = append(checks,
-				check{"ghostwatch_events_total", map[string]string{"gadget": "caps", "kind": "check", "k8s_namespace": "shop"}, 2},
-				check{"ghostwatch_events_total", map[string]string{"gadget": "caps", "kind": "check", "k8s_namespace": ""}, 1})
+				series{"ghostwatch_events_total", map[string]string{"gadget": "caps", "kind": "check", "k8s_namespace": "shop"}, 2},
+				series{"ghostwatch_events_total", map[string]string{"gadget": "caps", "kind": "check", "k8s_namespace": ""}, 1})
 		} else {
-			checks = append(checks, check{"ghostwatch_events_total", map[string]string{"gadget": "caps", "kind": "check"}, 3})
+			checks = append(checks, series{"ghostwatch_events_total", map[string]string{"gadget": "caps", "kind": "check"}, 3})
 		}
 		for _, c := range checks {
 			if v, ok := value(c.name, c.labels); !ok || v != c.want {
@@ -138,10 +141,14 @@ func TestEndpoint(t *testing.T) {
 		if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "not attached") {
 			t.Errorf("/readyz before ready: %d %q", code, body)
 		}
-		var none error
 		ready.Store(&none)
 		if code, _ := get(t, base+"/readyz"); code != 200 {
 			t.Errorf("/readyz when ready: %d", code)
+		}
+		stuck := errors.New("the flight record has not been written for 12s")
+		alive.Store(&stuck)
+		if code, body := get(t, base+"/healthz"); code != 503 || !strings.Contains(body, "not been written") {
+			t.Errorf("/healthz when stuck: %d %q", code, body)
 		}
 		if err := srv.Close(); err != nil {
 			t.Error(err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -32,6 +33,7 @@ type Reader struct {
 	rec      ringbuf.Record
 	lostSeen uint64
 	perCPU   []uint64
+	peak     atomic.Uint64 // the most bytes seen waiting in the buffer since PeakFill
 }
 
 // New reads events from the ring buffer map events. lost is the per-CPU count of events the
@@ -58,6 +60,9 @@ func (r *Reader) Run(ctx context.Context, handle func(raw []byte) error, idle fu
 		err := r.rd.ReadInto(&r.rec)
 		switch {
 		case err == nil:
+			if n := uint64(r.rec.Remaining); n > r.peak.Load() {
+				r.peak.Store(n)
+			}
 			if err := handle(r.rec.RawSample); err != nil {
 				return err
 			}
@@ -116,12 +121,24 @@ func (r *Reader) checkLost(onLost func(uint64)) {
 // event, whether or not it would have written one (a filter may have dropped it, an entry program
 // writes none): an upper bound, so that no loss is hidden.
 func (r *Reader) Lost() (uint64, error) {
-	total, err := sumLost(r.lost, &r.perCPU)
-	if err != nil {
-		return 0, err
+	written, recursion, err := r.LostByCause()
+	return written + recursion, err
+}
+
+// LostByCause splits Lost: the events the programs could not write (ring buffer full, or a table
+// of calls in flight full), and the runs the kernel skipped for recursion.
+func (r *Reader) LostByCause() (written, recursion uint64, err error) {
+	if written, err = sumLost(r.lost, &r.perCPU); err != nil {
+		return 0, 0, err
 	}
-	missed, err := recursionMisses(r.progs)
-	return total + missed, err
+	recursion, err = recursionMisses(r.progs)
+	return written, recursion, err
+}
+
+// PeakFill is the fullest the buffer was seen, from 0 to 1, since the last call: the bytes left
+// to read when a record was read. Safe to call while Run runs.
+func (r *Reader) PeakFill() float64 {
+	return float64(r.peak.Swap(0)) / float64(r.rd.BufferSize())
 }
 
 // sumLost adds up a per-CPU drop counter (perCPU is reused between calls).
