@@ -5,6 +5,7 @@
 package container
 
 import (
+	"os"
 	"sync"
 	"time"
 
@@ -60,8 +61,22 @@ func NewCollection() *Collection {
 		subs:     map[int]func(Change){},
 		now:      time.Now,
 		cgroups:  newCgroupPaths(),
-		host:     ProcNS(1),
+		host:     hostNamespaces(),
 	}
+}
+
+// hostNamespaces are the host's namespaces, PID 1's. Those PID 1 does not show (a sandbox that
+// hides it, as on the development machines here) are taken as ours: ghostwatch runs in the host's
+// namespaces there. Without them, a runtime's process seen in a container's cgroup before it left
+// the host's namespaces made every host process that container's.
+func hostNamespaces() map[string]uint32 {
+	ns := ProcNS(1)
+	for name, inode := range ProcNS(uint32(os.Getpid())) {
+		if _, ok := ns[name]; !ok {
+			ns[name] = inode
+		}
+	}
+	return ns
 }
 
 // Subscribe calls f for every container already known and for every later change, until the

@@ -109,7 +109,7 @@ func TestHostNamespacesAreNeverAContainers(t *testing.T) {
 	c := NewCollection()
 	hostNet := c.host["net"]
 	if hostNet == 0 {
-		t.Skip("cannot read /proc/1/ns (not root?)")
+		t.Skip("cannot read the namespaces of PID 1 or of this process")
 	}
 	c.Add(testContainer("hostnet", 100, hostNet)) // a container with hostNetwork
 	if got := c.Owner(event.NSTypes[header.HeaderGwNsGW_NS_NET], hostNet); got != nil {
