@@ -22,12 +22,10 @@ func (e *Encoder) Encode(ev gadget.Event) *Record {
 	h := ev.Head()
 	e.json.B = e.json.B[:0]
 	e.json.Append(ev)
+	// TIME is written by the reader, in its own time zone.
 	e.row.Sep = rowSep
-	gadget.AppendRow(&e.row, ev)
-	row := bytes.TrimSuffix(e.row.B, []byte{'\n'})
-	if i := bytes.IndexByte(row, rowSep); i >= 0 {
-		row = row[i+1:] // TIME is written by the reader, in its own time zone
-	}
+	e.row.Start()
+	gadget.AppendCells(&e.row, ev)
 	e.targets = e.targets[:0]
 	if t, ok := ev.(gadget.Targeted); ok {
 		for _, c := range t.Targets(e.targets) {
@@ -37,7 +35,7 @@ func (e *Encoder) Encode(ev gadget.Event) *Record {
 		}
 	}
 	e.rec = Record{Time: h.Time, Gadget: h.Type, Kind: h.Kind, Container: h.Container, Targets: e.targets,
-		JSON: e.json.B[:len(e.json.B)-1], Row: row}
+		JSON: e.json.B[:len(e.json.B)-1], Row: e.row.B}
 	return &e.rec
 }
 

@@ -111,6 +111,8 @@ type Writer struct {
 	kick    chan struct{}
 	done    chan struct{}
 	stopped chan struct{}
+	syncs   chan syncReq
+	synced  chan struct{}
 
 	// The writing goroutine's own.
 	enc      *blockEncoder
@@ -165,7 +167,8 @@ func Open(dir string, o Options) (*Writer, error) {
 		return nil, err
 	}
 	w := &Writer{dir: dir, o: o, lock: lock, slots: map[string]int{}, cur: newBlock(), enc: enc,
-		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
+		syncs: make(chan syncReq, 8), synced: make(chan struct{})}
 	w.room = sync.NewCond(&w.mu)
 	if err := w.scan(); err != nil {
 		lock.Close()
@@ -181,6 +184,7 @@ func Open(dir string, o Options) (*Writer, error) {
 	w.carryOver(now)
 	w.flushed.Store(now.UnixNano())
 	w.updateStats()
+	go syncing(w.syncs, w.synced)
 	go w.run()
 	return w, nil
 }
@@ -646,14 +650,14 @@ func (w *Writer) begin(now time.Time) error {
 	return nil
 }
 
-// seal ends the segment being written: synced and closed; the next frame begins another.
+// seal ends the segment being written (it is synced and closed behind the writer); the next
+// frame begins another.
 func (w *Writer) seal() {
 	if w.active == nil {
 		return
 	}
-	w.sync()
-	w.active.Close()
-	w.active = nil
+	w.syncs <- syncReq{f: w.active, close: true}
+	w.active, w.dirty = nil, false
 }
 
 func (w *Writer) removeOldest() error {
@@ -683,18 +687,45 @@ func (w *Writer) expire(now time.Time) {
 	}
 }
 
-// sync makes what was written durable: the segment's data, and the directory's entries.
+// sync asks for what was written to be made durable: the segment's data, and the directory's
+// entries.
 func (w *Writer) sync() {
 	if w.dirty && w.active != nil {
-		unix.Fdatasync(int(w.active.Fd()))
+		w.syncs <- syncReq{f: w.active}
 	}
 	w.dirty = false
 	if w.dirDirty {
-		if d, err := os.Open(w.dir); err == nil {
-			d.Sync()
-			d.Close()
-		}
+		w.syncs <- syncReq{dir: w.dir}
 		w.dirDirty = false
+	}
+}
+
+// syncReq asks the syncing goroutine for an fdatasync of f (then to close it, for a sealed
+// segment) or an fsync of a directory.
+type syncReq struct {
+	f     *os.File
+	close bool
+	dir   string
+}
+
+// syncing runs the syncs, in order, off the writing goroutine: a slow disk's fdatasync would
+// otherwise hold up compressing and writing, and behind them the gadgets' readers. A queue of
+// them full (a disk far behind) holds the writer up as a full queue of blocks does.
+func syncing(reqs <-chan syncReq, done chan<- struct{}) {
+	defer close(done)
+	for r := range reqs {
+		if r.f != nil {
+			unix.Fdatasync(int(r.f.Fd()))
+			if r.close {
+				r.f.Close()
+			}
+		}
+		if r.dir != "" {
+			if d, err := os.Open(r.dir); err == nil {
+				d.Sync()
+				d.Close()
+			}
+		}
 	}
 }
 
@@ -741,6 +772,8 @@ func (w *Writer) Close() error {
 	<-w.stopped
 	w.seal()
 	w.sync()
+	close(w.syncs)
+	<-w.synced
 	err := w.st.close(true)
 	return errors.Join(err, w.lock.Close())
 }

@@ -153,16 +153,21 @@ func (w *JSONLines) Append(ev Event) {
 
 // AppendRow appends an event as a table row: the common cells, then the gadget's.
 func AppendRow(r *encode.Row, ev Event) {
-	h := ev.Head()
 	r.Start()
 	r.Begin()
-	r.Clock(h.Time)
+	r.Clock(ev.Head().Time)
+	AppendCells(r, ev)
+	r.End()
+}
+
+// AppendCells appends an event's cells after TIME to a row: the actor's, then the gadget's.
+func AppendCells(r *encode.Row, ev Event) {
+	h := ev.Head()
 	r.Cell(h.Container.Label())
 	r.Begin()
 	r.Uint(uint64(h.Proc.PID))
 	r.Cell(h.Proc.Comm)
 	ev.AppendRow(r)
-	r.End()
 }
 
 // TableColumns returns a gadget's table columns, the common ones first.
