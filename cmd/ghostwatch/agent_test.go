@@ -152,6 +152,51 @@ func awaitHistory(t *testing.T, what, dir string, ok func([]historyEvent) bool, 
 	}
 }
 
+func TestAgentUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gadgets", "setns,bogus"}, `--gadgets: unknown gadget "bogus"`},
+		{[]string{"--retain", "lots"}, `--retain "lots" is not a size`},
+		{[]string{"--retain", "1M"}, "--retain 1M is less than the least the record needs, 16MiB"},
+		{[]string{"--retain-for", "-1h"}, "--retain-for must not be negative"},
+		{[]string{"--buffer-size", "3M"}, "--buffer-size 3M is not a power of two"},
+		{[]string{"--data-dir", ""}, "--data-dir must not be empty"},
+		{[]string{"--netns-linger", "soon"}, "invalid value"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(append([]string{"ghostwatch", "agent"}, tc.args...), &stdout, &stderr); code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			oneLineError(t, stderr.String(), tc.want)
+		})
+	}
+}
+
+// Without the capabilities, the agent stops at once with one line naming them, and makes nothing
+// on disk.
+func TestAgentMissingPrivileges(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	os.Chmod(filepath.Dir(dir), 0o777)
+	cmd := command("agent", "--data-dir", dir, "--metrics-addr", "")
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit status %d (%v), want 1; stderr: %s", code, err, stderr.String())
+	}
+	oneLineError(t, stderr.String(), "CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)")
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("the agent made its data directory before failing")
+	}
+}
+
 // TestAgentIncidents: the seed incidents caused while the agent runs, with real containerd and
 // runc, and then found with history by container and by time range: a device deny-all window with
 // its joined denials, a v3 rootid exec with its joined denial, a lingering network namespace.

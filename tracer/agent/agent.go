@@ -22,6 +22,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/flightrec"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/metrics"
 	"github.com/ghostwatch/ghostwatch/tracer/netns"
 )
@@ -99,6 +100,9 @@ type running struct {
 func Start(ctx context.Context, o Options) (*Agent, error) {
 	if o.Warn == nil {
 		o.Warn = func(string) {}
+	}
+	if err := kernel.CheckPrivileges(); err != nil { // before anything is made on disk
+		return nil, err
 	}
 	a := &Agent{o: o, m: metrics.New(o.Metrics), failed: map[string]error{}, lost: map[[2]string]uint64{}, start: time.Now()}
 	var err error
