@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,9 +23,9 @@ const (
 // which holds no reference to it, and the kernel announces RTM_DELNSID for that id to the host's
 // listeners when it frees the namespace. Watching a namespace gives it an id if it has none.
 //
-// The kernel gives a freed namespace's id to the next namespace that asks, so a notification read
-// late would name the namespace that holds the id now: watch reads those already sent before it
-// asks for an id, and a namespace whose id is given again is freed.
+// The kernel gives a freed namespace's id, and its inode number, to later namespaces, so a
+// notification read late could name a namespace that holds the id or the number now: watch reads
+// those already sent before it asks for an id, and assign keeps ids and numbers apart.
 type nsids struct {
 	req, listen int
 	byID        map[uint32]uint32 // id in the host namespace -> namespace inode
@@ -69,11 +70,33 @@ func (n *nsids) watch(nsfd int, inode uint32) error {
 	if err != nil {
 		return fmt.Errorf("reading netns %d's id: %w", inode, err)
 	}
+	n.assign(id, inode)
+	return nil
+}
+
+// assign records the id of a namespace being watched. Ids and inode numbers are both given again
+// once a namespace is freed: an id that named another namespace means that one was freed, and
+// what is known of an earlier namespace with this inode number (its id, its end read but not yet
+// returned) is not this one's, whose creation the tracker has already taken.
+func (n *nsids) assign(id, inode uint32) {
+	for old, ino := range n.byID {
+		if ino == inode && old != id {
+			delete(n.byID, old)
+		}
+	}
+	n.freed = slices.DeleteFunc(n.freed, func(x uint32) bool { return x == inode })
 	if old, ok := n.byID[id]; ok && old != inode {
-		n.freed = append(n.freed, old) // its id is given again: it was freed
+		n.freed = append(n.freed, old)
 	}
 	n.byID[id] = inode
-	return nil
+}
+
+// deleted takes an RTM_DELNSID: the namespace its id names, if watched, is freed.
+func (n *nsids) deleted(id uint32) {
+	if inode, watched := n.byID[id]; watched {
+		n.freed = append(n.freed, inode)
+		delete(n.byID, id)
+	}
 }
 
 // request sends RTM_NEWNSID (with id -1: the kernel chooses) or RTM_GETNSID for nsfd and returns
@@ -139,10 +162,7 @@ func (n *nsids) read() {
 		}
 		for _, m := range msgs {
 			if id, ok := nsidOf(m.Data); ok && m.Header.Type == unix.RTM_DELNSID {
-				if inode, watched := n.byID[id]; watched {
-					n.freed = append(n.freed, inode)
-					delete(n.byID, id)
-				}
+				n.deleted(id)
 			}
 		}
 	}

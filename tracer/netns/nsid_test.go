@@ -73,3 +73,30 @@ func TestNSIDGivenAgain(t *testing.T) {
 		t.Errorf("the live namespace %d is no longer watched", live)
 	}
 }
+
+// TestNSIDInodeGivenAgain: a namespace freed and a new one given its inode number, its
+// RTM_DELNSID read before or after the new one is watched. Neither makes the new one destroyed
+// (before, it was: a pod's namespace, with the number of a runc container's freed a moment before,
+// reported destroyed at once and never lingering); an id given again still ends its old namespace.
+func TestNSIDInodeGivenAgain(t *testing.T) {
+	const inode, other = 4026532315, 4026532400
+	for _, tc := range []struct {
+		name string
+		do   func(n *nsids)
+		want []uint32
+	}{
+		{"ended, read, then the number watched again", func(n *nsids) { n.assign(5, inode); n.deleted(5); n.assign(6, inode) }, nil},
+		{"the number watched again, its end read after", func(n *nsids) { n.assign(5, inode); n.assign(6, inode); n.deleted(5) }, nil},
+		{"the number watched again under the same id", func(n *nsids) { n.assign(5, inode); n.deleted(5); n.assign(5, inode) }, nil},
+		{"the new one ends", func(n *nsids) { n.assign(5, inode); n.assign(6, inode); n.deleted(6) }, []uint32{inode}},
+		{"an id given to another number", func(n *nsids) { n.assign(5, inode); n.assign(5, other) }, []uint32{inode}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &nsids{byID: map[uint32]uint32{}}
+			tc.do(n)
+			if !slices.Equal(n.freed, tc.want) {
+				t.Errorf("freed %v, want %v", n.freed, tc.want)
+			}
+		})
+	}
+}
