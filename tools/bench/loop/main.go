@@ -1,5 +1,5 @@
 // Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
-// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|unshare N
+// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev N
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|unshare N")
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -82,6 +82,24 @@ func main() {
 				fmt.Fprintln(os.Stderr, "loop: unshare:", errno)
 				os.Exit(1)
 			}
+		}
+	case "capsdev": // the agent's storm: N slices of 10 ms, each 1000 setuid(0) checks and 100 opens
+		// of /dev/null that the device cgroup refuses (the bench puts the loop in one that denies
+		// all): 100k capability checks and 10k device denials a second.
+		null := []byte("/dev/null\x00")
+		for i := 0; i < n; i++ {
+			end := start.Add(time.Duration(i+1) * 10 * time.Millisecond)
+			for range 1000 {
+				syscall.RawSyscall(syscall.SYS_SETUID, 0, 0, 0)
+			}
+			for range 100 {
+				fd, _, errno := syscall.RawSyscall(syscall.SYS_OPEN, uintptr(unsafePointer(null)), syscall.O_RDONLY, 0)
+				if errno != syscall.EPERM {
+					fmt.Fprintf(os.Stderr, "loop: open /dev/null: %v (fd %d), want EPERM: not in a cgroup denying it\n", errno, fd)
+					os.Exit(1)
+				}
+			}
+			time.Sleep(time.Until(end))
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "loop: unknown mode", os.Args[1])
