@@ -1,7 +1,7 @@
 # ghostwatch: `make help` lists the targets.
 GO      ?= go
 BIN     ?= bin/ghostwatch
-ARGS    ?= trace setns
+ARGS    ?= agent --data-dir $(CURDIR)/data
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
 # make image: the architectures in the image (GOARCH values).
@@ -40,7 +40,7 @@ e2e: image $(KUBE_BIN)/kubelet $(KUBE_BIN)/etcd ## a control plane on loopback (
 	GHOSTWATCH_E2E_BIN=$(abspath $(KUBE_BIN)) GHOSTWATCH_E2E_IMAGE=$(abspath bin/ghostwatch-image.tar) \
 		$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
 
-run: build ## build, then run ghostwatch $(ARGS) as root (default: trace setns)
+run: build ## build, then run ghostwatch $(ARGS) as root (default: the agent, its record in ./data)
 	@if [ "$$(id -u)" -eq 0 ]; then ./$(BIN) $(ARGS); else sudo ./$(BIN) $(ARGS); fi
 
 generate: ## regenerate the bpf2go bindings in gen/ from bpf/ (needs clang, llvm-strip, libbpf-dev)
@@ -85,7 +85,7 @@ vmtest: ## the privileged suite in VMs on Debian's 6.1 and 6.12 kernels (KERNELS
 	tools/setup.sh
 	$(GO) run ./vmtest/cmd/vmtest
 
-bench: ## costs beside floors and peers in one run (as root): seccomp recording, trace caps, trace devices, netns holders, trace netns, trace oom, streaming
+bench: ## costs beside floors and peers in one run (as root): seccomp recording, trace caps, trace devices, netns holders, trace netns, trace oom, streaming, the agent, history
 	tools/setup.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./tools/bench
 
