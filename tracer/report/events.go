@@ -216,3 +216,27 @@ func duration(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// cniObj is what the report reads of a CNI plugin's invocation (start, done, slow).
+type cniObj struct {
+	Command      string    `json:"command"`
+	Plugin       string    `json:"plugin"`
+	Pod          string    `json:"pod"`
+	K8sNamespace string    `json:"k8s_namespace"`
+	Start        time.Time `json:"start"`
+	Duration     int64     `json:"duration_ns"`
+	Running      int64     `json:"running_ns"`
+	ExitCode     int       `json:"exit_code"`
+	Signal       string    `json:"signal"`
+	Error        *struct {
+		Code int    `json:"code"`
+		Msg  string `json:"msg"`
+	} `json:"error"`
+	Attempt int `json:"attempt"`
+	Blocked []struct {
+		PID     uint32 `json:"pid"`
+		Comm    string `json:"comm"`
+		Syscall string `json:"syscall"`
+		Wchan   string `json:"wchan"`
+	} `json:"blocked"`
+}

@@ -163,3 +163,28 @@ func TestGaps(t *testing.T) {
 		t.Errorf("gaps %+v", p.Gaps)
 	}
 }
+
+// A CNI plugin's invocation is a span in its pod's lane (named by CNI_ARGS, not its actor, the
+// runtime), red when it failed, with its error; one still running, with where it waits.
+func TestCNISpans(t *testing.T) {
+	p := modelOf(t,
+		`{"time":"`+at(10)+`","type":"cni","kind":"start","proc":{"pid":5,"comm":"bridge"},"cni":{"command":"ADD","plugin":"bridge","pod":"db-0","k8s_namespace":"prod","start":"`+at(10)+`"}}`,
+		`{"time":"`+at(110)+`","type":"cni","kind":"done","proc":{"pid":5,"comm":"bridge"},"cni":{"command":"ADD","plugin":"bridge","pod":"db-0","k8s_namespace":"prod","start":"`+at(10)+`","duration_ns":100000000,"exit_code":1,"error":{"code":11,"msg":"address already in use"},"attempt":3,"retry_loop":true}}`,
+		`{"time":"`+at(400)+`","type":"cni","kind":"slow","proc":{"pid":6,"comm":"bridge"},"cni":{"command":"DEL","plugin":"bridge","pod":"db-0","k8s_namespace":"prod","start":"`+at(200)+`","running_ns":200000000,"blocked":[{"pid":6,"comm":"bridge","syscall":"flock","wchan":"locks_lock_inode_wait"}]}}`,
+	)
+	r := findRow(t, p, "pod db-0 (prod)", "cni")
+	// Times are from the first event, the ADD's start.
+	if got := spanKinds(p, r); strings.Join(got, ", ") != "cni 0-100, cni-slow 190-390" || r.Spans[3] != 1 {
+		t.Errorf("spans %q (failed %d), want the failed ADD and the DEL still running", got, r.Spans[3])
+	}
+	want := []string{"CNI ADD bridge (ADD number 3 for the pod: a retry loop): error 11 address already in use, 100ms",
+		"CNI DEL bridge: still running after 200ms; bridge (pid 6) waits in flock locks_lock_inode_wait"}
+	for i, w := range want {
+		if l := p.Labels[r.Spans[6*i+4]]; l != w {
+			t.Errorf("span %d says %q, want %q", i, l, w)
+		}
+	}
+	if len(r.Marks) != 4 || p.Labels[r.Marks[2]] != "CNI ADD bridge started" {
+		t.Errorf("start marks %v", r.Marks)
+	}
+}

@@ -62,6 +62,8 @@ var kinds = []struct{ name, legend string }{
 	{"cap-denied", "capability denied"},
 	{"cap", "capability check allowed, capset, exec with file capabilities"},
 	{"entry", "entry into the container's namespaces"},
+	{"cni", "CNI plugin invocation, exec to exit (red: failed)"},
+	{"cni-slow", "CNI plugin still running, with where it waits"},
 	{"other", "any other event"},
 }
 
@@ -220,6 +222,7 @@ const (
 	orderDevices = iota
 	orderNetns
 	orderOOM
+	orderCNI
 	orderCaps
 	orderEntries
 	orderOther
@@ -269,6 +272,12 @@ func (m *model) add(line []byte) {
 		var s setnsObj
 		if json.Unmarshal(obj, &s) == nil {
 			m.addSetns(&h, &s, actor, line)
+			return
+		}
+	case "cni":
+		var c cniObj
+		if json.Unmarshal(obj, &c) == nil && !c.Start.IsZero() {
+			m.addCNI(&h, &c, line)
 			return
 		}
 	}
@@ -473,4 +482,49 @@ func (m *model) addOther(h *header, obj json.RawMessage, actor string, line []by
 		}
 	}
 	m.addMark(laneKey, h.Type, order, h.Time, kind, s, line)
+}
+
+// addCNI draws a plugin's invocation in its pod's lane: a span from its exec to its exit (or to
+// the report of it still running), red when it failed; its start alone as a mark.
+func (m *model) addCNI(h *header, c *cniObj, line []byte) {
+	laneKey := m.laneOf(h.Container, "")
+	if c.Pod != "" {
+		laneKey = m.laneOf(&owner{Pod: c.Pod, K8sNamespace: c.K8sNamespace}, "")
+	}
+	what := strings.TrimSpace("CNI " + c.Command + " " + c.Plugin)
+	if c.Attempt > 1 {
+		what += fmt.Sprintf(" (ADD number %d for the pod: a retry loop)", c.Attempt)
+	}
+	m.seen(c.Start)
+	r := m.row(laneKey, "cni", orderCNI, c.Start)
+	switch h.Kind {
+	case "done":
+		failed := c.Error != nil || c.ExitCode != 0 || c.Signal != ""
+		s := what + ": ok"
+		switch {
+		case c.Error != nil:
+			s = fmt.Sprintf("%s: error %d %s", what, c.Error.Code, c.Error.Msg)
+		case c.Signal != "":
+			s = what + ": killed by " + c.Signal
+		case c.ExitCode != 0:
+			s = fmt.Sprintf("%s: exit %d", what, c.ExitCode)
+		}
+		s += ", " + duration(time.Duration(c.Duration))
+		k := kindIndex("cni")
+		r.spans = append(r.spans, span{from: c.Start, to: c.Start.Add(time.Duration(c.Duration)), kind: k, strong: failed,
+			label: m.label(s), detail: m.detail(r, k, line)})
+	case "slow":
+		s := what + ": still running after " + duration(time.Duration(c.Running))
+		for i, b := range c.Blocked {
+			if i == 2 {
+				break
+			}
+			s += fmt.Sprintf("; %s (pid %d) waits in %s", b.Comm, b.PID, strings.TrimSpace(b.Syscall+" "+b.Wchan))
+		}
+		k := kindIndex("cni-slow")
+		r.spans = append(r.spans, span{from: c.Start, to: h.Time, kind: k, label: m.label(s), detail: m.detail(r, k, line)})
+	default:
+		k := kindIndex("cni")
+		r.marks = append(r.marks, mark{at: h.Time, kind: k, label: m.label(what + " started"), detail: m.detail(r, k, line)})
+	}
 }
