@@ -240,3 +240,21 @@ type cniObj struct {
 		Wchan   string `json:"wchan"`
 	} `json:"blocked"`
 }
+
+// oomObj is what the report reads of an OOM kill.
+type oomObj struct {
+	Constraint string `json:"constraint"`
+	Memcg      struct {
+		Path  string `json:"path"`
+		Usage uint64 `json:"usage_bytes"`
+		Limit uint64 `json:"limit_bytes"`
+	} `json:"memcg"`
+	Victim struct {
+		RSS uint64 `json:"rss_bytes"`
+	} `json:"victim"`
+	Trigger *struct {
+		PID  uint32 `json:"pid"`
+		Comm string `json:"comm"`
+		Same bool   `json:"same"`
+	} `json:"trigger"`
+}

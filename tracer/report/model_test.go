@@ -79,7 +79,7 @@ func TestLanesAndGenericMarks(t *testing.T) {
 		`{"time":"`+at(10)+`","type":"devices","kind":"denied","proc":{"pid":6,"comm":"head"},"container":`+db+`,"devices":{"path":"/dev/urandom","device":"c 1:9","access":"r","syscall":"openat","cause":{"time":"`+at(0)+`","kind":"rule","before_ns":10000000,"pid":5,"comm":"runc","file":"devices.deny","rule":"a"}}}`,
 		`{"time":"`+at(20)+`","type":"devices","kind":"window","proc":{"pid":5,"comm":"runc"},"devices":{"cgroup":{"path":"/k8s.io/d1","container":`+db+`},"opened":"`+at(0)+`","closed":"`+at(20)+`","deny_all":true,"opened_by":{"pid":5,"comm":"runc","file":"devices.deny","rule":"a"},"denied":1,"denied_paths":["/dev/urandom"]}}`,
 		`{"time":"`+at(30)+`","type":"setns","proc":{"pid":8,"comm":"nsenter"},"setns":{"syscall":"setns","ns_types":["net"],"target_container":`+db+`,"result":"ok","class":"nsenter"}}`,
-		`{"time":"`+at(40)+`","type":"oom","kind":"kill","proc":{"pid":0,"comm":"swapper"},"oom":{"victim_container":`+db+`,"victim_pid":77,"limit":1048576}}`,
+		`{"time":"`+at(40)+`","type":"oom","kind":"kill","proc":{"pid":77,"comm":"postgres"},"container":`+db+`,"oom":{"constraint":"memcg","memcg":{"path":"/k8s.io/d1","usage_bytes":104857600,"limit_bytes":104857600,"at_limit":true},"victim":{"rss_bytes":99614720},"trigger":{"pid":78,"comm":"psql","same":false}}}`,
 		`{"time":"`+at(50)+`","type":"signals","kind":"sent","proc":{"pid":3,"comm":"kill"},"signals":{"signal":"SIGTERM","target_pid":77}}`,
 		`{"time":"`+at(60)+`","type":"signals","kind":"sent","proc":{"pid":3,"comm":"kill"},"signals":{"signal":"SIGHUP","target":{"pid":78,"container":`+db+`}}}`,
 		`not json at all`,
@@ -106,7 +106,7 @@ func TestLanesAndGenericMarks(t *testing.T) {
 		t.Errorf("entry says %q", l)
 	}
 	oom := findRow(t, p, "pod db-0 (prod)", "oom")
-	if p.Kinds[oom.Marks[1]].Name != "oom" || !strings.Contains(p.Labels[oom.Marks[2]], "victim_pid=77") {
+	if p.Kinds[oom.Marks[1]].Name != "oom" || p.Labels[oom.Marks[2]] != "OOM kill of postgres (pid 77): memcg /k8s.io/d1 at 100 of 100 MiB, victim rss 95 MiB, triggered by psql (pid 78)" {
 		t.Errorf("oom mark %v %q", oom.Marks, p.Labels[oom.Marks[2]])
 	}
 	sig := findRow(t, p, "host (no container)", "signals")

@@ -274,6 +274,12 @@ func (m *model) add(line []byte) {
 			m.addSetns(&h, &s, actor, line)
 			return
 		}
+	case "oom":
+		var o oomObj
+		if json.Unmarshal(obj, &o) == nil && h.Kind == "kill" {
+			m.addOOM(&h, &o, actor, line)
+			return
+		}
 	case "cni":
 		var c cniObj
 		if json.Unmarshal(obj, &c) == nil && !c.Start.IsZero() {
@@ -527,4 +533,22 @@ func (m *model) addCNI(h *header, c *cniObj, line []byte) {
 		k := kindIndex("cni")
 		r.marks = append(r.marks, mark{at: h.Time, kind: k, label: m.label(what + " started"), detail: m.detail(r, k, line)})
 	}
+}
+
+// addOOM marks a kill in its victim's lane (the event's actor is the victim) with what ran out.
+func (m *model) addOOM(h *header, o *oomObj, actor string, line []byte) {
+	s := "OOM kill of " + actor + ": " + o.Constraint
+	if o.Memcg.Path != "" {
+		s += " " + o.Memcg.Path
+	}
+	if o.Memcg.Limit > 0 {
+		s += fmt.Sprintf(" at %d of %d MiB", o.Memcg.Usage>>20, o.Memcg.Limit>>20)
+	}
+	if o.Victim.RSS > 0 {
+		s += fmt.Sprintf(", victim rss %d MiB", o.Victim.RSS>>20)
+	}
+	if t := o.Trigger; t != nil && !t.Same && t.Comm != "" {
+		s += fmt.Sprintf(", triggered by %s (pid %d)", t.Comm, t.PID)
+	}
+	m.addMark(m.laneOf(h.Container, ""), "oom", orderOOM, h.Time, "oom", s, line)
 }
