@@ -147,9 +147,9 @@ static __always_inline void check(const struct cred *cred, struct user_namespace
 		return;
 	if (!actor_wanted())
 		return;
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	__s32 syscall = regs ? (__s32)BPF_CORE_READ(regs, orig_ax) : -1;
+	struct task_struct *task = gw_current();
+	struct pt_regs *regs = gw_syscall_regs(task);
+	__s32 syscall = regs ? (__s32)GW_SYSCALL_NR(BPF_CORE_READ, regs) : -1;
 	if (unique) {
 		struct unique_key k = {.mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum), .cap = cap, .ret = ret,
 				       .syscall = syscall};
@@ -218,9 +218,9 @@ int capset_enter(void *ctx)
 {
 	if (!actor_wanted())
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = gw_current();
 	struct cap_sets old = {};
-	read_sets(task->cred, &old);
+	read_sets(GW_TASK(task, cred), &old);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&pending, &tid, &old, BPF_ANY))
 		count_lost();
@@ -239,7 +239,8 @@ int capset_exit(struct trace_event_raw_sys_exit *ctx)
 		fill_header(&e->hdr, CAPS_CAPSET);
 		e->ret = ctx->ret;
 		e->old = *old;
-		read_sets(bpf_get_current_task_btf()->cred, &e->new);
+		struct task_struct *task = gw_current();
+		read_sets(GW_TASK(task, cred), &e->new);
 		bpf_ringbuf_submit(e, 0);
 	} else {
 		count_lost();

@@ -33,8 +33,8 @@ const enum denied_by *unused_by __attribute__((unused));
 #define BPF_F_REPLACE_FLAG (1U << 2)
 
 /* A no-op at run time (the verifier turns it into a move), 6.2+: loads through its result are
- * direct, where a probe read would be a helper call each. */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+ * direct, where a probe read would be a helper call each. Weak: called only where gw_has(RDONLY_CAST). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
 #define MAX_EXCEPTIONS 32
 #define RULE_LEN 64
@@ -251,19 +251,30 @@ int rule_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	/* Every write of the node comes here: direct loads through the task's BTF pointer, one probe
 	 * read (the fd array is indexed at run time), then a read-only cast of the file so that the
-	 * loads down to the file system's magic are direct too. */
-	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+	 * loads down to the file system's magic are direct too. Kernels without those read it all
+	 * with CO-RE probe reads. */
 	int fd = ctx->args[0];
-	if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
-		return 0;
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
-	if (!f)
-		return 0;
-	struct inode *inode = ((struct file *)bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file)))->f_inode;
-	if (inode->i_sb->s_magic != CGROUP_SUPER_MAGIC)
-		return 0;
-	rule_begin(inode->i_private, (const char *)ctx->args[1], ctx->args[2], true);
+	struct inode *inode;
+	if (gw_has(TASK_BTF) && gw_has(RDONLY_CAST)) {
+		struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+		if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
+			return 0;
+		struct file *f = NULL;
+		bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+		if (!f)
+			return 0;
+		inode = ((struct file *)bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file)))->f_inode;
+		if (inode->i_sb->s_magic != CGROUP_SUPER_MAGIC)
+			return 0;
+	} else {
+		struct file *f = current_fd_file(fd);
+		if (!f)
+			return 0;
+		inode = BPF_CORE_READ(f, f_inode);
+		if (BPF_CORE_READ(inode, i_sb, s_magic) != CGROUP_SUPER_MAGIC)
+			return 0;
+	}
+	rule_begin(BPF_CORE_READ(inode, i_private), (const char *)ctx->args[1], ctx->args[2], true);
 	return 0;
 }
 
@@ -359,56 +370,64 @@ int program_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-/* x86-64 syscall numbers of the calls that open or make device nodes. */
-#define NR_open 2
-#define NR_mknod 133
-#define NR_openat 257
-#define NR_mknodat 259
-#define NR_openat2 437
 #define AT_FDCWD -100
 
-/* The path and flags of the syscall in progress, from its registers (x86-64 argument order). */
+#define ARG(n) GW_SYSCALL_ARG(BPF_CORE_READ, regs, n)
+
+/* The path and flags of the syscall in progress, from its registers. arm64 has only the *at
+ * calls. */
 static __always_inline bool syscall_args(struct pt_regs *regs, struct denied_event *e)
 {
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	long nr = GW_SYSCALL_NR(BPF_CORE_READ, regs);
 	const char *path;
 	e->syscall = nr;
 	e->dirfd = AT_FDCWD;
 	e->dev = 0;
 	switch (nr) {
-	case NR_open:
-		path = (const char *)BPF_CORE_READ(regs, di);
-		e->flags = BPF_CORE_READ(regs, si);
+#if defined(GW_NR_open)
+	case GW_NR_open:
+		path = (const char *)ARG(0);
+		e->flags = ARG(1);
 		break;
-	case NR_openat:
-		e->dirfd = BPF_CORE_READ(regs, di);
-		path = (const char *)BPF_CORE_READ(regs, si);
-		e->flags = BPF_CORE_READ(regs, dx);
+	case GW_NR_mknod:
+		path = (const char *)ARG(0);
+		e->flags = ARG(1);
+		e->dev = ARG(2);
 		break;
-	case NR_openat2: {
-		e->dirfd = BPF_CORE_READ(regs, di);
-		path = (const char *)BPF_CORE_READ(regs, si);
+#endif
+	case GW_NR_openat:
+		e->dirfd = ARG(0);
+		path = (const char *)ARG(1);
+		e->flags = ARG(2);
+		break;
+	case GW_NR_openat2: {
+		e->dirfd = ARG(0);
+		path = (const char *)ARG(1);
 		__u64 flags = 0;
-		bpf_probe_read_user(&flags, sizeof(flags), (void *)BPF_CORE_READ(regs, dx)); /* open_how.flags */
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)ARG(2)); /* open_how.flags */
 		e->flags = flags;
 		break;
 	}
-	case NR_mknod:
-		path = (const char *)BPF_CORE_READ(regs, di);
-		e->flags = BPF_CORE_READ(regs, si);
-		e->dev = BPF_CORE_READ(regs, dx);
-		break;
-	case NR_mknodat:
-		e->dirfd = BPF_CORE_READ(regs, di);
-		path = (const char *)BPF_CORE_READ(regs, si);
-		e->flags = BPF_CORE_READ(regs, dx);
-		e->dev = BPF_CORE_READ(regs, r10);
+	case GW_NR_mknodat:
+		e->dirfd = ARG(0);
+		path = (const char *)ARG(1);
+		e->flags = ARG(2);
+		e->dev = ARG(3);
 		break;
 	default:
 		return false;
 	}
 	bpf_probe_read_user_str(e->path, sizeof(e->path), path);
 	return true;
+}
+
+static __always_inline bool is_mknod(long nr)
+{
+#if defined(GW_NR_mknod)
+	if (nr == GW_NR_mknod)
+		return true;
+#endif
+	return nr == GW_NR_mknodat;
 }
 
 /* kernel_cap_t is a u64 since 6.3 and two u32s before: the same 8 bytes either way. */
@@ -421,15 +440,16 @@ static __always_inline __u64 read_cap_effective(const struct cred *c)
 
 static __always_inline void denied_output(struct denied_event *e)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	const struct cred *cred = task->cred;
+	struct task_struct *task = gw_current();
+	const struct cred *cred = GW_TASK(task, cred);
 	e->devcg.id = 0;
 	e->devcg.depth = 0;
 	e->cap_mknod = (read_cap_effective(cred) >> CAP_MKNOD) & 1 && BPF_CORE_READ(cred, user_ns, level) == 0;
 	if (bpf_core_enum_value_exists(enum cgroup_subsys_id, devices_cgrp_id)) {
 		struct cgroup_subsys_state *css = NULL;
+		struct css_set *cgroups = GW_TASK(task, cgroups);
 		bpf_core_read(&css, sizeof(css),
-			      &task->cgroups->subsys[bpf_core_enum_value(enum cgroup_subsys_id, devices_cgrp_id)]);
+			      &cgroups->subsys[bpf_core_enum_value(enum cgroup_subsys_id, devices_cgrp_id)]);
 		struct kernfs_node *kn = BPF_CORE_READ(css, cgroup, kn);
 		if (kn)
 			read_cgroup_path(kn, &e->devcg);
@@ -454,9 +474,9 @@ int BPF_PROG(denied_fexit, short type, __u32 major, __u32 minor, short access, i
 	e->major = major;
 	e->minor = minor;
 	e->access = access;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct pt_regs *regs = gw_syscall_regs(gw_current());
 	if (!regs || !syscall_args(regs, e)) {
-		e->syscall = regs ? BPF_CORE_READ(regs, orig_ax) : -1;
+		e->syscall = regs ? GW_SYSCALL_NR(BPF_CORE_READ, regs) : -1;
 		e->dirfd = AT_FDCWD;
 		e->flags = 0;
 		e->dev = 0;
@@ -478,7 +498,7 @@ int BPF_PROG(denied_exit, struct pt_regs *regs, long ret)
 	if (!syscall_args(regs, e))
 		return 0;
 	__u32 type = e->flags & S_IFMT;
-	if ((e->syscall == NR_mknod || e->syscall == NR_mknodat) && type != S_IFCHR && type != S_IFBLK)
+	if (is_mknod(e->syscall) && type != S_IFCHR && type != S_IFBLK)
 		return 0; /* not a device node */
 	fill_header(&e->hdr, DEVICES_DENIED);
 	e->by = DENIED_BY_SYSCALL;

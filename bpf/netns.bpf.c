@@ -124,17 +124,29 @@ static __always_inline void leave(__u32 tid, __u32 how)
 	__u32 netns = *ns;
 	bpf_map_delete_elem(&counted, &tid);
 	__s64 *n = bpf_map_lookup_elem(&members, &netns);
-	if (!n || __sync_fetch_and_add(n, -1) != 1)
+	if (!n)
 		return;
-	bpf_map_delete_elem(&members, &netns);
+	if (gw_has(FETCH_ATOMICS)) {
+		if (__sync_fetch_and_add(n, -1) != 1)
+			return;
+		bpf_map_delete_elem(&members, &netns);
+	} else {
+		/* Before 5.12: an atomic add that returns nothing, then a read. Two tasks leaving at once
+		 * may both read 0: the one whose delete succeeds tells. */
+		__sync_fetch_and_add(n, -1);
+		if (*n != 0 || bpf_map_delete_elem(&members, &netns))
+			return;
+	}
 	emit(NETNS_EMPTY, netns, how, 0);
 }
 
 static __always_inline __u32 current_netns(void)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct nsproxy *nsp = task->nsproxy;
-	return nsp ? nsp->net_ns->ns.inum : 0;
+	struct task_struct *task = gw_current();
+	struct nsproxy *nsp = GW_TASK(task, nsproxy);
+	if (!nsp)
+		return 0;
+	return gw_has(TASK_BTF) ? nsp->net_ns->ns.inum : BPF_CORE_READ(nsp, net_ns, ns.inum);
 }
 
 SEC("tp_btf/sched_process_fork")

@@ -15,7 +15,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define SYSCALL_WORDS 8 /* 512 numbers per table: every table has fewer today */
 #define X32_SYSCALL_BIT 0x40000000
-#define TS_COMPAT 0x0002 /* thread_info.status: a 32-bit syscall on x86-64 */
+#define EEXIST 17
 
 #define SLOTS 1024 /* a power of two: a recording's slot is its key's low bits */
 #define SLOT_MASK (SLOTS - 1)
@@ -26,9 +26,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* The tables a syscall number belongs to. */
 enum syscall_table {
-	TABLE_NATIVE, /* x86-64 */
-	TABLE_COMPAT, /* i386, through int 0x80 / sysenter / 32-bit syscall */
-	TABLE_X32,
+	TABLE_NATIVE, /* x86-64, or arm64 */
+	TABLE_COMPAT, /* i386 (int 0x80, sysenter, 32-bit syscall), or AArch32 */
+	TABLE_X32,    /* x86-64 only */
 	TABLE_COUNT,
 };
 
@@ -121,9 +121,10 @@ volatile __u32 arming = 0;
 /* Set at load: record every new mount namespace from its first seccomp filter or exec (--new). */
 const volatile bool arm_new = false;
 
+/* t is gw_current(): direct loads where the kernel allows; a task past its namespaces reads 0. */
 static __always_inline __u32 task_mntns(struct task_struct *t)
 {
-	return t->nsproxy->mnt_ns->ns.inum; /* direct loads; a task past its namespaces reads 0 */
+	return GW_TASK(t, nsproxy, mnt_ns, ns.inum);
 }
 
 /* Before 6.18 a mount namespace's id for the boot was its seq; since, its ns_common's ns_id. */
@@ -154,6 +155,35 @@ static __always_inline struct recording *find(__u32 key)
 	return bpf_map_lookup_elem(&spill, &key);
 }
 
+/* Before 5.12 there is no atomic or: a bit is set with an atomic add, which must happen once, so
+ * the CPUs that find it clear at the same time race for it here first (the map's lock orders
+ * them), and the winner sets it if it is still clear. Entries live only while a bit is set. */
+struct bit_claim {
+	__u64 word; /* its address */
+	__u64 bit;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct bit_claim);
+	__type(value, __u8);
+} setting SEC(".maps");
+
+static __always_inline void set_bit_once(__u64 *w, __u64 bit)
+{
+	struct bit_claim k = {.word = (__u64)w, .bit = bit};
+	__u8 one = 1;
+	long err = bpf_map_update_elem(&setting, &k, &one, BPF_NOEXIST);
+	if (err) {
+		if (err != -EEXIST) /* the table is full: one CPU per entry makes that impossible */
+			__sync_fetch_and_add(&not_recorded, 1);
+		return; /* another CPU sets it */
+	}
+	if (!(*w & bit))
+		__sync_fetch_and_add(w, bit);
+	bpf_map_delete_elem(&setting, &k);
+}
+
 static __always_inline void set_bit(struct recording *r, __u32 table, __u32 nr)
 {
 	__u32 idx = table * SYSCALL_WORDS + (nr >> 6);
@@ -166,8 +196,12 @@ static __always_inline void set_bit(struct recording *r, __u32 table, __u32 nr)
 	}
 	__u64 *w = &r->words[0][0] + idx;
 	__u64 bit = 1ULL << (nr & 63);
-	if (!(*w & bit)) /* set once; later calls only read */
+	if (*w & bit) /* set once; later calls only read */
+		return;
+	if (gw_has(FETCH_ATOMICS))
 		__sync_fetch_and_or(w, bit);
+	else
+		set_bit_once(w, bit);
 }
 
 static __always_inline void record(struct recording *r, struct task_struct *t, long id)
@@ -177,12 +211,14 @@ static __always_inline void record(struct recording *r, struct task_struct *t, l
 		__sync_fetch_and_add(&r->out_of_range, 1);
 		return;
 	}
+#if defined(__TARGET_ARCH_x86)
 	if (nr & X32_SYSCALL_BIT) {
 		table = TABLE_X32;
 		nr &= ~X32_SYSCALL_BIT;
-	} else if (t->thread_info.status & TS_COMPAT) {
+	} else
+#endif
+	if (gw_compat_syscall(t))
 		table = TABLE_COMPAT;
-	}
 	set_bit(r, table, nr);
 }
 
@@ -215,20 +251,21 @@ __noinline int tell_armed(__u32 mntns, enum arm_reason reason)
 	return 0;
 }
 
-/* Start recording the mount namespace of task t, unless it is ignored or already recorded, and
+/* Start recording the mount namespace of task t (gw_current), unless it is ignored or already recorded, and
  * tell user space. */
 static __always_inline struct recording *arm(struct task_struct *t, enum arm_reason reason)
 {
 	__u32 mntns = task_mntns(t);
 	if (!mntns || find(mntns))
 		return NULL;
-	__u64 id = mntns_id(t->nsproxy->mnt_ns);
+	__u64 id = mntns_id(GW_TASK(t, nsproxy, mnt_ns));
 	if (bpf_map_lookup_elem(&ignored, &id))
 		return NULL;
 	if (!arm_new && !bpf_map_lookup_elem(&expected, &mntns))
 		return NULL;
 	struct rec_slot *s = &slots[mntns & SLOT_MASK];
-	struct recording *r = claim(s, mntns, id);
+	/* Before 5.12 (no compare-and-swap) the kernel's recordings all live in spill. */
+	struct recording *r = gw_has(FETCH_ATOMICS) ? claim(s, mntns, id) : NULL;
 	if (!r) {
 		/* Counted in its slot first, so that no syscall of it misses the spill table. */
 		struct recording empty = {.mntns_id = id};
@@ -257,35 +294,49 @@ static __always_inline struct recording *arm(struct task_struct *t, enum arm_rea
  * installed, an exec. The call is recorded. An install names its filter (the third argument):
  * libseccomp and runc probe which flags the kernel knows with a NULL filter, early in a runtime's
  * set-up, and those must not begin the recording. Every other syscall is told by its number
- * alone, with no load; the i386 numbers are native ones too (munmap, iopl), so those read the
- * task's status to see whether it is in a 32-bit syscall. */
+ * alone, with no load; the 32-bit numbers are native ones too (munmap, iopl on x86-64), so those
+ * read the task's state to see whether it is in a 32-bit syscall. */
 static __always_inline enum arm_reason arm_call(long id, struct pt_regs *regs)
 {
+#define A(n) GW_SYSCALL_ARG(LOAD, regs, n)
 	switch (id) {
-	case 59: case 322: /* execve, execveat */
+	case GW_NR_execve: case GW_NR_execveat:
+#if defined(__TARGET_ARCH_x86)
 	case X32_SYSCALL_BIT | 520: case X32_SYSCALL_BIT | 545:
+#endif
 		return ARM_EXEC;
-	case 317: case X32_SYSCALL_BIT | 317: /* seccomp */
-		return regs->di == SECCOMP_SET_MODE_FILTER && regs->dx ? ARM_SECCOMP : 0;
-	case 157: case X32_SYSCALL_BIT | 157: /* prctl */
-		return regs->di == PR_SET_SECCOMP && regs->si == SECCOMP_MODE_FILTER && regs->dx ? ARM_SECCOMP : 0;
-	case 11: case 358: case 354: case 172:
+	case GW_NR_seccomp:
+#if defined(__TARGET_ARCH_x86)
+	case X32_SYSCALL_BIT | GW_NR_seccomp:
+#endif
+		return A(0) == SECCOMP_SET_MODE_FILTER && A(2) ? ARM_SECCOMP : 0;
+	case GW_NR_prctl:
+#if defined(__TARGET_ARCH_x86)
+	case X32_SYSCALL_BIT | GW_NR_prctl:
+#endif
+		return A(0) == PR_SET_SECCOMP && A(1) == SECCOMP_MODE_FILTER && A(2) ? ARM_SECCOMP : 0;
+	case GW_NR32_execve: case GW_NR32_execveat: case GW_NR32_seccomp: case GW_NR32_prctl:
 		break;
 	default:
 		return 0;
 	}
-	struct task_struct *t = bpf_get_current_task_btf();
-	if (!(t->thread_info.status & TS_COMPAT))
+	if (!gw_compat_syscall(gw_current()))
 		return 0;
+#if defined(__TARGET_ARCH_x86)
+#undef A
+	/* i386 passes its arguments in bx, cx, dx: the entry code saved them there. */
+#define A(n) (n == 0 ? regs->bx : n == 1 ? regs->cx : regs->dx)
+#endif
 	switch (id) {
-	case 11: case 358: /* i386 execve, execveat */
+	case GW_NR32_execve: case GW_NR32_execveat:
 		return ARM_EXEC;
-	case 354: /* i386 seccomp */
-		return regs->bx == SECCOMP_SET_MODE_FILTER && regs->dx ? ARM_SECCOMP : 0;
-	case 172: /* i386 prctl */
-		return regs->bx == PR_SET_SECCOMP && regs->cx == SECCOMP_MODE_FILTER && regs->dx ? ARM_SECCOMP : 0;
+	case GW_NR32_seccomp:
+		return A(0) == SECCOMP_SET_MODE_FILTER && A(2) ? ARM_SECCOMP : 0;
+	case GW_NR32_prctl:
+		return A(0) == PR_SET_SECCOMP && A(1) == SECCOMP_MODE_FILTER && A(2) ? ARM_SECCOMP : 0;
 	}
 	return 0;
+#undef A
 }
 
 SEC("tp_btf/sys_enter")
@@ -294,12 +345,12 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	struct task_struct *t = NULL;
 	struct recording *r = NULL;
 	if (live) {
-		t = bpf_get_current_task_btf();
+		t = gw_current();
 		__u32 key = task_mntns(t);
 		if (key)
 			r = find(key);
 		if (!r && trees) {
-			__u32 tgid = t->tgid;
+			__u32 tgid = GW_TASK(t, tgid);
 			__u32 *root = bpf_map_lookup_elem(&members, &tgid);
 			if (root)
 				r = find(*root);
@@ -311,7 +362,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		enum arm_reason why = arm_call(id, regs);
 		if (!why)
 			return 0;
-		t = bpf_get_current_task_btf();
+		t = gw_current();
 		if (!(r = arm(t, why)))
 			return 0;
 	}

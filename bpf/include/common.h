@@ -10,6 +10,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "header.h"
+#include "compat.h"
 #include "ns.h"
 
 struct {
@@ -34,21 +35,22 @@ static __always_inline void count_lost(void)
 }
 
 /* Fill the header of an event of the given kind (a value of the gadget's kind enum). Loads through
- * the current task's BTF pointer, not helpers: this runs for every event. */
+ * the current task's BTF pointer where the kernel has one, not helpers: this runs for every event. */
 static __always_inline void fill_header(struct gw_header *h, __u32 kind)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	const struct cred *cred = task->cred;
-
+	struct task_struct *task = gw_current();
 	h->ts_boot_ns = bpf_ktime_get_boot_ns();
-	h->pid = task->tgid;
-	h->tid = task->pid;
-	h->ppid = task->real_parent->tgid;
-	h->uid = cred->uid.val;
-	h->gid = cred->gid.val;
+	h->pid = GW_TASK(task, tgid);
+	h->tid = GW_TASK(task, pid);
+	h->ppid = GW_TASK(task, real_parent, tgid);
+	h->uid = GW_TASK(task, cred, uid.val);
+	h->gid = GW_TASK(task, cred, gid.val);
 	current_ns(h->ns);
-	h->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
-	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
+	h->cgroup_id = GW_TASK(task, cgroups, dfl_cgrp, kn, id);
+	if (gw_has(TASK_BTF))
+		__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
+	else
+		bpf_get_current_comm(h->comm, sizeof(h->comm));
 	h->kind = kind;
 }
 

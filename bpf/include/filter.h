@@ -23,7 +23,8 @@ struct {
 
 static __always_inline __u32 current_mntns(void)
 {
-	return bpf_get_current_task_btf()->nsproxy->mnt_ns->ns.inum;
+	struct task_struct *task = gw_current();
+	return GW_TASK(task, nsproxy, mnt_ns, ns.inum);
 }
 
 static __always_inline bool mntns_wanted(__u32 mntns)
@@ -50,8 +51,16 @@ static __always_inline bool actor_wanted(void)
 		return false;
 	if (filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid)
 		return false;
-	if (filter_comm[0] && !comm_wanted(bpf_get_current_task_btf()->comm))
-		return false;
+	if (filter_comm[0]) {
+		char copy[TASK_COMM_LEN];
+		const char *comm = copy;
+		if (gw_has(TASK_BTF))
+			comm = bpf_get_current_task_btf()->comm;
+		else
+			bpf_get_current_comm(copy, sizeof(copy));
+		if (!comm_wanted(comm))
+			return false;
+	}
 	return true;
 }
 

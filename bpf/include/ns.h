@@ -75,12 +75,11 @@ static __always_inline __u32 pid_ns_inum(struct pid *pid, unsigned int level)
 }
 
 /* NSPROXY_NS reads the namespaces an nsproxy holds into out, each with R(nsp, X_ns, ns.inum): a
- * plain load (LOAD) through a pointer whose type the verifier knows (bpf_get_current_task_btf, a
- * BTF-typed hook argument), else BPF_CORE_READ, a helper call per step, which costs far more (a
+ * plain load (LOAD, compat.h) through a pointer whose type the verifier knows (the current task
+ * where the kernel has bpf_get_current_task_btf, a BTF-typed hook argument), else BPF_CORE_READ, a helper call per step, which costs far more (a
  * call and a return, each paying for the CPU's speculation mitigations). A load through NULL reads
  * 0. The pid and time slots are those the task's children get, which is what unshare and setns
  * change. */
-#define LOAD(p, a, b) ((p)->a->b)
 #define NSPROXY_NS(R, nsp, out)                                          \
 	do {                                                             \
 		out[GW_NS_MNT] = R(nsp, mnt_ns, ns.inum);                \
@@ -115,18 +114,26 @@ static __always_inline void task_ns(struct task_struct *task, __u32 ns[GW_NS_COU
 	ns[GW_NS_TIME] = BPF_CORE_READ(task, nsproxy, time_ns, ns.inum);
 }
 
-/* task_new_ns of the current task, with loads. */
+/* task_new_ns of the current task, with loads where the kernel allows them. */
 static __always_inline void current_new_ns(__u32 ns[GW_NS_COUNT])
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = gw_current();
+	if (!gw_has(TASK_BTF)) {
+		task_new_ns(task, ns);
+		return;
+	}
 	NSPROXY_NS(LOAD, task->nsproxy, ns);
 	ns[GW_NS_USER] = task->real_cred->user_ns->ns.inum;
 }
 
-/* task_ns of the current task, with loads. */
+/* task_ns of the current task, with loads where the kernel allows them. */
 static __always_inline void current_ns(__u32 ns[GW_NS_COUNT])
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = gw_current();
+	if (!gw_has(TASK_BTF)) {
+		task_ns(task, ns);
+		return;
+	}
 	current_new_ns(ns);
 	ns[GW_NS_PID] = pid_ns_inum(task->thread_pid, task->thread_pid->level);
 	ns[GW_NS_TIME] = task->nsproxy->time_ns->ns.inum;

@@ -18,6 +18,8 @@ import (
 
 type doctorReport struct {
 	Kernel       string          `json:"kernel"`
+	OutOfScope   string          `json:"out_of_scope,omitempty"`
+	Lacks        []lackStatus    `json:"lacks"`
 	BTF          bool            `json:"btf"`
 	Privileges   string          `json:"privileges"`
 	FileSystems  []fsStatus      `json:"filesystems"`
@@ -48,9 +50,26 @@ type featureStatus struct {
 }
 
 type gadgetStatus struct {
-	Name  string          `json:"name"`
-	Error string          `json:"error,omitempty"`
-	Hooks []attach.Choice `json:"hooks,omitempty"`
+	Name      string          `json:"name"`
+	Error     string          `json:"error,omitempty"`
+	Hooks     []attach.Choice `json:"hooks,omitempty"`
+	Fallbacks []lackStatus    `json:"fallbacks,omitempty"`
+}
+
+// lackStatus is a kernel feature this kernel lacks, and what is done instead.
+type lackStatus struct {
+	Feature  string `json:"feature"`
+	What     string `json:"what"`
+	Since    string `json:"since"`
+	Fallback string `json:"fallback"`
+}
+
+func lackStatuses(fs []kernel.Feature) []lackStatus {
+	out := []lackStatus{}
+	for _, f := range fs {
+		out = append(out, lackStatus{f.Name, f.What, f.Since, f.Fallback})
+	}
+	return out
 }
 
 func doctorCommand() *cli.Command {
@@ -75,9 +94,14 @@ func doctorCommand() *cli.Command {
 }
 
 func doctor() doctorReport {
-	r := doctorReport{Kernel: kernel.Release(), BTF: kernel.HasBTF(), Privileges: "ok"}
+	r := doctorReport{Kernel: kernel.Release(), OutOfScope: kernel.OutOfScope(), BTF: kernel.HasBTF(), Privileges: "ok"}
 	if err := kernel.CheckPrivileges(); err != nil {
 		r.Privileges = err.Error()
+	}
+	if lacking, err := kernel.Lacking(); err == nil {
+		r.Lacks = lackStatuses(lacking)
+	} else if r.Privileges == "ok" {
+		r.Lacks = []lackStatus{{Feature: "?", Fallback: err.Error()}}
 	}
 	for _, fs := range kernel.FileSystems {
 		r.FileSystems = append(r.FileSystems, fsStatus{fs.Name, fs.Path, fs.Mounted(), fs.Why})
@@ -114,6 +138,9 @@ func probeGadget(d *gadget.Descriptor) gadgetStatus {
 		return s
 	}
 	s.Hooks = g.Choices()
+	if len(g.Fallbacks) > 0 {
+		s.Fallbacks = lackStatuses(g.Fallbacks)
+	}
 	g.Close()
 	return s
 }
@@ -158,7 +185,19 @@ func printDoctor(w interface{ Write([]byte) (int, error) }, r doctorReport) {
 		}
 		return "no"
 	}
-	fmt.Fprintf(w, "kernel:      %s\nBTF:         %s\nprivileges:  %s\n\nfile systems:\n", r.Kernel, yes(r.BTF), r.Privileges)
+	fmt.Fprintf(w, "kernel:      %s\n", r.Kernel)
+	if r.OutOfScope != "" {
+		fmt.Fprintf(w, "             out of scope: %s\n", r.OutOfScope)
+	}
+	fmt.Fprintf(w, "BTF:         %s\nprivileges:  %s\n", yes(r.BTF), r.Privileges)
+	fmt.Fprintln(w, "\nkernel features the programs adapt to (bpf/include/compat.h):")
+	if len(r.Lacks) == 0 {
+		fmt.Fprintln(w, "  this kernel has them all")
+	}
+	for _, l := range r.Lacks {
+		fmt.Fprintf(w, "  lacks %s (%s, Linux %s): %s\n", l.Feature, l.What, l.Since, l.Fallback)
+	}
+	fmt.Fprintln(w, "\nfile systems:")
 	for _, fs := range r.FileSystems {
 		state := "mounted"
 		switch {
@@ -196,6 +235,9 @@ func printDoctor(w interface{ Write([]byte) (int, error) }, r doctorReport) {
 			for _, rej := range h.Rejected {
 				fmt.Fprintf(w, "      not %s: %s\n", rej.Candidate, rej.Reason)
 			}
+		}
+		for _, f := range g.Fallbacks {
+			fmt.Fprintf(w, "  %s: without %s (Linux %s): fallback\n", g.Name, f.What, f.Since)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/registry"
 	"github.com/ghostwatch/ghostwatch/tracer/report"
 )
@@ -113,7 +114,8 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	defer filterContainers(coll, co, g.SetMntNS, stderr)()
 	defer watchContainers(ctx, coll, co, stderr).Stop()
 	warnNoMatch(coll, co, stderr)
-	fmt.Fprintf(stderr, "ghostwatch: tracing %s (attach: %s); Ctrl-C to stop\n", d.Name, attachLine(g.Choices()))
+	fallbacks := featureList(g.Fallbacks)
+	fmt.Fprintf(stderr, "ghostwatch: tracing %s (attach: %s%s); Ctrl-C to stop\n", d.Name, attachLine(g.Choices()), fallbackLine(fallbacks))
 
 	w := newEventWriter(o.format, c.App.Writer, d.TableColumns())
 	start := time.Now()
@@ -130,7 +132,7 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	writeErr := w.flush()
 	lost, lostErr := g.Lost()
 	sum := summary{Type: "summary", Gadget: d.Name, Events: events, Lost: lost,
-		Duration: time.Since(start).Round(time.Millisecond).String(), Attach: g.Choices()}
+		Duration: time.Since(start).Round(time.Millisecond).String(), Attach: g.Choices(), Fallbacks: fallbacks}
 	sumErr := printSummary(w, stderr, sum)
 	var reportErr error
 	if rec != nil {
@@ -234,6 +236,23 @@ type summary struct {
 	Lost     uint64          `json:"lost"`
 	Duration string          `json:"duration"`
 	Attach   []attach.Choice `json:"attach"`
+	// Fallbacks are the kernel features this kernel lacks whose fallbacks run (doctor says what each does).
+	Fallbacks []string `json:"fallbacks,omitempty"`
+}
+
+func featureList(fs []kernel.Feature) []string {
+	var names []string
+	for _, f := range fs {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+func fallbackLine(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return "; fallbacks: " + strings.Join(names, ",")
 }
 
 func attachLine(choices []attach.Choice) string {
@@ -255,8 +274,8 @@ func lostWarning(stderr io.Writer) func(uint64) {
 }
 
 func printSummary(w *eventWriter, stderr io.Writer, s summary) error {
-	fmt.Fprintf(stderr, "ghostwatch: %s: %d events, %d lost, %s; attach: %s\n",
-		s.Gadget, s.Events, s.Lost, s.Duration, attachLine(s.Attach))
+	fmt.Fprintf(stderr, "ghostwatch: %s: %d events, %d lost, %s; attach: %s%s\n",
+		s.Gadget, s.Events, s.Lost, s.Duration, attachLine(s.Attach), fallbackLine(s.Fallbacks))
 	if !w.isJSON {
 		return nil
 	}

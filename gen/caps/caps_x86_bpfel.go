@@ -155,6 +155,7 @@ const (
 	CapsVarFilterComm      = "filter_comm"
 	CapsVarFilterMntnsMode = "filter_mntns_mode"
 	CapsVarFilterTgid      = "filter_tgid"
+	CapsVarGwLacks         = "gw_lacks"
 	CapsVarUnique          = "unique"
 	CapsVarUnusedAudit     = "unused_audit"
 	CapsVarUnusedCapset    = "unused_capset"
@@ -233,6 +234,7 @@ type CapsVariableSpecs struct {
 	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
+	GwLacks         *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	Unique          *ebpf.VariableSpec `ebpf:"unique"`
 	UnusedAudit     *ebpf.VariableSpec `ebpf:"unused_audit"`
 	UnusedCapset    *ebpf.VariableSpec `ebpf:"unused_capset"`
@@ -288,6 +290,7 @@ type CapsVariables struct {
 	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
+	GwLacks         *ebpf.Variable `ebpf:"gw_lacks"`
 	Unique          *ebpf.Variable `ebpf:"unique"`
 	UnusedAudit     *ebpf.Variable `ebpf:"unused_audit"`
 	UnusedCapset    *ebpf.Variable `ebpf:"unused_capset"`

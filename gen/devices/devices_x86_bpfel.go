@@ -153,6 +153,7 @@ const (
 	DevicesProgRuleExit       = "rule_exit"
 	DevicesProgRuleFentry     = "rule_fentry"
 	DevicesProgRuleFexit      = "rule_fexit"
+	DevicesVarGwLacks         = "gw_lacks"
 	DevicesVarRulesInFlight   = "rules_in_flight"
 	DevicesVarUnusedBy        = "unused_by"
 	DevicesVarUnusedDenied    = "unused_denied"
@@ -228,6 +229,7 @@ type DevicesMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DevicesVariableSpecs struct {
+	GwLacks       *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	RulesInFlight *ebpf.VariableSpec `ebpf:"rules_in_flight"`
 	UnusedBy      *ebpf.VariableSpec `ebpf:"unused_by"`
 	UnusedDenied  *ebpf.VariableSpec `ebpf:"unused_denied"`
@@ -277,6 +279,7 @@ func (m *DevicesMaps) Close() error {
 //
 // It can be passed to LoadDevicesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DevicesVariables struct {
+	GwLacks       *ebpf.Variable `ebpf:"gw_lacks"`
 	RulesInFlight *ebpf.Variable `ebpf:"rules_in_flight"`
 	UnusedBy      *ebpf.Variable `ebpf:"unused_by"`
 	UnusedDenied  *ebpf.Variable `ebpf:"unused_denied"`

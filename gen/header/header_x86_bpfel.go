@@ -27,6 +27,15 @@ type HeaderGwHeader struct {
 	Kind     uint32
 }
 
+type HeaderGwLacks uint32
+
+const (
+	HeaderGwLacksGW_LACKS_TASK_BTF      HeaderGwLacks = 1
+	HeaderGwLacksGW_LACKS_FETCH_ATOMICS HeaderGwLacks = 2
+	HeaderGwLacksGW_LACKS_TASK_PT_REGS  HeaderGwLacks = 4
+	HeaderGwLacksGW_LACKS_RDONLY_CAST   HeaderGwLacks = 8
+)
+
 type HeaderGwNs uint32
 
 const (
@@ -55,6 +64,7 @@ const (
 const (
 	HeaderVarUnusedFilter = "unused_filter"
 	HeaderVarUnusedHeader = "unused_header"
+	HeaderVarUnusedLacks  = "unused_lacks"
 	HeaderVarUnusedNs     = "unused_ns"
 )
 
@@ -114,6 +124,7 @@ type HeaderMapSpecs struct {
 type HeaderVariableSpecs struct {
 	UnusedFilter *ebpf.VariableSpec `ebpf:"unused_filter"`
 	UnusedHeader *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedLacks  *ebpf.VariableSpec `ebpf:"unused_lacks"`
 	UnusedNs     *ebpf.VariableSpec `ebpf:"unused_ns"`
 }
 
@@ -149,6 +160,7 @@ func (m *HeaderMaps) Close() error {
 type HeaderVariables struct {
 	UnusedFilter *ebpf.Variable `ebpf:"unused_filter"`
 	UnusedHeader *ebpf.Variable `ebpf:"unused_header"`
+	UnusedLacks  *ebpf.Variable `ebpf:"unused_lacks"`
 	UnusedNs     *ebpf.Variable `ebpf:"unused_ns"`
 }
 

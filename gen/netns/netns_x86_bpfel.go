@@ -95,6 +95,7 @@ const (
 	NetnsProgSetnsExit       = "setns_exit"
 	NetnsProgUnshareEnter    = "unshare_enter"
 	NetnsProgUnshareExit     = "unshare_exit"
+	NetnsVarGwLacks          = "gw_lacks"
 	NetnsVarSelfTgid         = "self_tgid"
 	NetnsVarUnusedEvent      = "unused_event"
 	NetnsVarUnusedHow        = "unused_how"
@@ -172,6 +173,7 @@ type NetnsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetnsVariableSpecs struct {
+	GwLacks         *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedHow       *ebpf.VariableSpec `ebpf:"unused_how"`
@@ -221,6 +223,7 @@ func (m *NetnsMaps) Close() error {
 //
 // It can be passed to LoadNetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetnsVariables struct {
+	GwLacks         *ebpf.Variable `ebpf:"gw_lacks"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedHow       *ebpf.Variable `ebpf:"unused_how"`

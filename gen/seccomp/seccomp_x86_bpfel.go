@@ -20,6 +20,12 @@ const (
 	SeccompArmReasonARM_EXEC    SeccompArmReason = 2
 )
 
+type SeccompBitClaim struct {
+	_    structs.HostLayout
+	Word uint64
+	Bit  uint64
+}
+
 type SeccompEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -82,6 +88,7 @@ const (
 	SeccompMapIgnored        = "ignored"
 	SeccompMapLost           = "lost"
 	SeccompMapMembers        = "members"
+	SeccompMapSetting        = "setting"
 	SeccompMapSpill          = "spill"
 	SeccompProgIgnoreRunning = "ignore_running"
 	SeccompProgSysEnter      = "sys_enter"
@@ -89,6 +96,7 @@ const (
 	SeccompProgTreeFork      = "tree_fork"
 	SeccompVarArmNew         = "arm_new"
 	SeccompVarArming         = "arming"
+	SeccompVarGwLacks        = "gw_lacks"
 	SeccompVarLive           = "live"
 	SeccompVarNotRecorded    = "not_recorded"
 	SeccompVarSlots          = "slots"
@@ -155,6 +163,7 @@ type SeccompMapSpecs struct {
 	Ignored  *ebpf.MapSpec `ebpf:"ignored"`
 	Lost     *ebpf.MapSpec `ebpf:"lost"`
 	Members  *ebpf.MapSpec `ebpf:"members"`
+	Setting  *ebpf.MapSpec `ebpf:"setting"`
 	Spill    *ebpf.MapSpec `ebpf:"spill"`
 }
 
@@ -164,6 +173,7 @@ type SeccompMapSpecs struct {
 type SeccompVariableSpecs struct {
 	ArmNew      *ebpf.VariableSpec `ebpf:"arm_new"`
 	Arming      *ebpf.VariableSpec `ebpf:"arming"`
+	GwLacks     *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	Live        *ebpf.VariableSpec `ebpf:"live"`
 	NotRecorded *ebpf.VariableSpec `ebpf:"not_recorded"`
 	Slots       *ebpf.VariableSpec `ebpf:"slots"`
@@ -198,6 +208,7 @@ type SeccompMaps struct {
 	Ignored  *ebpf.Map `ebpf:"ignored"`
 	Lost     *ebpf.Map `ebpf:"lost"`
 	Members  *ebpf.Map `ebpf:"members"`
+	Setting  *ebpf.Map `ebpf:"setting"`
 	Spill    *ebpf.Map `ebpf:"spill"`
 }
 
@@ -208,6 +219,7 @@ func (m *SeccompMaps) Close() error {
 		m.Ignored,
 		m.Lost,
 		m.Members,
+		m.Setting,
 		m.Spill,
 	)
 }
@@ -218,6 +230,7 @@ func (m *SeccompMaps) Close() error {
 type SeccompVariables struct {
 	ArmNew      *ebpf.Variable `ebpf:"arm_new"`
 	Arming      *ebpf.Variable `ebpf:"arming"`
+	GwLacks     *ebpf.Variable `ebpf:"gw_lacks"`
 	Live        *ebpf.Variable `ebpf:"live"`
 	NotRecorded *ebpf.Variable `ebpf:"not_recorded"`
 	Slots       *ebpf.Variable `ebpf:"slots"`

@@ -96,6 +96,7 @@ const (
 	SetnsVarFilterComm      = "filter_comm"
 	SetnsVarFilterMntnsMode = "filter_mntns_mode"
 	SetnsVarFilterTgid      = "filter_tgid"
+	SetnsVarGwLacks         = "gw_lacks"
 	SetnsVarUnusedKind      = "unused_kind"
 )
 
@@ -173,6 +174,7 @@ type SetnsVariableSpecs struct {
 	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
+	GwLacks         *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
 }
 
@@ -220,6 +222,7 @@ type SetnsVariables struct {
 	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
+	GwLacks         *ebpf.Variable `ebpf:"gw_lacks"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Type is the gadget's name and the name of its object in JSON.
@@ -32,9 +33,10 @@ const (
 
 // Gadget describes the caps gadget.
 var Gadget = gadget.Descriptor{
-	Name:    Type,
-	Summary: "capability checks with their verdict, capset, and whether an exec's file capabilities were applied, and why not",
-	Load:    gen.LoadCaps,
+	Name:     Type,
+	Summary:  "capability checks with their verdict, capset, and whether an exec's file capabilities were applied, and why not",
+	Load:     gen.LoadCaps,
+	Features: []kernel.Feature{kernel.TaskBTF, kernel.TaskPtRegs},
 	Hooks: []attach.Hook{
 		// fexit sees cap_capable's options (audit or not); the tracepoint (6.14+) does not.
 		{Name: HookCheck, Candidates: [][]string{{gen.CapsProgCheckFexit}, {gen.CapsProgCheckBtf}}},

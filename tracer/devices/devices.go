@@ -13,6 +13,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Type is the gadget's name and the name of its object in JSON.
@@ -27,9 +28,10 @@ const (
 
 // Gadget describes the devices gadget.
 var Gadget = gadget.Descriptor{
-	Name:    Type,
-	Summary: "device cgroup rule writes (v1) and device programs (v2) with their rules, deny windows, and each EPERM on a device node joined to the change or policy behind it",
-	Load:    gen.LoadDevices,
+	Name:     Type,
+	Summary:  "device cgroup rule writes (v1) and device programs (v2) with their rules, deny windows, and each EPERM on a device node joined to the change or policy behind it",
+	Load:     gen.LoadDevices,
+	Features: []kernel.Feature{kernel.TaskBTF, kernel.TaskPtRegs, kernel.RdonlyCast},
 	Hooks: []attach.Hook{
 		// The kernel's parser, with its copy of the rule; else every write(2), filtered by its file.
 		{Name: HookRule, Candidates: [][]string{{gen.DevicesProgRuleFentry, gen.DevicesProgRuleFexit}, {gen.DevicesProgRuleEnter, gen.DevicesProgRuleExit}}},

@@ -12,6 +12,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Mode is how a gadget is used.
@@ -34,6 +35,9 @@ type Descriptor struct {
 	// Load returns the gadget's BPF object (bpf2go's LoadX).
 	Load  func() (*ebpf.CollectionSpec, error)
 	Hooks []attach.Hook
+	// Features are the kernel features its programs use where the kernel has them, with a
+	// fallback where it does not (bpf/include/compat.h), as doctor and the summary report them.
+	Features []kernel.Feature
 	// HookParams names, for a hook that is worth not attaching, the boolean option that attaches
 	// it: hook name to option name.
 	HookParams map[string]string

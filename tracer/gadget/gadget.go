@@ -6,6 +6,7 @@ package gadget
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
@@ -48,6 +49,7 @@ const (
 	varFilterTgid  = "filter_tgid"
 	varFilterComm  = "filter_comm"
 	varFilterMntNS = "filter_mntns_mode"
+	varLacks       = "gw_lacks"
 )
 
 // Options configure one load of a gadget.
@@ -64,6 +66,8 @@ type Gadget struct {
 	Params Params
 	set    *attach.Set
 	reader *stream.Reader // nil for a gadget whose object has no ring buffer
+	// Fallbacks are the features of Desc.Features this kernel lacks: their fallbacks run.
+	Fallbacks []kernel.Feature
 }
 
 // Open loads a gadget's object, sets its filter and options, and attaches its hooks. On error
@@ -79,6 +83,13 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 	if err := kernel.CheckPrivileges(); err != nil {
 		return nil, err
 	}
+	if err := kernel.CheckRequired(); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	lacking, err := kernel.Lacking()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
 	if err := rlimit.RemoveMemlock(); err != nil { // kernels before 5.11 account BPF memory here
 		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w", err)
 	}
@@ -88,6 +99,12 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 	}
 	if err := setFilter(spec, o.Filter); err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	// Every object has the variable (compat.h): all the bits, whichever features it declares.
+	if v, ok := spec.Variables[varLacks]; !ok {
+		return nil, fmt.Errorf("%s: object has no variable %s: does it include common.h?", d.Name, varLacks)
+	} else if err := v.Set(kernel.LacksMask(lacking)); err != nil {
+		return nil, fmt.Errorf("%s: setting %s: %w", d.Name, varLacks, err)
 	}
 	if events, ok := spec.Maps[mapEvents]; ok && o.BufferSize != 0 {
 		events.MaxEntries = o.BufferSize
@@ -102,6 +119,11 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 		return nil, err
 	}
 	g := &Gadget{Desc: d, Params: params, set: set}
+	for _, f := range lacking {
+		if slices.ContainsFunc(d.Features, func(df kernel.Feature) bool { return df.Name == f.Name }) {
+			g.Fallbacks = append(g.Fallbacks, f)
+		}
+	}
 	if events := set.Map(mapEvents); events != nil {
 		if g.reader, err = stream.New(events, set.Map(mapLost), set.Programs()); err != nil {
 			set.Close()

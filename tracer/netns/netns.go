@@ -12,6 +12,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Type is the event type and the name of the gadget object in JSON.
@@ -32,9 +33,10 @@ const ParamLinger = "linger"
 
 // Gadget describes the netns gadget.
 var Gadget = gadget.Descriptor{
-	Name:    Type,
-	Summary: "network namespace lifecycle: created, empty (its last task left), destroyed, and lingering with what holds it",
-	Load:    gen.LoadNetns,
+	Name:     Type,
+	Summary:  "network namespace lifecycle: created, empty (its last task left), destroyed, and lingering with what holds it",
+	Load:     gen.LoadNetns,
+	Features: []kernel.Feature{kernel.TaskBTF, kernel.FetchAtomics},
 	Hooks: []attach.Hook{
 		{Name: HookTasks, Candidates: [][]string{{gen.NetnsProgMemberFork, gen.NetnsProgMemberExit}}},
 		{Name: HookMoves, Candidates: [][]string{{gen.NetnsProgUnshareEnter, gen.NetnsProgUnshareExit, gen.NetnsProgSetnsExit}}},

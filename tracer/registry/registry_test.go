@@ -433,3 +433,60 @@ func TestHookParamsTurnHooksOff(t *testing.T) {
 		}
 	})
 }
+
+func featureNames(fs []kernel.Feature) string {
+	var names []string
+	for _, f := range fs {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+// The fallbacks taken are those of the features this kernel lacks: exactly those vmtest names per
+// kernel (GHOSTWATCH_EXPECT_LACKS), and each gadget reports those among its own features.
+func TestFallbacksChosen(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	lacking, err := kernel.Lacking()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, ok := os.LookupEnv("GHOSTWATCH_EXPECT_LACKS"); ok && featureNames(lacking) != want {
+		t.Errorf("this kernel lacks %q, want %q", featureNames(lacking), want)
+	}
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		var want []kernel.Feature
+		for _, f := range lacking {
+			for _, df := range d.Features {
+				if df.Name == f.Name {
+					want = append(want, f)
+				}
+			}
+		}
+		g := open(t, d, gadget.Filter{})
+		if got := featureNames(g.Fallbacks); got != featureNames(want) {
+			t.Errorf("fallbacks %q, want %q", got, featureNames(want))
+		}
+	})
+}
+
+// With every fallback forced, each gadget loads on this kernel and its selftest's event arrives, so
+// that the paths of older kernels are tested on every kernel of the matrix.
+func TestFallbacksWork(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	t.Setenv(kernel.LackEnv, "all")
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		g := open(t, d, gadget.Filter{})
+		if got, want := featureNames(g.Fallbacks), featureNames(d.Features); got != want {
+			t.Errorf("fallbacks %q, want all of the gadget's features %q", got, want)
+		}
+		events := gadgettest.Collect(t, func(ctx context.Context, emit func(gadget.Event)) error {
+			return g.Run(ctx, nil, emit, nil, nil)
+		})
+		p := start(t, d.Selftest.Command, 0, "")
+		p.run(t)
+		events.Next(t, "the selftest's event", func(ev gadget.Event) bool {
+			return ev.Head().Type == d.Name && ev.Head().Proc.PID == p.pid
+		}, nil)
+		events.Stop(t)
+	})
+}

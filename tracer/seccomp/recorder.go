@@ -18,6 +18,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Hook names.
@@ -32,10 +33,11 @@ const paramNew = "new"
 
 // Gadget describes the recorder. It is not streamed: seccomp record and the OCI hook drive it.
 var Gadget = gadget.Descriptor{
-	Name:    "seccomp",
-	Summary: "per-container syscall recording into OCI seccomp profiles",
-	Mode:    gadget.Recorder,
-	Load:    gen.LoadSeccomp,
+	Name:     "seccomp",
+	Summary:  "per-container syscall recording into OCI seccomp profiles",
+	Mode:     gadget.Recorder,
+	Load:     gen.LoadSeccomp,
+	Features: []kernel.Feature{kernel.TaskBTF, kernel.FetchAtomics},
 	Hooks: []attach.Hook{
 		{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}}},
 		{Name: HookTrees, Candidates: [][]string{{gen.SeccompProgTreeFork, gen.SeccompProgTreeExit}}},

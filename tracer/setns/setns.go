@@ -8,6 +8,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Type is the event type and the name of the gadget object in JSON.
@@ -22,9 +23,10 @@ const (
 
 // Gadget describes the setns gadget.
 var Gadget = gadget.Descriptor{
-	Name:    Type,
-	Summary: "namespace entry and creation: setns (nsfs fd or pidfd), unshare, clone/clone3 with CLONE_NEW*",
-	Load:    gen.LoadSetns,
+	Name:     Type,
+	Summary:  "namespace entry and creation: setns (nsfs fd or pidfd), unshare, clone/clone3 with CLONE_NEW*",
+	Load:     gen.LoadSetns,
+	Features: []kernel.Feature{kernel.TaskBTF},
 	Hooks: []attach.Hook{
 		{Name: HookSyscalls, Candidates: [][]string{{
 			gen.SetnsProgSetnsEnter, gen.SetnsProgSetnsExit,
