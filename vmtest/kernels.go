@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,26 +15,43 @@ import (
 // Kernel is a Debian kernel unpacked into the cache.
 type Kernel struct {
 	Series  string // "6.1", as asked for
+	Arch    string // amd64 or arm64
 	Package string // linux-image-6.1.0-56-amd64-unsigned
 	Release string // 6.1.0-56-amd64
 	Image   string // path to the vmlinuz
 }
 
-// kernelPackage matches Debian's plain amd64 kernel packages of a series (not -rt, not -cloud):
-// linux-image-6.1.0-56-amd64-unsigned, linux-image-6.12.117+deb12-amd64-unsigned.
-func kernelPackage(series string) *regexp.Regexp {
-	return regexp.MustCompile(`^linux-image-` + regexp.QuoteMeta(series) + `[.-][0-9]+(-[0-9]+)?(\+deb[0-9]+)?-amd64-unsigned$`)
+// kernelPackage matches Debian's plain kernel packages of a series and architecture (not -rt,
+// not -cloud): linux-image-6.1.0-56-amd64-unsigned, linux-image-6.12.117+deb12-arm64-unsigned.
+func kernelPackage(series, arch string) *regexp.Regexp {
+	return regexp.MustCompile(`^linux-image-` + regexp.QuoteMeta(series) + `[.-][0-9]+(-[0-9]+)?(\+deb[0-9]+)?-` + arch + `-unsigned$`)
+}
+
+// KernelApt returns the apt configuration that has a kernel series for an architecture: 5.10 is
+// Debian 11's (bullseye), the others Debian 12's; another architecture than the host's, or
+// another release, gets a private configuration under cache.
+func KernelApt(series, arch, cache string) Apt {
+	suite := "bookworm"
+	if series == "5.10" {
+		suite = "bullseye"
+	}
+	if suite == "bookworm" && arch == hostArch() {
+		return Apt{}
+	}
+	return Apt{Dir: filepath.Join(cache, "apt-"+suite+"-"+arch), Suite: suite, Arch: arch}
 }
 
 // FetchKernel finds the newest kernel package of a series in Debian's archive and unpacks it into
-// cache (apt-get download + dpkg-deb -x: nothing is installed). An unpacked one is reused.
-func FetchKernel(series, cache string) (Kernel, error) {
-	k := Kernel{Series: series}
-	names, err := aptPackageNames("linux-image-" + series)
+// cache (apt-get download + dpkg-deb -x: nothing is installed). An unpacked one is reused. Some
+// listed security builds are not downloadable: the next older is tried then.
+func FetchKernel(series, arch, cache string) (Kernel, error) {
+	k := Kernel{Series: series, Arch: arch}
+	a := KernelApt(series, arch, cache)
+	names, err := a.PackageNames("linux-image-" + series)
 	if err != nil {
 		return k, err
 	}
-	re := kernelPackage(series)
+	re := kernelPackage(series, arch)
 	var matching []string
 	for _, n := range names {
 		if re.MatchString(n) {
@@ -41,62 +59,60 @@ func FetchKernel(series, cache string) (Kernel, error) {
 		}
 	}
 	if len(matching) == 0 {
-		return k, fmt.Errorf("no Debian kernel package for %s (looked for %s)", series, re)
+		return k, fmt.Errorf("no Debian kernel package for %s on %s (looked for %s)", series, arch, re)
 	}
 	slices.SortFunc(matching, naturalCompare)
-	k.Package = matching[len(matching)-1]
-	k.Release = strings.TrimSuffix(strings.TrimPrefix(k.Package, "linux-image-"), "-unsigned")
-	dir := filepath.Join(cache, k.Package)
-	k.Image = filepath.Join(dir, "boot", "vmlinuz-"+k.Release)
-	if _, err := os.Stat(k.Image); err == nil {
+	var errs []string
+	for i := len(matching) - 1; i >= 0 && i >= len(matching)-4; i-- {
+		k.Package = matching[i]
+		k.Release = strings.TrimSuffix(strings.TrimPrefix(k.Package, "linux-image-"), "-unsigned")
+		dir := filepath.Join(cache, k.Package)
+		k.Image = filepath.Join(dir, "boot", "vmlinuz-"+k.Release)
+		if _, err := os.Stat(k.Image); err == nil {
+			return k, nil
+		}
+		if err := unpackKernel(a, k, dir, cache); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
 		return k, nil
 	}
+	return k, fmt.Errorf("no kernel of %s on %s could be fetched: %s", series, arch, strings.Join(errs, "; "))
+}
+
+func unpackKernel(a Apt, k Kernel, dir, cache string) error {
 	dl, err := os.MkdirTemp(cache, "download")
 	if err != nil {
-		return k, err
+		return err
 	}
 	defer os.RemoveAll(dl)
-	cmd := exec.Command("apt-get", "download", "-q", k.Package)
-	cmd.Dir = dl
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return k, fmt.Errorf("apt-get download %s: %v: %s", k.Package, err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(dl, "*.deb"))
-	if len(debs) != 1 {
-		return k, fmt.Errorf("apt-get download %s left %d packages", k.Package, len(debs))
+	deb, err := a.Download(k.Package, dl)
+	if err != nil {
+		return err
 	}
 	tmp := dir + ".partial"
 	os.RemoveAll(tmp)
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], tmp).CombinedOutput(); err != nil {
-		return k, fmt.Errorf("dpkg-deb -x %s: %v: %s", debs[0], err, out)
+	if out, err := exec.Command("dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
+		return fmt.Errorf("dpkg-deb -x %s: %v: %s", deb, err, out)
 	}
 	// Only /boot is needed: the guest loads no modules.
 	os.RemoveAll(filepath.Join(tmp, "lib"))
 	os.RemoveAll(filepath.Join(tmp, "usr"))
 	if err := os.Rename(tmp, dir); err != nil {
-		return k, err
+		return err
 	}
 	if _, err := os.Stat(k.Image); err != nil {
-		return k, fmt.Errorf("%s has no %s", k.Package, k.Image)
+		return fmt.Errorf("%s has no %s", k.Package, k.Image)
 	}
-	return k, nil
+	return nil
 }
 
-// aptPackageNames lists package names with a prefix, updating the package lists once if they
-// know none (a fresh machine).
-func aptPackageNames(prefix string) ([]string, error) {
-	for attempt := 0; ; attempt++ {
-		out, err := exec.Command("apt-cache", "pkgnames", prefix).Output()
-		if err != nil {
-			return nil, fmt.Errorf("apt-cache pkgnames %s: %w", prefix, err)
-		}
-		if names := strings.Fields(string(out)); len(names) > 0 || attempt > 0 {
-			return names, nil
-		}
-		if out, err := exec.Command("apt-get", "update", "-q").CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("apt-get update: %v: %s", err, out)
-		}
+// hostArch is this machine's dpkg architecture.
+func hostArch() string {
+	if runtime.GOARCH == "arm64" {
+		return "arm64"
 	}
+	return "amd64"
 }
 
 // naturalCompare orders strings with their digit runs compared as numbers: 6.1.0-9 < 6.1.0-56.

@@ -25,7 +25,7 @@ func TestNaturalCompare(t *testing.T) {
 			t.Errorf("naturalCompare(%q, %q) = %d, want sign %d", tc.a, tc.b, got, tc.want)
 		}
 	}
-	re := kernelPackage("6.12")
+	re := kernelPackage("6.12", "amd64")
 	for name, want := range map[string]bool{
 		"linux-image-6.12.117+deb12-amd64-unsigned":    true,
 		"linux-image-6.12.117+deb12-rt-amd64-unsigned": false,
@@ -36,7 +36,7 @@ func TestNaturalCompare(t *testing.T) {
 			t.Errorf("kernel package pattern on %s: %v", name, !want)
 		}
 	}
-	if !kernelPackage("6.1").MatchString("linux-image-6.1.0-56-amd64-unsigned") {
+	if !kernelPackage("6.1", "amd64").MatchString("linux-image-6.1.0-56-amd64-unsigned") {
 		t.Error("6.1 pattern misses linux-image-6.1.0-56-amd64-unsigned")
 	}
 }
