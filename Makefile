@@ -18,8 +18,9 @@ KUBE_CMDS    := kube-apiserver kube-controller-manager kube-scheduler kubelet ku
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build bin/ghostwatch (no clang needed: gen/ is committed)
+build: ## build bin/ghostwatch and a static bin/ghostwatch-arm64 (no clang needed: gen/ is committed)
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/ghostwatch
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)-arm64 ./cmd/ghostwatch
 
 image: ## bin/ghostwatch-image.tar: static binaries in an OCI image, no registry or daemon (ctr image import: ghostwatch:latest)
 	@for arch in $(IMAGE_ARCHS); do \
@@ -53,9 +54,10 @@ man: ## docs/man: a man page per command, written from the command line's defini
 	rm -f docs/man/*.1
 	$(GO) run ./cmd/ghostwatch man docs/man
 
-vmlinux: ## regenerate gen/vmlinux.h from the pinned Debian kernel (see tools/vmlinux-h.sh)
+vmlinux: ## regenerate gen/vmlinux_x86.h and gen/vmlinux_arm64.h from the pinned Debian kernels (see tools/vmlinux-h.sh)
 	tools/setup.sh
-	tools/vmlinux-h.sh gen/vmlinux.h
+	tools/vmlinux-h.sh amd64
+	tools/vmlinux-h.sh arm64
 
 runtime-base: ## learn what runc and crun do between installing a seccomp filter and exec; merge into gen/runtimebase (as root)
 	tools/setup.sh

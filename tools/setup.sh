@@ -6,11 +6,12 @@ set -euo pipefail
 packages=(
 	clang llvm libbpf-dev bpftool # make generate: bpf2go compiles bpf/*.bpf.c and strips DWARF
 	linux-libc-dev                # make generate: syscall names (gen/syscalls)
+	linux-libc-dev-arm64-cross linux-libc-dev-armhf-cross # make generate: arm64 and arm syscall names
 	util-linux                    # tests: unshare, nsenter
 	containerd runc busybox-static # container tests: a private containerd, a locally built busybox image
 	containernetworking-plugins   # CRI tests, make e2e, trace cni: the pods' network (loopback, ptp, host-local, bridge)
 	xz-utils zstd                 # tools/vmlinux-h.sh unpacks kernels
-	qemu-system-x86               # vmtest boots Debian's kernels under TCG
+	qemu-system-x86 qemu-system-arm # vmtest boots Debian's amd64 and arm64 kernels under TCG
 	bpftrace strace               # make bench: the peers
 	gcc libc6-dev                 # go test -race needs cgo
 	crun uidmap libcap2-bin       # tests: the second runtime; user namespaces mapped from /etc/subuid; setcap

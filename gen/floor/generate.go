@@ -2,4 +2,4 @@
 // measure gadgets against.
 package floor
 
-//go:generate go tool bpf2go -go-package floor -target amd64 -output-stem floor Floor ../../bpf/floor.bpf.c -- -I../../bpf/include -I..
+//go:generate go tool bpf2go -go-package floor -target amd64,arm64 -output-stem floor Floor ../../bpf/floor.bpf.c -- -I../../bpf/include -I..

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -30,16 +31,33 @@ func (p *Profile) AddRuntimeBase(label string, names []string) {
 	p.normalize()
 }
 
-// tables maps each syscall table the kernel records to its libseccomp architecture and its
-// generated names. The order is that of the profile's architectures.
-var tables = []struct {
+// syscallTable is a syscall table the kernel records, with its libseccomp architecture and its generated
+// names.
+type syscallTable struct {
 	arch  specs.Arch
 	names map[uint32]string
 	pick  func(Syscalls) []uint32
-}{
-	{specs.ArchX86_64, syscalls.Names["x86_64"], func(s Syscalls) []uint32 { return s.Native }},
-	{specs.ArchX86, syscalls.Names["x86"], func(s Syscalls) []uint32 { return s.Compat }},
-	{specs.ArchX32, syscalls.Names["x32"], func(s Syscalls) []uint32 { return s.X32 }},
+	// always: listed in every profile; else only in those that recorded a call of it (arm64's
+	// AArch32 compat table: most arm64 hosts cannot run AArch32 at all).
+	always bool
+}
+
+// tables are this architecture's, in the order of the profile's architectures: the kernel records
+// the tables of the architecture it runs (bpf/seccomp.bpf.c), which is ghostwatch's own.
+var tables = tablesFor(runtime.GOARCH)
+
+func tablesFor(goarch string) []syscallTable {
+	if goarch == "arm64" {
+		return []syscallTable{
+			{specs.ArchAARCH64, syscalls.Names["aarch64"], func(s Syscalls) []uint32 { return s.Native }, true},
+			{specs.ArchARM, syscalls.Names["arm"], func(s Syscalls) []uint32 { return s.Compat }, false},
+		}
+	}
+	return []syscallTable{
+		{specs.ArchX86_64, syscalls.Names["x86_64"], func(s Syscalls) []uint32 { return s.Native }, true},
+		{specs.ArchX86, syscalls.Names["x86"], func(s Syscalls) []uint32 { return s.Compat }, true},
+		{specs.ArchX32, syscalls.Names["x32"], func(s Syscalls) []uint32 { return s.X32 }, true},
+	}
 }
 
 // Build makes the profile that allows exactly the recorded syscalls and denies the rest with
@@ -48,7 +66,9 @@ func Build(s Syscalls) *Profile {
 	p := &Profile{LinuxSeccomp: specs.LinuxSeccomp{DefaultAction: specs.ActErrno}}
 	var names []string
 	for _, t := range tables {
-		p.Architectures = append(p.Architectures, t.arch)
+		if t.always || len(t.pick(s)) > 0 {
+			p.Architectures = append(p.Architectures, t.arch)
+		}
 		for _, n := range t.pick(s) {
 			if name, ok := t.names[n]; ok {
 				names = append(names, name)
