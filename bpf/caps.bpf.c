@@ -190,6 +190,43 @@ int BPF_PROG(check_btf, const struct cred *cred, struct user_namespace *target_n
 	return 0;
 }
 
+/* Where neither attaches (arm64 before 6.12 has no fexit, and no kernel before 6.14 the tracepoint):
+ * a kprobe keeps the arguments by thread until the kretprobe has the verdict. */
+struct check_args {
+	__u64 cred; /* const struct cred *: a map's value cannot hold a typed pointer */
+	__u64 ns;   /* struct user_namespace * */
+	int cap;
+	unsigned int opts;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct check_args);
+} checking SEC(".maps");
+
+SEC("kprobe/cap_capable")
+int BPF_KPROBE(check_kprobe, const struct cred *cred, struct user_namespace *ns, int cap, unsigned int opts)
+{
+	struct check_args a = {.cred = (__u64)cred, .ns = (__u64)ns, .cap = cap, .opts = opts};
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&checking, &tid, &a, BPF_ANY))
+		count_lost();
+	return 0;
+}
+
+SEC("kretprobe/cap_capable")
+int BPF_KRETPROBE(check_kretprobe, int ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct check_args *a = bpf_map_lookup_elem(&checking, &tid);
+	if (!a)
+		return 0;
+	check((const struct cred *)a->cred, (struct user_namespace *)a->ns, a->cap, ret, (a->opts & CAP_OPT_NOAUDIT) ? AUDIT_NO : AUDIT_YES);
+	bpf_map_delete_elem(&checking, &tid);
+	return 0;
+}
+
 /* 6.1 and 6.12: the LSM's capset, with both credentials, without enabling syscall tracepoints
  * (which put every syscall of the node on the slow path). A capset refused before the LSM is
  * asked (bad header, bad pointer) is not seen. */

@@ -58,6 +58,14 @@ type CapsCapsetEvent struct {
 	New CapsCapSets
 }
 
+type CapsCheckArgs struct {
+	_    structs.HostLayout
+	Cred uint64
+	Ns   uint64
+	Cap  int32
+	Opts uint32
+}
+
 type CapsCheckEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -139,6 +147,7 @@ type CapsUniqueKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	CapsMapChecking        = "checking"
 	CapsMapEvents          = "events"
 	CapsMapFilterMntns     = "filter_mntns"
 	CapsMapLost            = "lost"
@@ -150,6 +159,8 @@ const (
 	CapsProgCapsetFexit    = "capset_fexit"
 	CapsProgCheckBtf       = "check_btf"
 	CapsProgCheckFexit     = "check_fexit"
+	CapsProgCheckKprobe    = "check_kprobe"
+	CapsProgCheckKretprobe = "check_kretprobe"
 	CapsProgExecBtf        = "exec_btf"
 	CapsVarDeniedOnly      = "denied_only"
 	CapsVarFilterComm      = "filter_comm"
@@ -206,18 +217,21 @@ type CapsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CapsProgramSpecs struct {
-	CapsetEnter *ebpf.ProgramSpec `ebpf:"capset_enter"`
-	CapsetExit  *ebpf.ProgramSpec `ebpf:"capset_exit"`
-	CapsetFexit *ebpf.ProgramSpec `ebpf:"capset_fexit"`
-	CheckBtf    *ebpf.ProgramSpec `ebpf:"check_btf"`
-	CheckFexit  *ebpf.ProgramSpec `ebpf:"check_fexit"`
-	ExecBtf     *ebpf.ProgramSpec `ebpf:"exec_btf"`
+	CapsetEnter    *ebpf.ProgramSpec `ebpf:"capset_enter"`
+	CapsetExit     *ebpf.ProgramSpec `ebpf:"capset_exit"`
+	CapsetFexit    *ebpf.ProgramSpec `ebpf:"capset_fexit"`
+	CheckBtf       *ebpf.ProgramSpec `ebpf:"check_btf"`
+	CheckFexit     *ebpf.ProgramSpec `ebpf:"check_fexit"`
+	CheckKprobe    *ebpf.ProgramSpec `ebpf:"check_kprobe"`
+	CheckKretprobe *ebpf.ProgramSpec `ebpf:"check_kretprobe"`
+	ExecBtf        *ebpf.ProgramSpec `ebpf:"exec_btf"`
 }
 
 // CapsMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CapsMapSpecs struct {
+	Checking    *ebpf.MapSpec `ebpf:"checking"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	FilterMntns *ebpf.MapSpec `ebpf:"filter_mntns"`
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
@@ -263,6 +277,7 @@ func (o *CapsObjects) Close() error {
 //
 // It can be passed to LoadCapsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CapsMaps struct {
+	Checking    *ebpf.Map `ebpf:"checking"`
 	Events      *ebpf.Map `ebpf:"events"`
 	FilterMntns *ebpf.Map `ebpf:"filter_mntns"`
 	Lost        *ebpf.Map `ebpf:"lost"`
@@ -273,6 +288,7 @@ type CapsMaps struct {
 
 func (m *CapsMaps) Close() error {
 	return _CapsClose(
+		m.Checking,
 		m.Events,
 		m.FilterMntns,
 		m.Lost,
@@ -303,12 +319,14 @@ type CapsVariables struct {
 //
 // It can be passed to LoadCapsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CapsPrograms struct {
-	CapsetEnter *ebpf.Program `ebpf:"capset_enter"`
-	CapsetExit  *ebpf.Program `ebpf:"capset_exit"`
-	CapsetFexit *ebpf.Program `ebpf:"capset_fexit"`
-	CheckBtf    *ebpf.Program `ebpf:"check_btf"`
-	CheckFexit  *ebpf.Program `ebpf:"check_fexit"`
-	ExecBtf     *ebpf.Program `ebpf:"exec_btf"`
+	CapsetEnter    *ebpf.Program `ebpf:"capset_enter"`
+	CapsetExit     *ebpf.Program `ebpf:"capset_exit"`
+	CapsetFexit    *ebpf.Program `ebpf:"capset_fexit"`
+	CheckBtf       *ebpf.Program `ebpf:"check_btf"`
+	CheckFexit     *ebpf.Program `ebpf:"check_fexit"`
+	CheckKprobe    *ebpf.Program `ebpf:"check_kprobe"`
+	CheckKretprobe *ebpf.Program `ebpf:"check_kretprobe"`
+	ExecBtf        *ebpf.Program `ebpf:"exec_btf"`
 }
 
 func (p *CapsPrograms) Close() error {
@@ -318,6 +336,8 @@ func (p *CapsPrograms) Close() error {
 		p.CapsetFexit,
 		p.CheckBtf,
 		p.CheckFexit,
+		p.CheckKprobe,
+		p.CheckKretprobe,
 		p.ExecBtf,
 	)
 }

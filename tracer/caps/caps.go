@@ -39,7 +39,7 @@ var Gadget = gadget.Descriptor{
 	Features: []kernel.Feature{kernel.TaskBTF, kernel.TaskPtRegs},
 	Hooks: []attach.Hook{
 		// fexit sees cap_capable's options (audit or not); the tracepoint (6.14+) does not.
-		{Name: HookCheck, Candidates: [][]string{{gen.CapsProgCheckFexit}, {gen.CapsProgCheckBtf}}},
+		{Name: HookCheck, Candidates: [][]string{{gen.CapsProgCheckFexit}, {gen.CapsProgCheckBtf}, {gen.CapsProgCheckKprobe, gen.CapsProgCheckKretprobe}}},
 		// The syscall tracepoints cost every syscall of the node (~50 ns here): last resort.
 		{Name: HookCapset, Candidates: [][]string{{gen.CapsProgCapsetFexit}, {gen.CapsProgCapsetEnter, gen.CapsProgCapsetExit}}},
 		// After begin_new_exec installed the new credentials, with the binprm.
