@@ -24,7 +24,7 @@ type Initramfs struct {
 type fileSource struct {
 	hostPath string
 	data     []byte
-	mode     uint32
+	mode     uint32 // permissions; 0o120777 with data, a symbolic link to data
 }
 
 // NewInitramfs returns an archive with the directories every guest needs.
@@ -40,6 +40,11 @@ func (r *Initramfs) AddFile(guestPath, hostPath string, mode uint32) {
 // AddData puts literal contents at guestPath.
 func (r *Initramfs) AddData(guestPath string, data []byte, mode uint32) {
 	r.files[strings.TrimPrefix(guestPath, "/")] = fileSource{data: data, mode: mode}
+}
+
+// AddSymlink makes guestPath a symbolic link to target.
+func (r *Initramfs) AddSymlink(guestPath, target string) {
+	r.files[strings.TrimPrefix(guestPath, "/")] = fileSource{data: []byte(target), mode: 0o120777}
 }
 
 // AddTree copies a host directory tree to guestDir in the guest.
@@ -139,7 +144,11 @@ func (r *Initramfs) Write(w io.Writer) error {
 				return err
 			}
 		}
-		entry(n, 0o100000|f.mode, data)
+		mode := 0o100000 | f.mode
+		if f.mode&0o170000 != 0 {
+			mode = f.mode // a link
+		}
+		entry(n, mode, data)
 	}
 	entry("TRAILER!!!", 0, nil)
 	return bw.Flush()

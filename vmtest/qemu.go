@@ -16,7 +16,8 @@ import (
 
 // Machine is a VM to boot once.
 type Machine struct {
-	Kernel    string        // a bzImage (Debian's /boot/vmlinuz-*)
+	Arch      string        // amd64 (the default) or arm64
+	Kernel    string        // Debian's /boot/vmlinuz-*
 	Initramfs string        // a newc cpio archive with /init
 	Memory    int           // MiB
 	CPUs      int           //
@@ -26,7 +27,7 @@ type Machine struct {
 
 // DefaultCmdline boots quietly into our init with the bpf LSM enabled (it is built into Debian's
 // kernels but not active by default).
-const DefaultCmdline = "console=ttyS0 rdinit=/init panic=-1 oops=panic loglevel=6 lsm=lockdown,capability,landlock,yama,bpf"
+const DefaultCmdline = "rdinit=/init panic=-1 oops=panic loglevel=6 lsm=lockdown,capability,landlock,yama,bpf"
 
 // ErrNoStatus is returned when the guest stopped, or was stopped, without reporting a status.
 var ErrNoStatus = errors.New("the guest reported no exit status")
@@ -45,11 +46,21 @@ func (m Machine) Run(ctx context.Context) (int, error) {
 	defer cancel()
 	// Single-threaded TCG: with one host thread per vCPU, the kernel's live patching of its own
 	// code (static keys, int3) races across vCPUs and 6.12 can oops at boot.
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64",
+	qemu, args := "qemu-system-x86_64", []string{"-append", "console=ttyS0 " + DefaultCmdline, "-serial", "file:" + console, "-serial", "stdio"}
+	var consoleOut *os.File
+	if m.Arch == "arm64" {
+		// The virt board has one serial port (PL011): the console and the test's marked lines
+		// share it. Without -nic none qemu looks for a network card's boot ROM it lacks.
+		qemu, args = "qemu-system-aarch64", []string{"-M", "virt", "-nic", "none", "-append", "console=ttyAMA0 " + DefaultCmdline + " loglevel=4", "-serial", "stdio"}
+		if consoleOut, err = os.Create(console); err != nil {
+			return 0, err
+		}
+		defer consoleOut.Close()
+	}
+	cmd := exec.CommandContext(ctx, qemu, append([]string{
 		"-accel", "tcg,thread=single", "-cpu", "max", "-smp", strconv.Itoa(m.CPUs), "-m", strconv.Itoa(m.Memory),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-kernel", m.Kernel, "-initrd", m.Initramfs, "-append", DefaultCmdline,
-		"-serial", "file:"+console, "-serial", "stdio")
+		"-kernel", m.Kernel, "-initrd", m.Initramfs}, args...)...)
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -58,13 +69,21 @@ func (m Machine) Run(ctx context.Context) (int, error) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting qemu-system-x86_64 (install qemu-system-x86): %w", err)
+		return 0, fmt.Errorf("starting %s (tools/setup.sh installs it): %w", qemu, err)
 	}
 	status := -1
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
 	for sc.Scan() {
 		line := strings.TrimSuffix(sc.Text(), "\r")
+		if consoleOut != nil {
+			out, ok := IsOutput(line)
+			if !ok {
+				fmt.Fprintln(consoleOut, line)
+				continue
+			}
+			line = out
+		}
 		if rest, ok := strings.CutPrefix(line, StatusMarker); ok {
 			if n, err := strconv.Atoi(strings.TrimSpace(rest)); err == nil {
 				status = n

@@ -35,7 +35,9 @@ const guestDir = "/pkg"
 
 // Options configure RunTest.
 type Options struct {
-	Kernel  string // bzImage
+	Arch    string // amd64 (the default) or arm64
+	Root    string // arm64: Arm64Root's directory, whose programs the guest gets
+	Kernel  string // bzImage, or arm64's Image
 	Init    string // the static vminit binary
 	Timeout time.Duration
 	Output  io.Writer
@@ -48,9 +50,15 @@ func RunTest(ctx context.Context, o Options, dir, binary string, args ...string)
 	rd.AddFile("/init", o.Init, 0o755)
 	guestBinary := "/test/" + filepath.Base(binary)
 	rd.AddFile(guestBinary, binary, 0o755)
-	for _, p := range Programs {
-		if err := rd.AddProgram(p); err != nil {
+	if o.Arch == "arm64" {
+		if err := rd.addArm64Programs(o.Root); err != nil {
 			return 0, err
+		}
+	} else {
+		for _, p := range Programs {
+			if err := rd.AddProgram(p); err != nil {
+				return 0, err
+			}
 		}
 	}
 	for _, p := range Files {
@@ -83,6 +91,6 @@ func RunTest(ctx context.Context, o Options, dir, binary string, args ...string)
 	if err := f.Close(); err != nil {
 		return 0, err
 	}
-	m := Machine{Kernel: o.Kernel, Initramfs: f.Name(), Memory: 2048, CPUs: 2, Timeout: o.Timeout, Output: o.Output}
+	m := Machine{Arch: o.Arch, Kernel: o.Kernel, Initramfs: f.Name(), Memory: 2048, CPUs: 2, Timeout: o.Timeout, Output: o.Output}
 	return m.Run(ctx)
 }

@@ -80,17 +80,20 @@ func align4(n int) int { return (n + 3) &^ 3 }
 
 // harness returns the kernel and init to boot, which `make vmtest` provides.
 func harness(t *testing.T) Options {
-	o := Options{Kernel: os.Getenv("VMTEST_KERNEL"), Init: os.Getenv("VMTEST_INIT")}
+	o := Options{Arch: os.Getenv("VMTEST_ARCH"), Root: os.Getenv("VMTEST_ROOT"), Kernel: os.Getenv("VMTEST_KERNEL"), Init: os.Getenv("VMTEST_INIT")}
 	if o.Kernel == "" || o.Init == "" {
 		t.Skip("boots a VM: run by make vmtest (VMTEST_KERNEL and VMTEST_INIT unset)")
 	}
 	return o
 }
 
-func buildGuest(t *testing.T) string {
+func buildGuest(t *testing.T, o Options) string {
 	bin := filepath.Join(t.TempDir(), "guest")
 	cmd := exec.Command("go", "build", "-o", bin, "./testdata/guest")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if o.Arch != "" {
+		cmd.Env = append(cmd.Env, "GOARCH="+o.Arch)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the guest fixture: %v: %s", err, out)
 	}
@@ -104,7 +107,7 @@ func TestHarnessFailingGuestFailsTheRun(t *testing.T) {
 	if vmrun == "" {
 		t.Skip("VMTEST_RUN (the vmrun binary) unset")
 	}
-	cmd := exec.Command(vmrun, buildGuest(t), "exit", "3")
+	cmd := exec.Command(vmrun, buildGuest(t, o), "exit", "3")
 	cmd.Env = append(os.Environ(), "VMTEST_KERNEL="+o.Kernel, "VMTEST_INIT="+o.Init, "VMTEST_TIMEOUT=3m")
 	out, err := cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); code != 3 {
@@ -121,7 +124,7 @@ func TestHarnessKillsASilentGuest(t *testing.T) {
 	var out bytes.Buffer
 	o.Timeout, o.Output = 25*time.Second, &out
 	start := time.Now()
-	_, err := RunTest(context.Background(), o, t.TempDir(), buildGuest(t), "hang")
+	_, err := RunTest(context.Background(), o, t.TempDir(), buildGuest(t, o), "hang")
 	if err == nil {
 		t.Fatal("a guest that never finished was reported as finished")
 	}

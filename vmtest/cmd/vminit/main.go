@@ -1,13 +1,18 @@
 // Command vminit is PID 1 in vmtest guests: it mounts what ghostwatch's tests expect of a node,
-// runs the test binary with its output on the second serial port, reports the exit status there,
-// and powers the VM off.
+// runs the test binary with its output on the second serial port (on arm64, whose board has one,
+// on the console's port with each line marked), reports the exit status there, and powers the VM
+// off.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -30,10 +35,59 @@ var mounts = []struct{ source, target, fstype, data string }{
 	{"cgroup", "/sys/fs/cgroup/devices", "cgroup", "devices"},
 }
 
+// resultPort is where the test's output and status go: the second serial port, or on arm64 the
+// only one, shared with the kernel's console.
+func resultPort() (io.WriteCloser, error) {
+	if runtime.GOARCH == "arm64" {
+		f, err := os.OpenFile("/dev/ttyAMA0", os.O_RDWR|unix.O_NOCTTY, 0)
+		if err != nil {
+			return nil, err
+		}
+		rawMode(f)
+		return &marked{f: f}, nil
+	}
+	f, err := os.OpenFile("/dev/ttyS1", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	rawMode(f) // no \n to \r\n translation: the host reads what the test wrote
+	return f, nil
+}
+
+// marked writes each whole line with vmtest.OutputMarker before it, in one write, so that the
+// host tells it from the kernel's console lines.
+type marked struct {
+	mu      sync.Mutex
+	f       *os.File
+	partial []byte
+}
+
+func (m *marked) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.partial = append(m.partial, p...)
+	for {
+		i := bytes.IndexByte(m.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if _, err := m.f.Write(append([]byte(vmtest.OutputMarker), m.partial[:i+1]...)); err != nil {
+			return 0, err
+		}
+		m.partial = m.partial[i+1:]
+	}
+}
+
+func (m *marked) Close() error {
+	if len(m.partial) > 0 {
+		m.Write([]byte("\n"))
+	}
+	return m.f.Close()
+}
+
 func main() {
 	status := run()
-	// The kernel log goes to the first serial port; the result to the second.
-	if out, err := os.OpenFile("/dev/ttyS1", os.O_WRONLY, 0); err == nil {
+	if out, err := resultPort(); err == nil {
 		fmt.Fprintf(out, "\n%s %d\n", vmtest.StatusMarker, status)
 		out.Close()
 	}
@@ -49,13 +103,12 @@ func run() int {
 			return 125
 		}
 	}
-	out, err := os.OpenFile("/dev/ttyS1", os.O_RDWR|unix.O_NOCTTY, 0)
+	out, err := resultPort()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vminit: opening the result port: %v\n", err)
 		return 125
 	}
 	defer out.Close()
-	rawMode(out) // no \n to \r\n translation: the host reads what the test wrote
 
 	var spec vmtest.Spec
 	data, err := os.ReadFile(vmtest.SpecPath)

@@ -1,5 +1,6 @@
 // Command vmrun runs a test binary inside a VM: use it as `go test -exec vmrun`. The kernel and the
 // guest init come from VMTEST_KERNEL and VMTEST_INIT; VMTEST_TIMEOUT bounds the run (default 10m).
+// VMTEST_ARCH=arm64 boots an arm64 kernel with the programs of VMTEST_ROOT (vmtest.Arm64Root).
 // Its exit status is the guest test's; a guest that reports none fails with its console log.
 package main
 
@@ -17,7 +18,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: vmrun TEST-BINARY [ARGS...] (with VMTEST_KERNEL and VMTEST_INIT set)")
 		os.Exit(2)
 	}
-	o := vmtest.Options{Kernel: os.Getenv("VMTEST_KERNEL"), Init: os.Getenv("VMTEST_INIT"), Timeout: 10 * time.Minute, Output: os.Stdout}
+	o := vmtest.Options{Arch: os.Getenv("VMTEST_ARCH"), Root: os.Getenv("VMTEST_ROOT"), Kernel: os.Getenv("VMTEST_KERNEL"),
+		Init: os.Getenv("VMTEST_INIT"), Timeout: 10 * time.Minute, Output: os.Stdout}
 	if o.Kernel == "" || o.Init == "" {
 		fmt.Fprintln(os.Stderr, "vmrun: VMTEST_KERNEL (a vmlinuz) and VMTEST_INIT (the vminit binary) must be set")
 		os.Exit(2)

@@ -1,6 +1,7 @@
 // Command vmtest runs ghostwatch's privileged test suite inside VMs booted on Debian's kernels and
-// prints a table of the results: `make vmtest`. KERNELS (default "5.10 6.1 6.12") chooses the
-// kernel series; VMTEST_CACHE where they are unpacked; VMTEST_TIMEOUT bounds each guest.
+// prints a table of the results: `make vmtest`. KERNELS ("5.10 6.1 6.12") and ARCH ("amd64 arm64")
+// narrow the matrix, whole by default; VMTEST_CACHE says where kernels are unpacked; VMTEST_TIMEOUT
+// bounds each guest.
 package main
 
 import (
@@ -26,12 +27,12 @@ var packages = []string{"./cmd/...", "./tracer/..."}
 // series, as GHOSTWATCH_EXPECT_ATTACH ("gadget/hook=kind,..."): the tests fail on any other, so
 // that a silent fallback is caught. Debian's kernels offer every attach point on amd64, so each
 // hook must take its best candidate; override lists the exceptions.
-func expectAttach(series string) (string, error) {
+func expectAttach(row row) (string, error) {
 	best, err := registry.BestChoices()
 	if err != nil {
 		return "", err
 	}
-	for hook, kind := range override[series] {
+	for hook, kind := range override[row] {
 		best[hook] = kind
 	}
 	parts := make([]string, 0, len(best))
@@ -42,9 +43,22 @@ func expectAttach(series string) (string, error) {
 	return strings.Join(parts, ","), nil
 }
 
-// override is, per kernel series, the hooks ("gadget/hook") that must not take their best
-// candidate there, and the kind they must take instead ("none" for none).
-var override = map[string]map[string]string{}
+// row is a kernel series on an architecture: a row of the matrix.
+type row struct{ series, arch string }
+
+// matrix is every row, in order: Debian 11's 5.10 and Debian 12's 6.1 and 6.12 on amd64; 6.1
+// and 6.12 on arm64, where 5.10 is not tested.
+var matrix = []row{{"5.10", "amd64"}, {"6.1", "amd64"}, {"6.12", "amd64"}, {"6.1", "arm64"}, {"6.12", "arm64"}}
+
+// override is, per row, the hooks ("gadget/hook") that must not take their best candidate there,
+// and the kind they must take instead ("none" for none). arm64's 6.1 has no fentry/fexit (no
+// direct-call trampolines there).
+var override = map[row]map[string]string{
+	{"6.1", "arm64"}: {
+		"caps/check": "kprobe", "caps/capset": "tracepoint", "devices/rule": "tracepoint",
+		"devices/denied": "tp_btf", "netns/created": "none", "netns/destroyed": "none", "setns/commit": "kprobe",
+	},
+}
 
 // lacks is, per kernel series, the features of tracer/kernel it lacks, whose fallbacks must be
 // taken there: GHOSTWATCH_EXPECT_LACKS.
@@ -54,8 +68,34 @@ var lacks = map[string]string{
 	"6.12": "",
 }
 
+// rows returns the rows KERNELS and ARCH select.
+func rows() ([]row, error) {
+	series := strings.Fields(strings.ReplaceAll(os.Getenv("KERNELS"), ",", " "))
+	arches := strings.Fields(strings.ReplaceAll(os.Getenv("ARCH"), ",", " "))
+	var out []row
+	for _, r := range matrix {
+		if (len(series) == 0 || slices.Contains(series, r.series)) && (len(arches) == 0 || slices.Contains(arches, r.arch)) {
+			out = append(out, r)
+		}
+	}
+	for _, s := range series {
+		if !slices.ContainsFunc(matrix, func(r row) bool { return r.series == s }) {
+			return nil, fmt.Errorf("KERNELS names %s: the matrix has %v", s, matrix)
+		}
+	}
+	for _, a := range arches {
+		if a != "amd64" && a != "arm64" {
+			return nil, fmt.Errorf("ARCH names %s: want amd64 or arm64", a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("KERNELS=%q ARCH=%q select no row of the matrix %v", os.Getenv("KERNELS"), os.Getenv("ARCH"), matrix)
+	}
+	return out, nil
+}
+
 type result struct {
-	name                  string
+	name, arch            string
 	ok                    bool
 	passed, failed, skips int
 	took                  time.Duration
@@ -70,9 +110,9 @@ func main() {
 }
 
 func run() error {
-	series := strings.Fields(strings.ReplaceAll(os.Getenv("KERNELS"), ",", " "))
-	if len(series) == 0 {
-		series = []string{"5.10", "6.1", "6.12"}
+	selected, err := rows()
+	if err != nil {
+		return err
 	}
 	cache := os.Getenv("VMTEST_CACHE")
 	if cache == "" {
@@ -87,32 +127,47 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(tools)
-	initBin, runBin := filepath.Join(tools, "vminit"), filepath.Join(tools, "vmrun")
-	if err := goBuild(initBin, "./vmtest/cmd/vminit"); err != nil {
+	runBin := filepath.Join(tools, "vmrun")
+	if err := goBuild(runBin, "./vmtest/cmd/vmrun", ""); err != nil {
 		return err
 	}
-	if err := goBuild(runBin, "./vmtest/cmd/vmrun"); err != nil {
-		return err
+	inits := map[string]string{} // the guest init, per architecture
+	var arm64Root string
+	for _, r := range selected {
+		if inits[r.arch] != "" {
+			continue
+		}
+		inits[r.arch] = filepath.Join(tools, "vminit-"+r.arch)
+		if err := goBuild(inits[r.arch], "./vmtest/cmd/vminit", r.arch); err != nil {
+			return err
+		}
+		if r.arch == "arm64" {
+			if arm64Root, err = vmtest.Arm64Root(cache); err != nil {
+				return err
+			}
+		}
 	}
 
 	var kernels []vmtest.Kernel
-	for _, s := range series {
-		k, err := vmtest.FetchKernel(s, "amd64", cache)
+	for _, r := range selected {
+		k, err := vmtest.FetchKernel(r.series, r.arch, cache)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("vmtest: kernel %s: %s\n", s, k.Package)
+		fmt.Printf("vmtest: kernel %s %s: %s\n", r.series, r.arch, k.Package)
 		kernels = append(kernels, k)
 	}
 
-	env := []string{"VMTEST_INIT=" + initBin, "CGO_ENABLED=0", "GHOSTWATCH_REQUIRE_PRIVILEGED=1"}
+	env := []string{"CGO_ENABLED=0", "GHOSTWATCH_REQUIRE_PRIVILEGED=1", "VMTEST_ROOT=" + arm64Root}
 	var results []result
 	// The harness itself, on the first kernel: a failing guest fails, a silent one is killed.
-	results = append(results, goTest("harness ("+kernels[0].Series+")",
-		append(env, "VMTEST_KERNEL="+kernels[0].Image, "VMTEST_RUN="+runBin), "./vmtest"))
+	k0 := kernels[0]
+	results = append(results, goTest("harness ("+k0.Series+")", k0.Arch,
+		append(env, "VMTEST_KERNEL="+k0.Image, "VMTEST_ARCH="+k0.Arch, "VMTEST_INIT="+inits[k0.Arch], "VMTEST_RUN="+runBin), "./vmtest"))
 	for _, k := range kernels {
-		kenv := append(env, "VMTEST_KERNEL="+k.Image)
-		want, err := expectAttach(k.Series)
+		r := row{k.Series, k.Arch}
+		kenv := append(env, "VMTEST_KERNEL="+k.Image, "VMTEST_ARCH="+k.Arch, "VMTEST_INIT="+inits[k.Arch], "GOARCH="+k.Arch)
+		want, err := expectAttach(r)
 		if err != nil {
 			return err
 		}
@@ -121,18 +176,17 @@ func run() error {
 			return fmt.Errorf("no expected features for kernel %s: add it to lacks", k.Series)
 		}
 		kenv = append(kenv, "GHOSTWATCH_EXPECT_ATTACH="+want, "GHOSTWATCH_EXPECT_LACKS="+wantLacks)
-		r := goTest(k.Release, kenv, append([]string{"-exec", runBin}, packages...)...)
-		results = append(results, r)
+		results = append(results, goTest(k.Release, k.Arch, kenv, append([]string{"-exec", runBin}, packages...)...))
 	}
 
-	fmt.Printf("\n%-28s %-6s %6s %6s %7s %8s\n", "KERNEL", "RESULT", "PASSED", "FAILED", "SKIPPED", "SECONDS")
+	fmt.Printf("\n%-28s %-5s %-6s %6s %6s %7s %8s\n", "KERNEL", "ARCH", "RESULT", "PASSED", "FAILED", "SKIPPED", "SECONDS")
 	failed := false
 	for _, r := range results {
 		verdict := "ok"
 		if !r.ok {
 			verdict, failed = "FAIL", true
 		}
-		fmt.Printf("%-28s %-6s %6d %6d %7d %8.0f %s\n", r.name, verdict, r.passed, r.failed, r.skips, r.took.Seconds(), r.note)
+		fmt.Printf("%-28s %-5s %-6s %6d %6d %7d %8.0f %s\n", r.name, r.arch, verdict, r.passed, r.failed, r.skips, r.took.Seconds(), r.note)
 	}
 	if failed {
 		return fmt.Errorf("tests failed")
@@ -140,9 +194,13 @@ func run() error {
 	return nil
 }
 
-func goBuild(out, pkg string) error {
+// goBuild builds a static binary, for another architecture when goarch is set.
+func goBuild(out, pkg, goarch string) error {
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if goarch != "" {
+		cmd.Env = append(cmd.Env, "GOARCH="+goarch)
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v: %s", pkg, err, b)
 	}
@@ -150,8 +208,8 @@ func goBuild(out, pkg string) error {
 }
 
 // goTest runs go test -json and counts the results, printing the tests' output as it comes.
-func goTest(name string, env []string, args ...string) result {
-	r := result{name: name}
+func goTest(name, arch string, env []string, args ...string) result {
+	r := result{name: name, arch: arch}
 	start := time.Now()
 	cmd := exec.Command("go", append([]string{"test", "-json", "-count=1", "-p", "1", "-v"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
