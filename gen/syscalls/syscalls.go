@@ -1768,7 +1768,7 @@ var Names = map[string]map[uint32]string{
 		338: "set_robust_list",
 		339: "get_robust_list",
 		340: "splice",
-		341: "sync_file_range2",
+		341: "arm_sync_file_range",
 		342: "tee",
 		343: "vmsplice",
 		344: "move_pages",

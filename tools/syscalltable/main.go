@@ -108,13 +108,24 @@ func preprocess(target, dir string) (map[uint32]string, error) {
 		}
 	}
 	table := map[uint32]string{}
+	names := make([]string, 0, len(macros))
 	for name := range macros {
+		names = append(names, name)
+	}
+	sort.Strings(names) // a number with two names keeps the first, whatever the map's order
+	for _, name := range names {
 		sys, ok := strings.CutPrefix(name, "__NR_")
 		if !ok || sys == "syscalls" || sys == "arch_specific_syscall" || strings.HasPrefix(sys, "SYSCALL_") || strings.HasPrefix(sys, "OABI_") {
 			continue
 		}
+		// An alias of another syscall's number (arm's sync_file_range2): the other is the name.
+		if strings.HasPrefix(macros[name], "__NR_") {
+			continue
+		}
 		if n, ok := eval(macros, macros[name], 0); ok {
-			table[uint32(n)] = sys
+			if _, taken := table[uint32(n)]; !taken {
+				table[uint32(n)] = sys
+			}
 		}
 	}
 	if len(table) == 0 {
