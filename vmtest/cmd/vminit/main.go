@@ -95,6 +95,24 @@ func main() {
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
 
+// loopbackUp brings lo up, as every node has it: tests serve and dial 127.0.0.1.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
 func run() int {
 	for _, m := range mounts {
 		os.MkdirAll(m.target, 0o755)
@@ -109,6 +127,10 @@ func run() int {
 		return 125
 	}
 	defer out.Close()
+	if err := loopbackUp(); err != nil {
+		fmt.Fprintf(out, "vminit: bringing lo up: %v\n", err)
+		return 125
+	}
 
 	var spec vmtest.Spec
 	data, err := os.ReadFile(vmtest.SpecPath)
