@@ -115,8 +115,9 @@ static __always_inline void count_in(__u32 tid, __u32 netns)
 		count_lost();
 }
 
-/* Uncounts task tid; if it was its namespace's last, the namespace is empty. */
-static __always_inline void leave(__u32 tid, __u32 how)
+/* Uncounts task tid; if it was its namespace's last, the namespace is empty. fetch: whether the
+ * program may use fetching atomics (compat.h). */
+static __always_inline void leave(__u32 tid, __u32 how, const bool fetch)
 {
 	__u32 *ns = bpf_map_lookup_elem(&counted, &tid);
 	if (!ns)
@@ -126,7 +127,7 @@ static __always_inline void leave(__u32 tid, __u32 how)
 	__s64 *n = bpf_map_lookup_elem(&members, &netns);
 	if (!n)
 		return;
-	if (gw_has(FETCH_ATOMICS)) {
+	if (fetch) {
 		if (__sync_fetch_and_add(n, -1) != 1)
 			return;
 		bpf_map_delete_elem(&members, &netns);
@@ -162,20 +163,32 @@ int BPF_PROG(member_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(member_exit, struct task_struct *task)
+static __always_inline int task_exited(struct task_struct *task, const bool fetch)
 {
 	/* Most exits of a node are in its own namespace, where no task is counted: one comparison
 	 * instead of a lookup. (nsproxy is still set here: exit_task_namespaces comes later.) */
 	struct nsproxy *nsp = task->nsproxy;
 	if (!nsp || nsp->net_ns->ns.inum == init_netns)
 		return 0;
-	leave(task->pid, HOW_EXIT);
+	leave(task->pid, HOW_EXIT, fetch);
 	return 0;
 }
 
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(member_exit, struct task_struct *task)
+{
+	return task_exited(task, true);
+}
+
+/* Before 5.12: atomic adds only (so are the other _nofetch programs). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(member_exit_nofetch, struct task_struct *task)
+{
+	return task_exited(task, false);
+}
+
 /* setns and unshare move the calling task: uncount it where it was, count it where it is. */
-static __always_inline void moved(__u32 how, bool created)
+static __always_inline void moved(__u32 how, bool created, const bool fetch)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (pid_tgid >> 32 == self_tgid)
@@ -185,7 +198,7 @@ static __always_inline void moved(__u32 how, bool created)
 	__u32 *was = bpf_map_lookup_elem(&counted, &tid);
 	if (was ? *was == netns : netns == init_netns)
 		return;
-	leave(tid, how);
+	leave(tid, how, fetch);
 	count_in(tid, netns);
 	if (created)
 		emit(NETNS_CREATED, netns, HOW_UNSHARE, 0);
@@ -201,23 +214,42 @@ int unshare_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_unshare")
-int unshare_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_unshare_exit(struct trace_event_raw_sys_exit *ctx, const bool fetch)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (!bpf_map_lookup_elem(&unsharing, &tid))
 		return 0;
 	bpf_map_delete_elem(&unsharing, &tid);
 	if (ctx->ret == 0)
-		moved(HOW_UNSHARE, true);
+		moved(HOW_UNSHARE, true, fetch);
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_unshare")
+int unshare_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_unshare_exit(ctx, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_unshare")
+int unshare_exit_nofetch(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_unshare_exit(ctx, false);
 }
 
 SEC("tracepoint/syscalls/sys_exit_setns")
 int setns_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	if (ctx->ret == 0)
-		moved(HOW_SETNS, false);
+		moved(HOW_SETNS, false, true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_setns")
+int setns_exit_nofetch(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret == 0)
+		moved(HOW_SETNS, false, false);
 	return 0;
 }
 

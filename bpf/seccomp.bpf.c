@@ -184,7 +184,7 @@ static __always_inline void set_bit_once(__u64 *w, __u64 bit)
 	bpf_map_delete_elem(&setting, &k);
 }
 
-static __always_inline void set_bit(struct recording *r, __u32 table, __u32 nr)
+static __always_inline void set_bit(struct recording *r, __u32 table, __u32 nr, const bool fetch)
 {
 	__u32 idx = table * SYSCALL_WORDS + (nr >> 6);
 	/* The barrier keeps clang from folding this check into the caller's, which older verifiers
@@ -198,13 +198,13 @@ static __always_inline void set_bit(struct recording *r, __u32 table, __u32 nr)
 	__u64 bit = 1ULL << (nr & 63);
 	if (*w & bit) /* set once; later calls only read */
 		return;
-	if (gw_has(FETCH_ATOMICS))
+	if (fetch)
 		__sync_fetch_and_or(w, bit);
 	else
 		set_bit_once(w, bit);
 }
 
-static __always_inline void record(struct recording *r, struct task_struct *t, long id)
+static __always_inline void record(struct recording *r, struct task_struct *t, long id, const bool fetch)
 {
 	__u32 nr = (__u32)id, table = TABLE_NATIVE;
 	if (id < 0) { /* syscall(-1): not a syscall, but counted */
@@ -219,7 +219,7 @@ static __always_inline void record(struct recording *r, struct task_struct *t, l
 #endif
 	if (gw_compat_syscall(t))
 		table = TABLE_COMPAT;
-	set_bit(r, table, nr);
+	set_bit(r, table, nr, fetch);
 }
 
 /* Take a free slot for key, with an empty bitmap: busy while it is cleared, so that no syscall
@@ -253,7 +253,7 @@ __noinline int tell_armed(__u32 mntns, enum arm_reason reason)
 
 /* Start recording the mount namespace of task t (gw_current), unless it is ignored or already recorded, and
  * tell user space. */
-static __always_inline struct recording *arm(struct task_struct *t, enum arm_reason reason)
+static __always_inline struct recording *arm(struct task_struct *t, enum arm_reason reason, const bool fetch)
 {
 	__u32 mntns = task_mntns(t);
 	if (!mntns || find(mntns))
@@ -265,7 +265,7 @@ static __always_inline struct recording *arm(struct task_struct *t, enum arm_rea
 		return NULL;
 	struct rec_slot *s = &slots[mntns & SLOT_MASK];
 	/* Before 5.12 (no compare-and-swap) the kernel's recordings all live in spill. */
-	struct recording *r = gw_has(FETCH_ATOMICS) ? claim(s, mntns, id) : NULL;
+	struct recording *r = fetch ? claim(s, mntns, id) : NULL;
 	if (!r) {
 		/* Counted in its slot first, so that no syscall of it misses the spill table. */
 		struct recording empty = {.mntns_id = id};
@@ -339,8 +339,8 @@ static __always_inline enum arm_reason arm_call(long id, struct pt_regs *regs)
 #undef A
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+/* fetch: whether this variant may use fetching atomics (compat.h). */
+static __always_inline int on_sys_enter(struct pt_regs *regs, long id, const bool fetch)
 {
 	struct task_struct *t = NULL;
 	struct recording *r = NULL;
@@ -363,11 +363,24 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		if (!why)
 			return 0;
 		t = gw_current();
-		if (!(r = arm(t, why)))
+		if (!(r = arm(t, why, fetch)))
 			return 0;
 	}
-	record(r, t, id);
+	record(r, t, id, fetch);
 	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+	return on_sys_enter(regs, id, true);
+}
+
+/* Before 5.12: atomic adds only. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter_nofetch, struct pt_regs *regs, long id)
+{
+	return on_sys_enter(regs, id, false);
 }
 
 /* A process forked by a member of a recorded tree joins the tree. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* What differs between the kernels and architectures ghostwatch runs on, behind one API. Gadgets
  * read the current task, a syscall's number and arguments, and syscall numbers through these,
- * never through the helpers or the registers directly, and test gw_has() before the atomics and
+ * never through the helpers or the registers directly, and test gw_has() before the helpers and
  * kfuncs that not every kernel has:
  *
  *   gw_current()              the current task
@@ -21,7 +21,15 @@
  * Which path a kernel takes is decided before load: gw_lacks holds a bit for each feature this
  * kernel lacks, set by user space (tracer/kernel probes them), and the verifier drops the branch
  * not taken, so a kernel that has everything runs the best path; the fallbacks cost it a load and
- * a test of this constant where they branch. A test can force any fallback on any kernel. */
+ * a test of this constant where they branch. A test can force any fallback on any kernel.
+ *
+ * Fetching atomics (an atomic whose result is used; or, and, xor, cmpxchg, xchg: 5.12) cannot be
+ * behind gw_has: 5.10's verifier checks every instruction's fields before it follows any path,
+ * so it refuses a program that has one even where the constant prunes it. A program that uses them
+ * is compiled twice, from an __always_inline body with a constant `fetch` argument: NAME, and
+ * NAME_nofetch with atomic adds only. Both are candidates of the hook, best first, and the
+ * descriptor's Needs names the first's feature, so that it is skipped (not even tried) where the
+ * kernel lacks it or a test forces the fallback. */
 #pragma once
 
 /* Set before load (tracer/gadget, from tracer/kernel's probes). */

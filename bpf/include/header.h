@@ -28,10 +28,9 @@ enum mntns_filter {
  * in gw_lacks (compat.h), set before load. The Go constants are generated; tracer/kernel probes
  * them and names what each costs. */
 enum gw_lacks {
-	GW_LACKS_TASK_BTF = 1 << 0,      /* bpf_get_current_task_btf, 5.11 */
-	GW_LACKS_FETCH_ATOMICS = 1 << 1, /* atomic or, fetch-add, cmpxchg, xchg: 5.12 */
-	GW_LACKS_TASK_PT_REGS = 1 << 2,  /* bpf_task_pt_regs, 5.15 */
-	GW_LACKS_RDONLY_CAST = 1 << 3,   /* the bpf_rdonly_cast kfunc, 6.2 */
+	GW_LACKS_TASK_BTF = 1 << 0,     /* bpf_get_current_task_btf, 5.11 */
+	GW_LACKS_TASK_PT_REGS = 1 << 1, /* bpf_task_pt_regs, 5.15 */
+	GW_LACKS_RDONLY_CAST = 1 << 2,  /* the bpf_rdonly_cast kfunc, 6.2 */
 };
 
 #define TASK_COMM_LEN 16

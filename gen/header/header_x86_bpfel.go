@@ -30,10 +30,9 @@ type HeaderGwHeader struct {
 type HeaderGwLacks uint32
 
 const (
-	HeaderGwLacksGW_LACKS_TASK_BTF      HeaderGwLacks = 1
-	HeaderGwLacksGW_LACKS_FETCH_ATOMICS HeaderGwLacks = 2
-	HeaderGwLacksGW_LACKS_TASK_PT_REGS  HeaderGwLacks = 4
-	HeaderGwLacksGW_LACKS_RDONLY_CAST   HeaderGwLacks = 8
+	HeaderGwLacksGW_LACKS_TASK_BTF     HeaderGwLacks = 1
+	HeaderGwLacksGW_LACKS_TASK_PT_REGS HeaderGwLacks = 2
+	HeaderGwLacksGW_LACKS_RDONLY_CAST  HeaderGwLacks = 4
 )
 
 type HeaderGwNs uint32

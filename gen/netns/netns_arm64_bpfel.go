@@ -80,28 +80,31 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetnsMapCounted          = "counted"
-	NetnsMapEvents           = "events"
-	NetnsMapLost             = "lost"
-	NetnsMapMembers          = "members"
-	NetnsMapUnsharing        = "unsharing"
-	NetnsProgCensus          = "census"
-	NetnsProgCreatedFexit    = "created_fexit"
-	NetnsProgDestroyedFentry = "destroyed_fentry"
-	NetnsProgHoldersFiles    = "holders_files"
-	NetnsProgHoldersTasks    = "holders_tasks"
-	NetnsProgMemberExit      = "member_exit"
-	NetnsProgMemberFork      = "member_fork"
-	NetnsProgSetnsExit       = "setns_exit"
-	NetnsProgUnshareEnter    = "unshare_enter"
-	NetnsProgUnshareExit     = "unshare_exit"
-	NetnsVarGwLacks          = "gw_lacks"
-	NetnsVarSelfTgid         = "self_tgid"
-	NetnsVarUnusedEvent      = "unused_event"
-	NetnsVarUnusedHow        = "unused_how"
-	NetnsVarUnusedKind       = "unused_kind"
-	NetnsVarUnusedNetnsKind  = "unused_netns_kind"
-	NetnsVarUnusedRecord     = "unused_record"
+	NetnsMapCounted             = "counted"
+	NetnsMapEvents              = "events"
+	NetnsMapLost                = "lost"
+	NetnsMapMembers             = "members"
+	NetnsMapUnsharing           = "unsharing"
+	NetnsProgCensus             = "census"
+	NetnsProgCreatedFexit       = "created_fexit"
+	NetnsProgDestroyedFentry    = "destroyed_fentry"
+	NetnsProgHoldersFiles       = "holders_files"
+	NetnsProgHoldersTasks       = "holders_tasks"
+	NetnsProgMemberExit         = "member_exit"
+	NetnsProgMemberExitNofetch  = "member_exit_nofetch"
+	NetnsProgMemberFork         = "member_fork"
+	NetnsProgSetnsExit          = "setns_exit"
+	NetnsProgSetnsExitNofetch   = "setns_exit_nofetch"
+	NetnsProgUnshareEnter       = "unshare_enter"
+	NetnsProgUnshareExit        = "unshare_exit"
+	NetnsProgUnshareExitNofetch = "unshare_exit_nofetch"
+	NetnsVarGwLacks             = "gw_lacks"
+	NetnsVarSelfTgid            = "self_tgid"
+	NetnsVarUnusedEvent         = "unused_event"
+	NetnsVarUnusedHow           = "unused_how"
+	NetnsVarUnusedKind          = "unused_kind"
+	NetnsVarUnusedNetnsKind     = "unused_netns_kind"
+	NetnsVarUnusedRecord        = "unused_record"
 )
 
 // LoadNetns returns the embedded CollectionSpec for Netns.
@@ -146,16 +149,19 @@ type NetnsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetnsProgramSpecs struct {
-	Census          *ebpf.ProgramSpec `ebpf:"census"`
-	CreatedFexit    *ebpf.ProgramSpec `ebpf:"created_fexit"`
-	DestroyedFentry *ebpf.ProgramSpec `ebpf:"destroyed_fentry"`
-	HoldersFiles    *ebpf.ProgramSpec `ebpf:"holders_files"`
-	HoldersTasks    *ebpf.ProgramSpec `ebpf:"holders_tasks"`
-	MemberExit      *ebpf.ProgramSpec `ebpf:"member_exit"`
-	MemberFork      *ebpf.ProgramSpec `ebpf:"member_fork"`
-	SetnsExit       *ebpf.ProgramSpec `ebpf:"setns_exit"`
-	UnshareEnter    *ebpf.ProgramSpec `ebpf:"unshare_enter"`
-	UnshareExit     *ebpf.ProgramSpec `ebpf:"unshare_exit"`
+	Census             *ebpf.ProgramSpec `ebpf:"census"`
+	CreatedFexit       *ebpf.ProgramSpec `ebpf:"created_fexit"`
+	DestroyedFentry    *ebpf.ProgramSpec `ebpf:"destroyed_fentry"`
+	HoldersFiles       *ebpf.ProgramSpec `ebpf:"holders_files"`
+	HoldersTasks       *ebpf.ProgramSpec `ebpf:"holders_tasks"`
+	MemberExit         *ebpf.ProgramSpec `ebpf:"member_exit"`
+	MemberExitNofetch  *ebpf.ProgramSpec `ebpf:"member_exit_nofetch"`
+	MemberFork         *ebpf.ProgramSpec `ebpf:"member_fork"`
+	SetnsExit          *ebpf.ProgramSpec `ebpf:"setns_exit"`
+	SetnsExitNofetch   *ebpf.ProgramSpec `ebpf:"setns_exit_nofetch"`
+	UnshareEnter       *ebpf.ProgramSpec `ebpf:"unshare_enter"`
+	UnshareExit        *ebpf.ProgramSpec `ebpf:"unshare_exit"`
+	UnshareExitNofetch *ebpf.ProgramSpec `ebpf:"unshare_exit_nofetch"`
 }
 
 // NetnsMapSpecs contains maps before they are loaded into the kernel.
@@ -236,16 +242,19 @@ type NetnsVariables struct {
 //
 // It can be passed to LoadNetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetnsPrograms struct {
-	Census          *ebpf.Program `ebpf:"census"`
-	CreatedFexit    *ebpf.Program `ebpf:"created_fexit"`
-	DestroyedFentry *ebpf.Program `ebpf:"destroyed_fentry"`
-	HoldersFiles    *ebpf.Program `ebpf:"holders_files"`
-	HoldersTasks    *ebpf.Program `ebpf:"holders_tasks"`
-	MemberExit      *ebpf.Program `ebpf:"member_exit"`
-	MemberFork      *ebpf.Program `ebpf:"member_fork"`
-	SetnsExit       *ebpf.Program `ebpf:"setns_exit"`
-	UnshareEnter    *ebpf.Program `ebpf:"unshare_enter"`
-	UnshareExit     *ebpf.Program `ebpf:"unshare_exit"`
+	Census             *ebpf.Program `ebpf:"census"`
+	CreatedFexit       *ebpf.Program `ebpf:"created_fexit"`
+	DestroyedFentry    *ebpf.Program `ebpf:"destroyed_fentry"`
+	HoldersFiles       *ebpf.Program `ebpf:"holders_files"`
+	HoldersTasks       *ebpf.Program `ebpf:"holders_tasks"`
+	MemberExit         *ebpf.Program `ebpf:"member_exit"`
+	MemberExitNofetch  *ebpf.Program `ebpf:"member_exit_nofetch"`
+	MemberFork         *ebpf.Program `ebpf:"member_fork"`
+	SetnsExit          *ebpf.Program `ebpf:"setns_exit"`
+	SetnsExitNofetch   *ebpf.Program `ebpf:"setns_exit_nofetch"`
+	UnshareEnter       *ebpf.Program `ebpf:"unshare_enter"`
+	UnshareExit        *ebpf.Program `ebpf:"unshare_exit"`
+	UnshareExitNofetch *ebpf.Program `ebpf:"unshare_exit_nofetch"`
 }
 
 func (p *NetnsPrograms) Close() error {
@@ -256,10 +265,13 @@ func (p *NetnsPrograms) Close() error {
 		p.HoldersFiles,
 		p.HoldersTasks,
 		p.MemberExit,
+		p.MemberExitNofetch,
 		p.MemberFork,
 		p.SetnsExit,
+		p.SetnsExitNofetch,
 		p.UnshareEnter,
 		p.UnshareExit,
+		p.UnshareExitNofetch,
 	)
 }
 

@@ -83,27 +83,28 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SeccompMapEvents         = "events"
-	SeccompMapExpected       = "expected"
-	SeccompMapIgnored        = "ignored"
-	SeccompMapLost           = "lost"
-	SeccompMapMembers        = "members"
-	SeccompMapSetting        = "setting"
-	SeccompMapSpill          = "spill"
-	SeccompProgIgnoreRunning = "ignore_running"
-	SeccompProgSysEnter      = "sys_enter"
-	SeccompProgTreeExit      = "tree_exit"
-	SeccompProgTreeFork      = "tree_fork"
-	SeccompVarArmNew         = "arm_new"
-	SeccompVarArming         = "arming"
-	SeccompVarGwLacks        = "gw_lacks"
-	SeccompVarLive           = "live"
-	SeccompVarNotRecorded    = "not_recorded"
-	SeccompVarSlots          = "slots"
-	SeccompVarTrees          = "trees"
-	SeccompVarUnusedEvent    = "unused_event"
-	SeccompVarUnusedKind     = "unused_kind"
-	SeccompVarUnusedTable    = "unused_table"
+	SeccompMapEvents           = "events"
+	SeccompMapExpected         = "expected"
+	SeccompMapIgnored          = "ignored"
+	SeccompMapLost             = "lost"
+	SeccompMapMembers          = "members"
+	SeccompMapSetting          = "setting"
+	SeccompMapSpill            = "spill"
+	SeccompProgIgnoreRunning   = "ignore_running"
+	SeccompProgSysEnter        = "sys_enter"
+	SeccompProgSysEnterNofetch = "sys_enter_nofetch"
+	SeccompProgTreeExit        = "tree_exit"
+	SeccompProgTreeFork        = "tree_fork"
+	SeccompVarArmNew           = "arm_new"
+	SeccompVarArming           = "arming"
+	SeccompVarGwLacks          = "gw_lacks"
+	SeccompVarLive             = "live"
+	SeccompVarNotRecorded      = "not_recorded"
+	SeccompVarSlots            = "slots"
+	SeccompVarTrees            = "trees"
+	SeccompVarUnusedEvent      = "unused_event"
+	SeccompVarUnusedKind       = "unused_kind"
+	SeccompVarUnusedTable      = "unused_table"
 )
 
 // LoadSeccomp returns the embedded CollectionSpec for Seccomp.
@@ -148,10 +149,11 @@ type SeccompSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SeccompProgramSpecs struct {
-	IgnoreRunning *ebpf.ProgramSpec `ebpf:"ignore_running"`
-	SysEnter      *ebpf.ProgramSpec `ebpf:"sys_enter"`
-	TreeExit      *ebpf.ProgramSpec `ebpf:"tree_exit"`
-	TreeFork      *ebpf.ProgramSpec `ebpf:"tree_fork"`
+	IgnoreRunning   *ebpf.ProgramSpec `ebpf:"ignore_running"`
+	SysEnter        *ebpf.ProgramSpec `ebpf:"sys_enter"`
+	SysEnterNofetch *ebpf.ProgramSpec `ebpf:"sys_enter_nofetch"`
+	TreeExit        *ebpf.ProgramSpec `ebpf:"tree_exit"`
+	TreeFork        *ebpf.ProgramSpec `ebpf:"tree_fork"`
 }
 
 // SeccompMapSpecs contains maps before they are loaded into the kernel.
@@ -244,16 +246,18 @@ type SeccompVariables struct {
 //
 // It can be passed to LoadSeccompObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SeccompPrograms struct {
-	IgnoreRunning *ebpf.Program `ebpf:"ignore_running"`
-	SysEnter      *ebpf.Program `ebpf:"sys_enter"`
-	TreeExit      *ebpf.Program `ebpf:"tree_exit"`
-	TreeFork      *ebpf.Program `ebpf:"tree_fork"`
+	IgnoreRunning   *ebpf.Program `ebpf:"ignore_running"`
+	SysEnter        *ebpf.Program `ebpf:"sys_enter"`
+	SysEnterNofetch *ebpf.Program `ebpf:"sys_enter_nofetch"`
+	TreeExit        *ebpf.Program `ebpf:"tree_exit"`
+	TreeFork        *ebpf.Program `ebpf:"tree_fork"`
 }
 
 func (p *SeccompPrograms) Close() error {
 	return _SeccompClose(
 		p.IgnoreRunning,
 		p.SysEnter,
+		p.SysEnterNofetch,
 		p.TreeExit,
 		p.TreeFork,
 	)

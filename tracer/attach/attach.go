@@ -59,8 +59,10 @@ type Set struct {
 	Choices []Choice
 }
 
-// Load creates the maps of spec, then attaches each hook. On error nothing stays loaded.
-func Load(spec *ebpf.CollectionSpec, hooks []Hook) (*Set, error) {
+// Load creates the maps of spec, then attaches each hook. A candidate with a program in unusable
+// (program name: why it cannot run on this kernel) is skipped, with that reason. On error nothing
+// stays loaded.
+func Load(spec *ebpf.CollectionSpec, hooks []Hook, unusable map[string]string) (*Set, error) {
 	mapsOnly := spec.Copy()
 	mapsOnly.Programs = map[string]*ebpf.ProgramSpec{}
 	maps, err := ebpf.NewCollection(mapsOnly)
@@ -70,7 +72,7 @@ func Load(spec *ebpf.CollectionSpec, hooks []Hook) (*Set, error) {
 	s := &Set{maps: maps, progs: map[string]*ebpf.Program{}, specs: map[string]*ebpf.ProgramSpec{},
 		linkOf: map[string]link.Link{}, hookOf: map[string][]string{}}
 	for _, h := range hooks {
-		if err := s.attachHook(spec, h); err != nil {
+		if err := s.attachHook(spec, h, unusable); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -78,12 +80,19 @@ func Load(spec *ebpf.CollectionSpec, hooks []Hook) (*Set, error) {
 	return s, nil
 }
 
-func (s *Set) attachHook(spec *ebpf.CollectionSpec, h Hook) error {
+func (s *Set) attachHook(spec *ebpf.CollectionSpec, h Hook, unusable map[string]string) error {
 	choice := Choice{Hook: h.Name}
+candidates:
 	for _, names := range h.Candidates {
 		desc, kind, err := describe(spec, names)
 		if err != nil {
 			return fmt.Errorf("hook %s: %w", h.Name, err)
+		}
+		for _, n := range names {
+			if why, ok := unusable[n]; ok {
+				choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: why})
+				continue candidates
+			}
 		}
 		if kind == "kprobe" || kind == "kretprobe" {
 			if !kernel.HasKprobes() { // else the error would only say a tracefs file is missing

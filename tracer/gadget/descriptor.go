@@ -38,6 +38,10 @@ type Descriptor struct {
 	// Features are the kernel features its programs use where the kernel has them, with a
 	// fallback where it does not (bpf/include/compat.h), as doctor and the summary report them.
 	Features []kernel.Feature
+	// Needs names the feature a program uses with no fallback inside it (fetching atomics: see
+	// compat.h), by program name. Where the kernel lacks it (or GHOSTWATCH_LACK says so), the
+	// candidates with that program are skipped and the hook takes the next: the variant without.
+	Needs map[string]kernel.Feature
 	// HookParams names, for a hook that is worth not attaching, the boolean option that attaches
 	// it: hook name to option name.
 	HookParams map[string]string

@@ -114,7 +114,7 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 			return nil, fmt.Errorf("%s: %w", d.Name, err)
 		}
 	}
-	set, err := attach.Load(spec, d.HooksFor(params))
+	set, err := attach.Load(spec, d.HooksFor(params), d.unusable(lacking))
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +131,17 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 		}
 	}
 	return g, nil
+}
+
+// unusable says, for each program that needs a feature this kernel lacks, why it is not tried.
+func (d *Descriptor) unusable(lacking []kernel.Feature) map[string]string {
+	out := map[string]string{}
+	for prog, f := range d.Needs {
+		if slices.ContainsFunc(lacking, func(l kernel.Feature) bool { return l.Name == f.Name }) {
+			out[prog] = fmt.Sprintf("needs %s (%s, Linux %s), which this kernel lacks or %s excludes", f.Name, f.What, f.Since, kernel.LackEnv)
+		}
+	}
+	return out
 }
 
 // setFilter sets the actor filter of an object that has one; asking an object without one to

@@ -21,8 +21,10 @@ import (
 // (bpf/include/compat.h): its bit is set in the objects' gw_lacks constant before load when this
 // kernel lacks it, and the verifier drops the path not taken.
 type Feature struct {
-	Name     string // as doctor, the summary and GHOSTWATCH_LACK name it
-	Bit      uint32 // in gw_lacks: enum gw_lacks of bpf/include/header.h
+	Name string // as doctor, the summary and GHOSTWATCH_LACK name it
+	// Bit is its bit in gw_lacks (enum gw_lacks of bpf/include/header.h); 0 for a feature whose
+	// fallback is a program variant of its own (a gadget's Descriptor.Needs).
+	Bit      uint32
 	What     string // what the kernel must offer
 	Since    string // the first Linux release with it
 	Fallback string // what the programs do without it
@@ -37,7 +39,9 @@ var (
 		What: "helper bpf_get_current_task_btf", Since: "5.11",
 		Fallback: "the current task is read with bpf_get_current_task and a CO-RE probe read per pointer hop",
 		probe:    func() (bool, error) { return kernelEnumHas("bpf_func_id", "BPF_FUNC_get_current_task_btf") }}
-	FetchAtomics = Feature{Name: "fetch-atomics", Bit: uint32(header.HeaderGwLacksGW_LACKS_FETCH_ATOMICS),
+	// No bit: 5.10's verifier refuses a fetching atomic anywhere in a program, even on a path the
+	// constant prunes, so the programs that use them have a variant without (compat.h).
+	FetchAtomics = Feature{Name: "fetch-atomics",
 		What: "atomic or, fetch-add, compare-and-swap and exchange", Since: "5.12",
 		Fallback: "atomic adds only: seccomp sets each syscall's bit once under a per-bit claim in a hash map and begins its own recordings in the spill table; netns tells an emptied namespace by whose map delete succeeds",
 		probe:    haveFetchAtomics}

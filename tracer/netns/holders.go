@@ -204,7 +204,7 @@ func fromIterators() ([]record, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, err := attach.Load(spec, []attach.Hook{holdersHook})
+	set, err := attach.Load(spec, []attach.Hook{holdersHook}, nil)
 	if err != nil {
 		return nil, err
 	}

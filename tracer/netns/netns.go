@@ -37,9 +37,15 @@ var Gadget = gadget.Descriptor{
 	Summary:  "network namespace lifecycle: created, empty (its last task left), destroyed, and lingering with what holds it",
 	Load:     gen.LoadNetns,
 	Features: []kernel.Feature{kernel.TaskBTF, kernel.FetchAtomics},
+	Needs: map[string]kernel.Feature{gen.NetnsProgMemberExit: kernel.FetchAtomics,
+		gen.NetnsProgUnshareExit: kernel.FetchAtomics, gen.NetnsProgSetnsExit: kernel.FetchAtomics},
 	Hooks: []attach.Hook{
-		{Name: HookTasks, Candidates: [][]string{{gen.NetnsProgMemberFork, gen.NetnsProgMemberExit}}},
-		{Name: HookMoves, Candidates: [][]string{{gen.NetnsProgUnshareEnter, gen.NetnsProgUnshareExit, gen.NetnsProgSetnsExit}}},
+		{Name: HookTasks, Candidates: [][]string{
+			{gen.NetnsProgMemberFork, gen.NetnsProgMemberExit},
+			{gen.NetnsProgMemberFork, gen.NetnsProgMemberExitNofetch}}},
+		{Name: HookMoves, Candidates: [][]string{
+			{gen.NetnsProgUnshareEnter, gen.NetnsProgUnshareExit, gen.NetnsProgSetnsExit},
+			{gen.NetnsProgUnshareEnter, gen.NetnsProgUnshareExitNofetch, gen.NetnsProgSetnsExitNofetch}}},
 		{Name: HookCreated, Candidates: [][]string{{gen.NetnsProgCreatedFexit}},
 			Without: "creations are seen at clone (a child in another namespace than its parent's) and at unshare(CLONE_NEWNET), which is every way a task makes one"},
 		{Name: HookDestroyed, Candidates: [][]string{{gen.NetnsProgDestroyedFentry}},

@@ -58,7 +58,16 @@ func Docs() (map[string]string, error) {
 			if without == "" {
 				without = "required: the gadget does not load"
 			}
-			row := fmt.Sprintf("| %s/%s | `%s` | %s |\n", d.Name, h.Name, strings.Join(descs, "`, then `"), without)
+			for i, c := range h.Candidates {
+				descs[i] = "`" + descs[i] + "`"
+				for _, n := range c {
+					if f, ok := d.Needs[n]; ok {
+						descs[i] += " (if " + f.Name + ")"
+						break
+					}
+				}
+			}
+			row := fmt.Sprintf("| %s/%s | %s | %s |\n", d.Name, h.Name, strings.Join(descs, ", then "), without)
 			hooks.WriteString(row)
 			own.WriteString(row)
 		}

@@ -9,12 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 
@@ -64,6 +66,42 @@ func TestHooksNameRealPrograms(t *testing.T) {
 		for name := range spec.Programs {
 			if !used[name] {
 				t.Errorf("program %q is in no hook: dead code", name)
+			}
+		}
+	})
+}
+
+// Fetching atomics are only in the programs Needs names (5.10's verifier refuses a program with
+// one anywhere in it, whatever the path), each of those has one (else Needs is stale), and every
+// candidate with such a program has a later candidate without, for kernels that lack them.
+func TestFetchingAtomicsOnlyWhereNeeded(t *testing.T) {
+	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
+		spec, err := d.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, p := range spec.Programs {
+			var fetching []string
+			for _, ins := range p.Instructions {
+				if ins.OpCode.Class() == asm.StXClass && ins.OpCode.Mode() == asm.AtomicMode && ins.OpCode.AtomicOp() != asm.AddAtomic {
+					fetching = append(fetching, ins.OpCode.AtomicOp().String())
+				}
+			}
+			needs := d.Needs[name].Name == kernel.FetchAtomics.Name
+			if len(fetching) > 0 && !needs {
+				t.Errorf("program %s has fetching atomics (%s) but Needs does not say so: 5.10 would refuse it", name, strings.Join(fetching, ", "))
+			}
+			if len(fetching) == 0 && needs {
+				t.Errorf("Needs says program %s uses fetching atomics, but it has none", name)
+			}
+		}
+		for _, h := range d.Hooks {
+			needy := func(c []string) bool {
+				return slices.ContainsFunc(c, func(n string) bool { _, ok := d.Needs[n]; return ok })
+			}
+			if i := slices.IndexFunc(h.Candidates, needy); i >= 0 && h.Without == "" &&
+				!slices.ContainsFunc(h.Candidates[i+1:], func(c []string) bool { return !needy(c) }) {
+				t.Errorf("hook %s: no candidate after %v does without the features Needs names", h.Name, h.Candidates[i])
 			}
 		}
 	})

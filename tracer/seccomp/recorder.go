@@ -38,8 +38,9 @@ var Gadget = gadget.Descriptor{
 	Mode:     gadget.Recorder,
 	Load:     gen.LoadSeccomp,
 	Features: []kernel.Feature{kernel.TaskBTF, kernel.FetchAtomics},
+	Needs:    map[string]kernel.Feature{gen.SeccompProgSysEnter: kernel.FetchAtomics},
 	Hooks: []attach.Hook{
-		{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}}},
+		{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}, {gen.SeccompProgSysEnterNofetch}}},
 		{Name: HookTrees, Candidates: [][]string{{gen.SeccompProgTreeFork, gen.SeccompProgTreeExit}}},
 		{Name: HookRunning, Candidates: [][]string{{gen.SeccompProgIgnoreRunning}}},
 	},
