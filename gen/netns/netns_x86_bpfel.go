@@ -87,7 +87,9 @@ const (
 	NetnsMapUnsharing           = "unsharing"
 	NetnsProgCensus             = "census"
 	NetnsProgCreatedFexit       = "created_fexit"
+	NetnsProgCreatedKretprobe   = "created_kretprobe"
 	NetnsProgDestroyedFentry    = "destroyed_fentry"
+	NetnsProgDestroyedKprobe    = "destroyed_kprobe"
 	NetnsProgHoldersFiles       = "holders_files"
 	NetnsProgHoldersTasks       = "holders_tasks"
 	NetnsProgMemberExit         = "member_exit"
@@ -151,7 +153,9 @@ type NetnsSpecs struct {
 type NetnsProgramSpecs struct {
 	Census             *ebpf.ProgramSpec `ebpf:"census"`
 	CreatedFexit       *ebpf.ProgramSpec `ebpf:"created_fexit"`
+	CreatedKretprobe   *ebpf.ProgramSpec `ebpf:"created_kretprobe"`
 	DestroyedFentry    *ebpf.ProgramSpec `ebpf:"destroyed_fentry"`
+	DestroyedKprobe    *ebpf.ProgramSpec `ebpf:"destroyed_kprobe"`
 	HoldersFiles       *ebpf.ProgramSpec `ebpf:"holders_files"`
 	HoldersTasks       *ebpf.ProgramSpec `ebpf:"holders_tasks"`
 	MemberExit         *ebpf.ProgramSpec `ebpf:"member_exit"`
@@ -244,7 +248,9 @@ type NetnsVariables struct {
 type NetnsPrograms struct {
 	Census             *ebpf.Program `ebpf:"census"`
 	CreatedFexit       *ebpf.Program `ebpf:"created_fexit"`
+	CreatedKretprobe   *ebpf.Program `ebpf:"created_kretprobe"`
 	DestroyedFentry    *ebpf.Program `ebpf:"destroyed_fentry"`
+	DestroyedKprobe    *ebpf.Program `ebpf:"destroyed_kprobe"`
 	HoldersFiles       *ebpf.Program `ebpf:"holders_files"`
 	HoldersTasks       *ebpf.Program `ebpf:"holders_tasks"`
 	MemberExit         *ebpf.Program `ebpf:"member_exit"`
@@ -261,7 +267,9 @@ func (p *NetnsPrograms) Close() error {
 	return _NetnsClose(
 		p.Census,
 		p.CreatedFexit,
+		p.CreatedKretprobe,
 		p.DestroyedFentry,
+		p.DestroyedKprobe,
 		p.HoldersFiles,
 		p.HoldersTasks,
 		p.MemberExit,

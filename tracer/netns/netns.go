@@ -46,9 +46,9 @@ var Gadget = gadget.Descriptor{
 		{Name: HookMoves, Candidates: [][]string{
 			{gen.NetnsProgUnshareEnter, gen.NetnsProgUnshareExit, gen.NetnsProgSetnsExit},
 			{gen.NetnsProgUnshareEnter, gen.NetnsProgUnshareExitNofetch, gen.NetnsProgSetnsExitNofetch}}},
-		{Name: HookCreated, Candidates: [][]string{{gen.NetnsProgCreatedFexit}},
+		{Name: HookCreated, Candidates: [][]string{{gen.NetnsProgCreatedFexit}, {gen.NetnsProgCreatedKretprobe}},
 			Without: "creations are seen at clone (a child in another namespace than its parent's) and at unshare(CLONE_NEWNET), which is every way a task makes one"},
-		{Name: HookDestroyed, Candidates: [][]string{{gen.NetnsProgDestroyedFentry}},
+		{Name: HookDestroyed, Candidates: [][]string{{gen.NetnsProgDestroyedFentry}, {gen.NetnsProgDestroyedKprobe}},
 			Without: "destruction is learnt from the kernel's RTM_DELNSID notifications, for namespaces ghostwatch saw created or lingering (it gives them an id in the host namespace, which holds no reference), within a second"},
 		{Name: HookCensus, Candidates: [][]string{{gen.NetnsProgCensus}}},
 		holdersHook,

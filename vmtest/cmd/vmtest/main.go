@@ -56,7 +56,7 @@ var matrix = []row{{"5.10", "amd64"}, {"6.1", "amd64"}, {"6.12", "amd64"}, {"6.1
 var override = map[row]map[string]string{
 	{"6.1", "arm64"}: {
 		"caps/check": "kprobe", "caps/capset": "tracepoint", "devices/rule": "tracepoint",
-		"devices/denied": "tp_btf", "netns/created": "none", "netns/destroyed": "none", "setns/commit": "kprobe",
+		"devices/denied": "tp_btf", "netns/created": "kretprobe", "netns/destroyed": "kprobe", "setns/commit": "kprobe",
 	},
 }
 
