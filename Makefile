@@ -83,7 +83,7 @@ test-host: ## unit, privileged and container tests on this machine's kernel (run
 	tools/setup.sh
 	$(GO) test -race -count=1 -p 1 ./...
 
-vmtest: ## the privileged suite in VMs on Debian's 6.1 and 6.12 kernels (KERNELS="6.1 6.12")
+vmtest: ## the privileged suite in VMs on Debian's kernels (KERNELS="5.10 6.1 6.12" ARCH="amd64 arm64": rows of vmtest.Matrix)
 	tools/setup.sh
 	$(GO) run ./vmtest/cmd/vmtest
 

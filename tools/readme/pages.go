@@ -19,6 +19,9 @@ func generate(root string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if docs["kernels"], err = kernelTable(); err != nil {
+		return nil, err
+	}
 	paths := []string{filepath.Join(root, "README.md")}
 	err = filepath.WalkDir(filepath.Join(root, "docs"), func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {

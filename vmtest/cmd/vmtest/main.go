@@ -1,7 +1,7 @@
 // Command vmtest runs ghostwatch's privileged test suite inside VMs booted on Debian's kernels and
 // prints a table of the results: `make vmtest`. KERNELS ("5.10 6.1 6.12") and ARCH ("amd64 arm64")
-// narrow the matrix, whole by default; VMTEST_CACHE says where kernels are unpacked; VMTEST_TIMEOUT
-// bounds each guest.
+// select rows of the matrix (vmtest.Matrix), by default all but the pending ones; VMTEST_CACHE
+// says where kernels are unpacked; VMTEST_TIMEOUT bounds each guest.
 package main
 
 import (
@@ -23,64 +23,41 @@ import (
 // packages are the test packages run in every guest.
 var packages = []string{"./cmd/...", "./tracer/..."}
 
-// expectAttach is the attach kind every hook of every registered gadget must get on a kernel
-// series, as GHOSTWATCH_EXPECT_ATTACH ("gadget/hook=kind,..."): the tests fail on any other, so
-// that a silent fallback is caught. Debian's kernels offer every attach point on amd64, so each
-// hook must take its best candidate; override lists the exceptions.
-func expectAttach(row row) (string, error) {
+// expectAttach is the attach kind every hook of every registered gadget must get on a row, as
+// GHOSTWATCH_EXPECT_ATTACH ("gadget/hook=kind,..."): the tests fail on any other, so that a silent
+// fallback is caught.
+func expectAttach(r vmtest.Row) (string, error) {
 	best, err := registry.BestChoices()
 	if err != nil {
 		return "", err
 	}
-	for hook, kind := range override[row] {
-		best[hook] = kind
-	}
-	parts := make([]string, 0, len(best))
-	for hook, kind := range best {
+	var parts []string
+	for hook, kind := range r.Expect(best) {
 		parts = append(parts, hook+"="+kind)
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ","), nil
 }
 
-// row is a kernel series on an architecture: a row of the matrix.
-type row struct{ series, arch string }
-
-// matrix is every row, in order: Debian 11's 5.10 and Debian 12's 6.1 and 6.12 on amd64; 6.1
-// and 6.12 on arm64, where 5.10 is not tested.
-var matrix = []row{{"5.10", "amd64"}, {"6.1", "amd64"}, {"6.12", "amd64"}, {"6.1", "arm64"}, {"6.12", "arm64"}}
-
-// override is, per row, the hooks ("gadget/hook") that must not take their best candidate there,
-// and the kind they must take instead ("none" for none). arm64's 6.1 has no fentry/fexit (no
-// direct-call trampolines there).
-var override = map[row]map[string]string{
-	{"6.1", "arm64"}: {
-		"caps/check": "kprobe", "caps/capset": "tracepoint", "devices/rule": "tracepoint",
-		"devices/denied": "tp_btf", "netns/created": "kretprobe", "netns/destroyed": "kprobe", "setns/commit": "kprobe",
-	},
-}
-
-// lacks is, per kernel series, the features of tracer/kernel it lacks, whose fallbacks must be
-// taken there: GHOSTWATCH_EXPECT_LACKS.
-var lacks = map[string]string{
-	"5.10": "task-btf,fetch-atomics,task-pt-regs,rdonly-cast",
-	"6.1":  "rdonly-cast",
-	"6.12": "",
-}
-
-// rows returns the rows KERNELS and ARCH select.
-func rows() ([]row, error) {
+// rows returns the rows KERNELS and ARCH select; with neither, those not pending.
+func rows() ([]vmtest.Row, error) {
 	series := strings.Fields(strings.ReplaceAll(os.Getenv("KERNELS"), ",", " "))
 	arches := strings.Fields(strings.ReplaceAll(os.Getenv("ARCH"), ",", " "))
-	var out []row
-	for _, r := range matrix {
-		if (len(series) == 0 || slices.Contains(series, r.series)) && (len(arches) == 0 || slices.Contains(arches, r.arch)) {
+	var out []vmtest.Row
+	for _, r := range vmtest.Matrix {
+		if len(series) == 0 && len(arches) == 0 {
+			if why, pending := vmtest.Pending[r]; pending {
+				fmt.Printf("vmtest: %s %s left out (%s): KERNELS=%s ARCH=%s runs it\n", r.Series, r.Arch, why, r.Series, r.Arch)
+				continue
+			}
+		}
+		if (len(series) == 0 || slices.Contains(series, r.Series)) && (len(arches) == 0 || slices.Contains(arches, r.Arch)) {
 			out = append(out, r)
 		}
 	}
 	for _, s := range series {
-		if !slices.ContainsFunc(matrix, func(r row) bool { return r.series == s }) {
-			return nil, fmt.Errorf("KERNELS names %s: the matrix has %v", s, matrix)
+		if !slices.ContainsFunc(vmtest.Matrix, func(r vmtest.Row) bool { return r.Series == s }) {
+			return nil, fmt.Errorf("KERNELS names %s: the matrix has %v", s, vmtest.Matrix)
 		}
 	}
 	for _, a := range arches {
@@ -89,7 +66,7 @@ func rows() ([]row, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("KERNELS=%q ARCH=%q select no row of the matrix %v", os.Getenv("KERNELS"), os.Getenv("ARCH"), matrix)
+		return nil, fmt.Errorf("KERNELS=%q ARCH=%q select no row of the matrix %v", os.Getenv("KERNELS"), os.Getenv("ARCH"), vmtest.Matrix)
 	}
 	return out, nil
 }
@@ -134,14 +111,14 @@ func run() error {
 	inits := map[string]string{} // the guest init, per architecture
 	var arm64Root string
 	for _, r := range selected {
-		if inits[r.arch] != "" {
+		if inits[r.Arch] != "" {
 			continue
 		}
-		inits[r.arch] = filepath.Join(tools, "vminit-"+r.arch)
-		if err := goBuild(inits[r.arch], "./vmtest/cmd/vminit", r.arch); err != nil {
+		inits[r.Arch] = filepath.Join(tools, "vminit-"+r.Arch)
+		if err := goBuild(inits[r.Arch], "./vmtest/cmd/vminit", r.Arch); err != nil {
 			return err
 		}
-		if r.arch == "arm64" {
+		if r.Arch == "arm64" {
 			if arm64Root, err = vmtest.Arm64Root(cache); err != nil {
 				return err
 			}
@@ -150,11 +127,11 @@ func run() error {
 
 	var kernels []vmtest.Kernel
 	for _, r := range selected {
-		k, err := vmtest.FetchKernel(r.series, r.arch, cache)
+		k, err := vmtest.FetchKernel(r.Series, r.Arch, cache)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("vmtest: kernel %s %s: %s\n", r.series, r.arch, k.Package)
+		fmt.Printf("vmtest: kernel %s %s: %s\n", r.Series, r.Arch, k.Package)
 		kernels = append(kernels, k)
 	}
 
@@ -165,15 +142,15 @@ func run() error {
 	results = append(results, goTest("harness ("+k0.Series+")", k0.Arch,
 		append(env, "VMTEST_KERNEL="+k0.Image, "VMTEST_ARCH="+k0.Arch, "VMTEST_INIT="+inits[k0.Arch], "VMTEST_RUN="+runBin), "./vmtest"))
 	for _, k := range kernels {
-		r := row{k.Series, k.Arch}
+		r := vmtest.Row{Series: k.Series, Arch: k.Arch}
 		kenv := append(env, "VMTEST_KERNEL="+k.Image, "VMTEST_ARCH="+k.Arch, "VMTEST_INIT="+inits[k.Arch], "GOARCH="+k.Arch)
 		want, err := expectAttach(r)
 		if err != nil {
 			return err
 		}
-		wantLacks, ok := lacks[k.Series]
+		wantLacks, ok := vmtest.Lacks[k.Series]
 		if !ok {
-			return fmt.Errorf("no expected features for kernel %s: add it to lacks", k.Series)
+			return fmt.Errorf("no expected features for kernel %s: add it to vmtest.Lacks", k.Series)
 		}
 		kenv = append(kenv, "GHOSTWATCH_EXPECT_ATTACH="+want, "GHOSTWATCH_EXPECT_LACKS="+wantLacks)
 		results = append(results, goTest(k.Release, k.Arch, kenv, append([]string{"-exec", runBin}, packages...)...))
