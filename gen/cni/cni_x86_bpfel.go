@@ -142,6 +142,7 @@ const (
 	CniVarFilterComm      = "filter_comm"
 	CniVarFilterMntnsMode = "filter_mntns_mode"
 	CniVarFilterTgid      = "filter_tgid"
+	CniVarGwLacks         = "gw_lacks"
 	CniVarUnusedExit      = "unused_exit"
 	CniVarUnusedFound     = "unused_found"
 	CniVarUnusedKind      = "unused_kind"
@@ -216,6 +217,7 @@ type CniVariableSpecs struct {
 	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
+	GwLacks         *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	UnusedExit      *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedFound     *ebpf.VariableSpec `ebpf:"unused_found"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
@@ -269,6 +271,7 @@ type CniVariables struct {
 	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
+	GwLacks         *ebpf.Variable `ebpf:"gw_lacks"`
 	UnusedExit      *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedFound     *ebpf.Variable `ebpf:"unused_found"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`

@@ -15,6 +15,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Type is the gadget's name and the name of its object in JSON.
@@ -44,6 +45,8 @@ var Gadget = gadget.Descriptor{
 	Name:    Type,
 	Summary: "CNI plugin invocations: command, pod, network namespace, the plugins and programs each ran, duration, exit and result or error; those still running after --slow with where they are blocked",
 	Load:    gen.LoadCni,
+	// fill_header and the actor filter read the current task (compat.h).
+	Features: []kernel.Feature{kernel.TaskBTF},
 	Hooks: []attach.Hook{
 		{Name: HookExec, Candidates: [][]string{{gen.CniProgExecBtf}}},
 		{Name: HookTree, Candidates: [][]string{{gen.CniProgForkBtf, gen.CniProgExitBtf}}},
