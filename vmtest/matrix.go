@@ -23,7 +23,7 @@ var Pending = map[Row]string{
 var Override = map[Row]map[string]string{
 	{"6.1", "arm64"}: {
 		"caps/check": "kprobe", "caps/capset": "tracepoint", "devices/rule": "tracepoint",
-		"devices/denied": "tp_btf", "netns/created": "kretprobe", "netns/destroyed": "kprobe", "setns/commit": "kprobe",
+		"devices/denied": "tp_btf", "netns/created": "kretprobe", "netns/destroyed": "kprobe", "oom/kill": "kprobe", "setns/commit": "kprobe",
 	},
 }
 

@@ -16,12 +16,14 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	FloorProgCapCapableBtf = "cap_capable_btf"
-	FloorProgFloorExit     = "floor_exit"
-	FloorProgFloorFork     = "floor_fork"
-	FloorProgSysEnterBtf   = "sys_enter_btf"
-	FloorProgSysExitBtf    = "sys_exit_btf"
-	FloorProgSyscallTp     = "syscall_tp"
+	FloorProgCapCapableBtf   = "cap_capable_btf"
+	FloorProgFloorExit       = "floor_exit"
+	FloorProgFloorFork       = "floor_fork"
+	FloorProgFloorMarkVictim = "floor_mark_victim"
+	FloorProgFloorSignal     = "floor_signal"
+	FloorProgSysEnterBtf     = "sys_enter_btf"
+	FloorProgSysExitBtf      = "sys_exit_btf"
+	FloorProgSyscallTp       = "syscall_tp"
 )
 
 // LoadFloor returns the embedded CollectionSpec for Floor.
@@ -66,12 +68,14 @@ type FloorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type FloorProgramSpecs struct {
-	CapCapableBtf *ebpf.ProgramSpec `ebpf:"cap_capable_btf"`
-	FloorExit     *ebpf.ProgramSpec `ebpf:"floor_exit"`
-	FloorFork     *ebpf.ProgramSpec `ebpf:"floor_fork"`
-	SysEnterBtf   *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
-	SysExitBtf    *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
-	SyscallTp     *ebpf.ProgramSpec `ebpf:"syscall_tp"`
+	CapCapableBtf   *ebpf.ProgramSpec `ebpf:"cap_capable_btf"`
+	FloorExit       *ebpf.ProgramSpec `ebpf:"floor_exit"`
+	FloorFork       *ebpf.ProgramSpec `ebpf:"floor_fork"`
+	FloorMarkVictim *ebpf.ProgramSpec `ebpf:"floor_mark_victim"`
+	FloorSignal     *ebpf.ProgramSpec `ebpf:"floor_signal"`
+	SysEnterBtf     *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
+	SysExitBtf      *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
+	SyscallTp       *ebpf.ProgramSpec `ebpf:"syscall_tp"`
 }
 
 // FloorMapSpecs contains maps before they are loaded into the kernel.
@@ -122,12 +126,14 @@ type FloorVariables struct {
 //
 // It can be passed to LoadFloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type FloorPrograms struct {
-	CapCapableBtf *ebpf.Program `ebpf:"cap_capable_btf"`
-	FloorExit     *ebpf.Program `ebpf:"floor_exit"`
-	FloorFork     *ebpf.Program `ebpf:"floor_fork"`
-	SysEnterBtf   *ebpf.Program `ebpf:"sys_enter_btf"`
-	SysExitBtf    *ebpf.Program `ebpf:"sys_exit_btf"`
-	SyscallTp     *ebpf.Program `ebpf:"syscall_tp"`
+	CapCapableBtf   *ebpf.Program `ebpf:"cap_capable_btf"`
+	FloorExit       *ebpf.Program `ebpf:"floor_exit"`
+	FloorFork       *ebpf.Program `ebpf:"floor_fork"`
+	FloorMarkVictim *ebpf.Program `ebpf:"floor_mark_victim"`
+	FloorSignal     *ebpf.Program `ebpf:"floor_signal"`
+	SysEnterBtf     *ebpf.Program `ebpf:"sys_enter_btf"`
+	SysExitBtf      *ebpf.Program `ebpf:"sys_exit_btf"`
+	SyscallTp       *ebpf.Program `ebpf:"syscall_tp"`
 }
 
 func (p *FloorPrograms) Close() error {
@@ -135,6 +141,8 @@ func (p *FloorPrograms) Close() error {
 		p.CapCapableBtf,
 		p.FloorExit,
 		p.FloorFork,
+		p.FloorMarkVictim,
+		p.FloorSignal,
 		p.SysEnterBtf,
 		p.SysExitBtf,
 		p.SyscallTp,

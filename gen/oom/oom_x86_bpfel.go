@@ -116,6 +116,7 @@ const (
 	OomVarFilterComm       = "filter_comm"
 	OomVarFilterMntnsMode  = "filter_mntns_mode"
 	OomVarFilterTgid       = "filter_tgid"
+	OomVarGwLacks          = "gw_lacks"
 	OomVarUnusedConstraint = "unused_constraint"
 	OomVarUnusedEvent      = "unused_event"
 	OomVarUnusedKind       = "unused_kind"
@@ -185,6 +186,7 @@ type OomVariableSpecs struct {
 	FilterComm       *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterMntnsMode  *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
 	FilterTgid       *ebpf.VariableSpec `ebpf:"filter_tgid"`
+	GwLacks          *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	UnusedConstraint *ebpf.VariableSpec `ebpf:"unused_constraint"`
 	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedKind       *ebpf.VariableSpec `ebpf:"unused_kind"`
@@ -231,6 +233,7 @@ type OomVariables struct {
 	FilterComm       *ebpf.Variable `ebpf:"filter_comm"`
 	FilterMntnsMode  *ebpf.Variable `ebpf:"filter_mntns_mode"`
 	FilterTgid       *ebpf.Variable `ebpf:"filter_tgid"`
+	GwLacks          *ebpf.Variable `ebpf:"gw_lacks"`
 	UnusedConstraint *ebpf.Variable `ebpf:"unused_constraint"`
 	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
 	UnusedKind       *ebpf.Variable `ebpf:"unused_kind"`

@@ -13,6 +13,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // Type is the gadget's name and the name of its object in JSON.
@@ -26,6 +27,8 @@ var Gadget = gadget.Descriptor{
 	Name:    Type,
 	Summary: "OOM kills: the victim and its container, the memory cgroup whose limit was hit with its usage and limit, the victim's memory, the task that triggered it",
 	Load:    gen.LoadOom,
+	// fill_header (the trigger) reads the current task (compat.h).
+	Features: []kernel.Feature{kernel.TaskBTF},
 	Hooks: []attach.Hook{
 		// oom_kill_process has the kernel's oom_control (constraint, memcg, badness); the
 		// tracepoint has the victim only, and the constraint is inferred from its memcgs.
