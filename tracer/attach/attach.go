@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
@@ -63,6 +64,9 @@ type Set struct {
 // (program name: why it cannot run on this kernel) is skipped, with that reason. On error nothing
 // stays loaded.
 func Load(spec *ebpf.CollectionSpec, hooks []Hook, unusable map[string]string) (*Set, error) {
+	if err := rlimit.RemoveMemlock(); err != nil { // kernels before 5.11 account BPF memory there
+		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w", err)
+	}
 	mapsOnly := spec.Copy()
 	mapsOnly.Programs = map[string]*ebpf.ProgramSpec{}
 	maps, err := ebpf.NewCollection(mapsOnly)
@@ -282,7 +286,7 @@ func reason(err error) string {
 	case errors.Is(err, link.ErrNotSupported):
 		return "not supported by this kernel"
 	}
-	// cilium/ebpf suggests the memlock limit on any EPERM; gadget.Open has already raised it.
+	// cilium/ebpf suggests the memlock limit on any EPERM; Load has already raised it.
 	msg := strings.TrimSuffix(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)")
 	if len(msg) > 200 { // verifier errors can run long; doctor shows enough to search for
 		msg = msg[:200] + "..."

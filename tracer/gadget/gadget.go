@@ -9,7 +9,6 @@ import (
 	"slices"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/ghostwatch/ghostwatch/gen/header"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
@@ -89,9 +88,6 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 	lacking, err := kernel.Lacking()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
-	}
-	if err := rlimit.RemoveMemlock(); err != nil { // kernels before 5.11 account BPF memory here
-		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w", err)
 	}
 	spec, err := d.Load()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/ghostwatch/ghostwatch/gen/header"
 )
@@ -152,20 +153,29 @@ func kernelHasFunc(name string) (bool, error) {
 	return err == nil, err
 }
 
-// haveFetchAtomics loads a program that does an atomic fetch-add on its stack: kernels before
-// 5.12 refuse it ("BPF_STX uses reserved fields").
+// fetchAddProbe is a program that does an atomic fetch-add on its stack.
+func fetchAddProbe() asm.Instructions {
+	fetchAdd := asm.FetchAdd.Mem(asm.R10, asm.R1, asm.DWord, -8)
+	// cilium/ebpf (v0.22) encodes the operation into imm only after it has read Constant, so an
+	// atomic built here would reach the kernel as a plain add, which 5.10 takes.
+	fetchAdd.Constant = int64(asm.FetchAdd >> 8)
+	return asm.Instructions{
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.R10, -8, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R1, 1),
+		fetchAdd,
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	}
+}
+
+// haveFetchAtomics loads fetchAddProbe: kernels before 5.12 refuse it ("BPF_STX uses reserved
+// fields").
 func haveFetchAtomics() (bool, error) {
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type: ebpf.SocketFilter, License: "GPL",
-		Instructions: asm.Instructions{
-			asm.Mov.Imm(asm.R1, 0),
-			asm.StoreMem(asm.R10, -8, asm.R1, asm.DWord),
-			asm.Mov.Imm(asm.R1, 1),
-			asm.FetchAdd.Mem(asm.R10, asm.R1, asm.DWord, -8),
-			asm.Mov.Imm(asm.R0, 0),
-			asm.Return(),
-		},
-	})
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return false, err
+	}
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, License: "GPL", Instructions: fetchAddProbe()})
 	if err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) || strings.Contains(err.Error(), "reserved fields") {
 			return false, nil
