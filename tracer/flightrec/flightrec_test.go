@@ -222,20 +222,33 @@ func TestRetainBytes(t *testing.T) {
 	}
 }
 
+// dirBytes is the size of the segments in dir. The writer may be removing the oldest and then
+// appending to the newest meanwhile: a sum that counted both the removed one and the frame written
+// after its removal would be no state the directory was ever in, so the list is read again after
+// the sizes, and the sum is taken again until the list has not changed.
 func dirBytes(t *testing.T, dir string) int64 {
 	t.Helper()
 	nums, err := listSegments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int64
-	for _, num := range nums {
-		st, err := os.Stat(filepath.Join(dir, segmentName(num)))
-		if err == nil {
-			n += st.Size()
+	for {
+		var n int64
+		for _, num := range nums {
+			st, err := os.Stat(filepath.Join(dir, segmentName(num)))
+			if err == nil {
+				n += st.Size()
+			}
 		}
+		after, err := listSegments(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(after, nums) {
+			return n
+		}
+		nums = after
 	}
-	return n
 }
 
 // fakeClock is a clock a test moves.
