@@ -51,7 +51,7 @@ func (m Machine) Run(ctx context.Context) (int, error) {
 	if m.Arch == "arm64" {
 		// The virt board has one serial port (PL011): the console and the test's marked lines
 		// share it. Without -nic none qemu looks for a network card's boot ROM it lacks.
-		qemu, args = "qemu-system-aarch64", []string{"-M", "virt", "-nic", "none", "-append", "console=ttyAMA0 " + DefaultCmdline + " loglevel=4", "-serial", "stdio"}
+		qemu, args = "qemu-system-aarch64", []string{"-M", "virt", "-nic", "none", "-append", "console=ttyAMA0 " + DefaultCmdline, "-serial", "stdio"}
 		if consoleOut, err = os.Create(console); err != nil {
 			return 0, err
 		}
