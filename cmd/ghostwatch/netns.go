@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/netns"
 )
 
@@ -72,7 +74,9 @@ func holdersAction(c *cli.Context) error {
 		if n.Container != nil {
 			owner = n.Container.Label()
 		}
-		if err := p.print(n, []string{strconv.Itoa(int(n.Inode)), owner, n.HeldBy() + "; " + n.Addresses()}); err != nil {
+		var j encode.JSON
+		n.AppendJSON(&j)
+		if err := p.print(json.RawMessage(j.B), []string{strconv.Itoa(int(n.Inode)), owner, n.HeldBy() + "; " + n.Addresses()}); err != nil {
 			return fmt.Errorf("writing output: %w", err)
 		}
 	}

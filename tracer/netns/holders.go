@@ -18,6 +18,7 @@ import (
 
 	gen "github.com/ghostwatch/ghostwatch/gen/netns"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 )
 
@@ -37,38 +38,86 @@ const (
 
 // Proc is a process that lives in or holds a namespace.
 type Proc struct {
-	PID       uint32           `json:"pid"`
-	TID       uint32           `json:"tid"`
-	Comm      string           `json:"comm"`
-	MntNS     uint32           `json:"mntns"`
-	Container *event.Container `json:"container,omitempty"`
+	PID, TID  uint32
+	Comm      string
+	MntNS     uint32
+	Container *event.Container
 }
 
 // Holder is one reference to a namespace from outside it (or a member's nsfs fd).
 type Holder struct {
-	Kind string `json:"kind"`
+	Kind string
 	Proc
-	FD     int    `json:"fd"`               // fd and socket; -1 for a mount
-	Socket string `json:"socket,omitempty"` // socket: "netlink(route)", "tcp", "udp6", "unix", ...
-	Mount  string `json:"mount,omitempty"`  // mount: the mount point, in the mount namespace MntNS
+	FD     int    // fd and socket; -1 for a mount
+	Socket string // socket: "netlink(route)", "tcp", "udp6", "unix", ...
+	Mount  string // mount: the mount point, in the mount namespace MntNS
 }
 
 // Interface is a network interface of a namespace and its addresses ("10.99.0.7/24").
 type Interface struct {
-	Name  string   `json:"name"`
-	Addrs []string `json:"addrs"`
+	Name  string
+	Addrs []string
 }
 
-// Namespace is a live network namespace and what holds it.
+// Namespace is a live network namespace and what holds it: a line of `netns holders`, and the
+// holders of a lingering event, written the same way by AppendJSON.
 type Namespace struct {
-	Inode      uint32      `json:"netns"`
-	Members    int         `json:"members"`        // processes living in it
-	Sample     []Proc      `json:"members_sample"` // the first members, by pid
-	Holders    []Holder    `json:"holders"`
-	Interfaces []Interface `json:"interfaces"`
+	Inode      uint32
+	Members    int    // processes living in it
+	Sample     []Proc // the first members, by pid
+	Holders    []Holder
+	Interfaces []Interface
 	// InterfacesError says why the interfaces could not be read (no reference could be opened).
-	InterfacesError string           `json:"interfaces_error,omitempty"`
-	Container       *event.Container `json:"container,omitempty"`
+	InterfacesError string
+	Container       *event.Container
+}
+
+// AppendJSON appends the namespace as one object: the line `netns holders -o json` writes, and
+// the lingering event's "holders".
+func (n *Namespace) AppendJSON(j *encode.JSON) {
+	j.Object()
+	j.Uint("netns", uint64(n.Inode))
+	j.Int("members", int64(n.Members))
+	j.Array("members_sample", len(n.Sample), func(i int) {
+		j.Object()
+		n.Sample[i].appendJSON(j)
+		j.End()
+	})
+	j.Array("holders", len(n.Holders), func(i int) {
+		h := &n.Holders[i]
+		j.Object()
+		j.String("kind", h.Kind)
+		h.Proc.appendJSON(j)
+		j.Int("fd", int64(h.FD))
+		j.OmitEmpty("socket", h.Socket)
+		j.OmitEmpty("mount", h.Mount)
+		j.End()
+	})
+	j.Array("interfaces", len(n.Interfaces), func(i int) {
+		j.Object()
+		j.String("name", n.Interfaces[i].Name)
+		j.Strings("addrs", n.Interfaces[i].Addrs)
+		j.End()
+	})
+	j.OmitEmpty("interfaces_error", n.InterfacesError)
+	appendContainer(j, "container", n.Container)
+	j.End()
+}
+
+func (p *Proc) appendJSON(j *encode.JSON) {
+	j.Uint("pid", uint64(p.PID))
+	j.Uint("tid", uint64(p.TID))
+	j.String("comm", p.Comm)
+	j.Uint("mntns", uint64(p.MntNS))
+	appendContainer(j, "container", p.Container)
+}
+
+// appendContainer appends a container member unless c is nil (the host, or not known).
+func appendContainer(j *encode.JSON, key string, c *event.Container) {
+	if c != nil {
+		j.Key(key)
+		j.B = c.AppendJSON(j.B)
+	}
 }
 
 // Orphan says whether no process lives in the namespace.

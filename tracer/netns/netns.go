@@ -59,7 +59,7 @@ var Gadget = gadget.Descriptor{
 		gadget.NewKind[gen.NetnsNetnsEvent, Event]("destroyed", uint32(gen.NetnsNetnsKindNETNS_DESTROYED), eventFields...),
 	},
 	Derived: []gadget.Kind{{Name: "lingering", Fields: append(eventFields,
-		gadget.Field{Name: "holders", Meaning: "what holds it, as `netns holders` writes it (`members`, `holders`, `interfaces`)"},
+		gadget.Field{Name: "holders", Meaning: "what holds it: the object `netns holders` writes for it"},
 		gadget.Field{Name: "held_by", Meaning: "the same in one sentence"})}},
 	Columns: []encode.Column{{Name: "KIND", Width: 9}, {Name: "WHAT"}},
 	Params: []gadget.Param{
@@ -135,10 +135,7 @@ func (e *Event) AppendJSON(j *encode.JSON) {
 	if e.Child != 0 {
 		j.Uint("child", uint64(e.Child))
 	}
-	if e.Owner != nil {
-		j.Key("owner")
-		j.B = e.Owner.AppendJSON(j.B)
-	}
+	appendContainer(j, "owner", e.Owner)
 	if e.Lived > 0 {
 		j.Int("lived_ns", int64(e.Lived))
 	}
@@ -146,7 +143,8 @@ func (e *Event) AppendJSON(j *encode.JSON) {
 		j.Int("empty_ns", int64(e.Empty))
 	}
 	if e.Holders != nil {
-		appendHolders(j, e.Holders)
+		j.Key("holders")
+		e.Holders.AppendJSON(j)
 		j.String("held_by", e.Holders.HeldBy()+"; "+e.Holders.Addresses())
 	}
 	j.End()
@@ -190,34 +188,4 @@ func (e *Event) AppendRow(r *encode.Row) {
 	case "empty":
 		r.Str(": its last task left by " + e.How)
 	}
-}
-
-func appendHolders(j *encode.JSON, n *Namespace) {
-	j.ObjectKey("holders")
-	j.Int("members", int64(n.Members))
-	j.Array("holders", len(n.Holders), func(i int) {
-		h := n.Holders[i]
-		j.Object()
-		j.String("kind", h.Kind)
-		j.Uint("pid", uint64(h.PID))
-		j.String("comm", h.Comm)
-		if h.Kind != KindMount {
-			j.Int("fd", int64(h.FD))
-		}
-		j.OmitEmpty("socket", h.Socket)
-		j.OmitEmpty("mount", h.Mount)
-		if h.Container != nil {
-			j.Key("container")
-			j.B = h.Container.AppendJSON(j.B)
-		}
-		j.End()
-	})
-	j.Array("interfaces", len(n.Interfaces), func(i int) {
-		j.Object()
-		j.String("name", n.Interfaces[i].Name)
-		j.Strings("addrs", n.Interfaces[i].Addrs)
-		j.End()
-	})
-	j.OmitEmpty("interfaces_error", n.InterfacesError)
-	j.End()
 }
