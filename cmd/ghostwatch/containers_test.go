@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 var sysAdmin = []string{"CAP_SYS_ADMIN"}
@@ -183,4 +185,44 @@ func containerGoroutines() string {
 		}
 	}
 	return strings.Join(out, "\n\n")
+}
+
+// ps --pods shows a pod whose containers share the sandbox's PID namespace, in JSON and as a table.
+func TestPsPods(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.StartCRI(t, containertest.CRIConfig{})
+	pod := d.RunPodNS(t, "web", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD})
+	pod.Run(t, d, containertest.PodContainer{Name: "app"})
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"ghostwatch", "ps", "--pods", "-o", "json", "--containerd-socket", d.Socket}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var got struct {
+		Pod        string
+		PIDShared  bool `json:"pid_shared"`
+		Containers []struct {
+			Name    string
+			Sandbox bool
+			Shares  map[string]string
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%q: %v", stdout.String(), err)
+	}
+	if got.Pod != "web" || !got.PIDShared || len(got.Containers) != 2 || !got.Containers[0].Sandbox ||
+		got.Containers[1].Name != "app" || got.Containers[1].Shares["pid"] != "sandbox" || got.Containers[1].Shares["mnt"] != "own" {
+		t.Errorf("ps --pods -o json: %s", stdout.String())
+	}
+
+	stdout.Reset()
+	if code := run([]string{"ghostwatch", "ps", "--pods", "-o", "table", "--containerd-socket", d.Socket}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAMESPACE") ||
+		!slices.Equal(strings.Fields(lines[2])[:2], []string{"default", "web"}) || strings.Fields(lines[2])[2] != "app" ||
+		!slices.Equal(strings.Fields(lines[2])[4:10], []string{"sandbox", "sandbox", "sandbox", "sandbox", "own", "host"}) {
+		t.Errorf("ps --pods -o table:\n%s", stdout.String())
+	}
 }

@@ -30,7 +30,10 @@ type Container struct {
 	// "" when not known (not from containerd, or a runtime other than the runc shim).
 	OCIRuntime      string `json:"oci_runtime,omitempty"`
 	NoNewPrivileges bool   `json:"no_new_privileges,omitempty"` // its process's, from its spec
-	removed         time.Time
+	// SpecNS is what its runtime spec asks of each namespace type: a path to join, "" for a new
+	// one; a type left out is the host's. nil when the spec is not known (not from containerd).
+	SpecNS  map[string]string `json:"spec_ns,omitempty"`
+	removed time.Time
 }
 
 // Change is a container added to or removed from the index (removed: once its grace is over).
@@ -147,6 +150,9 @@ func fill(ct, old *Container) {
 	}
 	if ct.CgroupID == 0 {
 		ct.CgroupID = old.CgroupID
+	}
+	if ct.SpecNS == nil {
+		ct.SpecNS = old.SpecNS
 	}
 	ct.Sandbox = ct.Sandbox || old.Sandbox
 	ct.NoNewPrivileges = ct.NoNewPrivileges || old.NoNewPrivileges

@@ -234,9 +234,25 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 		Process *struct {
 			NoNewPrivileges bool `json:"noNewPrivileges"`
 		} `json:"process"`
+		Linux *struct {
+			Namespaces []struct {
+				Type string `json:"type"`
+				Path string `json:"path"`
+			} `json:"namespaces"`
+		} `json:"linux"`
 	}
-	if info.Spec != nil && json.Unmarshal(info.Spec.GetValue(), &spec) == nil && spec.Process != nil {
-		ct.NoNewPrivileges = spec.Process.NoNewPrivileges
+	if info.Spec != nil && json.Unmarshal(info.Spec.GetValue(), &spec) == nil {
+		if spec.Process != nil {
+			ct.NoNewPrivileges = spec.Process.NoNewPrivileges
+		}
+		if spec.Linux != nil {
+			ct.SpecNS = map[string]string{}
+			for _, ns := range spec.Linux.Namespaces {
+				if name, ok := ociNamespaces[ns.Type]; ok {
+					ct.SpecNS[name] = ns.Path
+				}
+			}
+		}
 	}
 	w.coll.Add(ct)
 }

@@ -2,6 +2,8 @@ package container_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -100,4 +102,82 @@ func waitNotReady(t *testing.T, d *containertest.Daemon, id string) {
 		time.Sleep(50 * time.Millisecond) // the CRI gives no sign of the change but its status
 	}
 	t.Fatalf("sandbox %s still ready after its pause was killed", id)
+}
+
+// Pods run through the CRI with the kubelet's namespace options: a PID namespace shared by the
+// pod's containers (shareProcessNamespace), one each, and the host's network.
+func TestPodsShareNamespacesAsAsked(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.StartCRI(t, containertest.CRIConfig{})
+	shared := d.RunPodNS(t, "shared", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD})
+	sharedApp := shared.Run(t, d, containertest.PodContainer{Name: "app"})
+	shared.Run(t, d, containertest.PodContainer{Name: "sidecar"})
+	apart := d.RunPodNS(t, "apart", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER})
+	apart.Run(t, d, containertest.PodContainer{Name: "app"})
+	apart.Run(t, d, containertest.PodContainer{Name: "sidecar"})
+	hostnet := d.RunPodNS(t, "hostnet", &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE})
+	hostnet.Run(t, d, containertest.PodContainer{Name: "app"})
+
+	coll := container.NewCollection()
+	w := container.Watch(context.Background(), coll, d.Socket, nil, func(err error) { t.Log(err) })
+	defer w.Stop()
+	pods := map[string]container.Pod{}
+	for _, p := range coll.Pods() {
+		pods[p.Pod] = p
+	}
+	members := func(pod string) map[string]container.PodMember {
+		out := map[string]container.PodMember{}
+		for _, m := range pods[pod].Members {
+			if m.Sandbox {
+				m.Name = "sandbox"
+			}
+			out[m.Name] = m
+		}
+		if len(out) == 0 {
+			t.Fatalf("pod %s not shown: %+v", pod, pods)
+		}
+		return out
+	}
+
+	s := members("shared")
+	if p := pods["shared"]; !p.PIDShared || len(p.Flags) != 0 {
+		t.Errorf("pod shared: pid shared %v, flags %v", p.PIDShared, p.Flags)
+	}
+	for _, name := range []string{"app", "sidecar"} {
+		m := s[name]
+		for _, ty := range []string{"net", "ipc", "uts", "pid"} {
+			if m.Shares[ty] != container.ShareSandbox {
+				t.Errorf("shared/%s: %s is %q, want the sandbox's", name, ty, m.Shares[ty])
+			}
+		}
+		if m.Shares["mnt"] != container.ShareOwn {
+			t.Errorf("shared/%s: mnt is %q", name, m.Shares["mnt"])
+		}
+		if want := fmt.Sprintf("/proc/%d/ns/pid", s["sandbox"].Pid); m.Joins["pid"] != want {
+			t.Errorf("shared/%s: its spec joins %v, want pid %s", name, m.Joins, want)
+		}
+	}
+	if app := coll.Get(sharedApp); app == nil || app.NS["pid"] != testutil.NSInode(t, int(s["sandbox"].Pid), "pid") {
+		t.Errorf("shared/app is not in the pause's PID namespace: %+v", app)
+	}
+
+	a := members("apart")
+	if p := pods["apart"]; p.PIDShared || len(p.Flags) != 0 {
+		t.Errorf("pod apart: pid shared %v, flags %v; want not shared, no flags (its spec did not ask)", p.PIDShared, p.Flags)
+	}
+	for _, name := range []string{"app", "sidecar"} {
+		if m := a[name]; m.Shares["pid"] != container.ShareOwn || m.Shares["net"] != container.ShareSandbox || m.Joins["pid"] != "" {
+			t.Errorf("apart/%s: shares %v, joins %v", name, m.Shares, m.Joins)
+		}
+	}
+
+	h := members("hostnet")
+	if p := pods["hostnet"]; !slices.Equal(p.Flags, []string{"host_net"}) {
+		t.Errorf("pod hostnet: flags %v, want host_net", p.Flags)
+	}
+	for _, name := range []string{"sandbox", "app"} {
+		if m := h[name]; m.Shares["net"] != container.ShareHost || m.Shares["ipc"] == container.ShareHost {
+			t.Errorf("hostnet/%s: shares %v", name, m.Shares)
+		}
+	}
 }

@@ -22,12 +22,23 @@ type Pod struct {
 // end of the test.
 func (d *Daemon) RunPod(t testing.TB, name string) *Pod {
 	t.Helper()
+	return d.RunPodNS(t, name, nil)
+}
+
+// RunPodNS is RunPod with the pod's namespace options (host network, a PID namespace shared by
+// its containers...), as the kubelet gives them; its containers get the same unless they say.
+func (d *Daemon) RunPodNS(t testing.TB, name string, ns *runtimeapi.NamespaceOption) *Pod {
+	t.Helper()
 	p := &Pod{Name: name, Namespace: "default", UID: fmt.Sprintf("uid-%s-%d", name, time.Now().UnixNano())}
 	p.config = &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID},
 		Hostname:     name,
 		LogDirectory: t.TempDir(),
-		Linux:        &runtimeapi.LinuxPodSandboxConfig{},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns}},
+	}
+	if ns.GetNetwork() == runtimeapi.NamespaceMode_NODE {
+		p.config.Hostname = "" // the host's: runc cannot set one without a UTS namespace of its own
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -45,6 +56,8 @@ type PodContainer struct {
 	Name    string
 	Attempt uint32   // the kubelet's restart count
 	Args    []string // default: sleep
+	// Namespaces: default the pod's. PID mode TARGET with TargetId joins another container's.
+	Namespaces *runtimeapi.NamespaceOption
 }
 
 // Run creates and starts a container of the busybox image in the pod and returns its id.
@@ -53,6 +66,10 @@ func (p *Pod) Run(t testing.TB, d *Daemon, c PodContainer) string {
 	args := c.Args
 	if len(args) == 0 {
 		args = []string{"sleep", "100000"}
+	}
+	ns := c.Namespaces
+	if ns == nil {
+		ns = p.config.Linux.SecurityContext.NamespaceOptions
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -63,7 +80,8 @@ func (p *Pod) Run(t testing.TB, d *Daemon, c PodContainer) string {
 			Image:    &runtimeapi.ImageSpec{Image: ImageName},
 			Command:  args,
 			LogPath:  fmt.Sprintf("%s-%d.log", c.Name, c.Attempt),
-			Linux:    &runtimeapi.LinuxContainerConfig{},
+			Linux: &runtimeapi.LinuxContainerConfig{
+				SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns}},
 		},
 		SandboxConfig: p.config,
 	})
