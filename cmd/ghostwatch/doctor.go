@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/cni"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/cri"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/registry"
@@ -27,6 +33,36 @@ type doctorReport struct {
 	MapTypes     []featureStatus `json:"map_types"`
 	Gadgets      []gadgetStatus  `json:"gadgets"`
 	Runtimes     []runtimeStatus `json:"runtimes"`
+	CRI          []criStatus     `json:"cri"`
+	// CNIInFlight are the CNI plugins running now (from /proc): when a runtime's Status times
+	// out, one of them may hold what it waits for.
+	CNIInFlight []cniInFlight `json:"cni_in_flight"`
+}
+
+// criStatus is a runtime's answer to the kubelet's health call, RuntimeService/Status.
+type criStatus struct {
+	Socket       string          `json:"socket"`
+	Runtime      string          `json:"runtime,omitempty"`
+	Answered     bool            `json:"answered"`
+	TimedOut     bool            `json:"timed_out"`
+	Error        string          `json:"error,omitempty"`
+	TookNs       int64           `json:"took_ns"`
+	RuntimeReady bool            `json:"runtime_ready"`
+	NetworkReady bool            `json:"network_ready"`
+	NotReady     []cri.Condition `json:"not_ready,omitempty"`
+}
+
+// cniInFlight is a CNI invocation running now, found in /proc.
+type cniInFlight struct {
+	PID          uint32 `json:"pid"`
+	Plugin       string `json:"plugin"`
+	Command      string `json:"command"`
+	ContainerID  string `json:"container_id,omitempty"`
+	Pod          string `json:"pod,omitempty"`
+	K8sNamespace string `json:"k8s_namespace,omitempty"`
+	NetNS        string `json:"netns,omitempty"`
+	RunningNs    int64  `json:"running_ns"`
+	Blocked      string `json:"blocked,omitempty"`
 }
 
 type runtimeStatus struct {
@@ -75,15 +111,22 @@ func lackStatuses(fs []kernel.Feature) []lackStatus {
 func doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
-		Usage: "what this kernel offers: BTF, program and map types, mounts, and the attach point each hook would use",
+		Usage: "what this kernel offers: BTF, program and map types, mounts, and the attach point each hook would use; whether the container runtime answers the kubelet's Status call, and the CNI plugins in flight when it does not",
 		Flags: append([]cli.Flag{outputFlag}, containerFlags(false)...),
 		Action: func(c *cli.Context) error {
 			format, co, err := listFlags(c)
 			if err != nil {
 				return err
 			}
+			// The runtime's health is asked while the gadgets load: a wedged runtime costs
+			// its deadline once, not on top of the rest.
+			health := make(chan []cri.Health, 1)
+			go func() { health <- criHealth(c.Context, co.socket) }()
+			sources := make(chan []runtimeStatus, 1)
+			go func() { sources <- runtimes(c.Context, co) }()
 			r := doctor()
-			r.Runtimes = runtimes(c.Context, co)
+			r.Runtimes = <-sources
+			r.addCRI(<-health)
 			if format == "json" {
 				return newPrinter(format, c.App.Writer).print(r, nil)
 			}
@@ -167,6 +210,51 @@ func runtimes(ctx context.Context, o containerOptions) []runtimeStatus {
 	return []runtimeStatus{ctrd, byPath}
 }
 
+// criHealth asks every CRI socket of the node for its Status.
+func criHealth(ctx context.Context, containerdSocket string) []cri.Health {
+	sockets := cri.Sockets(containerdSocket)
+	out := make([]cri.Health, len(sockets))
+	var wg sync.WaitGroup
+	for i, s := range sockets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = cri.Check(ctx, s, cri.StatusDeadline)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// addCRI records the runtimes' answers and the CNI invocations in flight: a DEL that hangs
+// may hold what a runtime's Status waits for.
+func (r *doctorReport) addCRI(hs []cri.Health) {
+	r.CRI = []criStatus{}
+	for _, h := range hs {
+		r.CRI = append(r.CRI, criStatus{Socket: h.Socket, Runtime: h.Runtime, Answered: h.Answered, TimedOut: h.TimedOut,
+			Error: h.Error, TookNs: h.Took.Nanoseconds(), RuntimeReady: h.RuntimeReady, NetworkReady: h.NetworkReady, NotReady: h.NotReady})
+	}
+	r.CNIInFlight = []cniInFlight{}
+	now := bootNow()
+	for _, run := range cni.FindRunning() {
+		f := cniInFlight{PID: run.PID, Plugin: filepath.Base(run.File), Command: run.Call.Command, ContainerID: run.Call.ContainerID,
+			Pod: run.Call.Pod, K8sNamespace: run.Call.K8sNamespace, NetNS: run.Call.NetNS, RunningNs: int64(now - run.StartBoot)}
+		if run.File == "" {
+			f.Plugin = run.Comm
+		}
+		if b, ok := run.Blocked(); ok {
+			f.Blocked = fmt.Sprintf("pid %d (%s) in %s", b.PID, b.Comm, b.Where())
+		}
+		r.CNIInFlight = append(r.CNIInFlight, f)
+	}
+}
+
+func bootNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) // always there on the kernels ghostwatch supports
+	return uint64(ts.Nano())
+}
+
 func probe(name string, err error) featureStatus {
 	s := featureStatus{Name: name, Supported: err == nil}
 	if err != nil {
@@ -223,6 +311,37 @@ func printDoctor(w interface{ Write([]byte) (int, error) }, r doctorReport) {
 			state = "unreachable"
 		}
 		fmt.Fprintf(w, "  %-13s %s, %d containers (%s)\n", rt.Name, state, rt.Containers, rt.Detail)
+	}
+	fmt.Fprintf(w, "\ncontainer runtime health (CRI RuntimeService/Status, within %v):\n", cri.StatusDeadline)
+	for _, c := range r.CRI {
+		name := c.Socket
+		if c.Runtime != "" {
+			name = c.Runtime + " at " + c.Socket
+		}
+		took := time.Duration(c.TookNs).Round(time.Millisecond)
+		switch {
+		case c.TimedOut:
+			fmt.Fprintf(w, "  %s: TIMED OUT after %v: %s\n", name, took, c.Error)
+		case !c.Answered:
+			fmt.Fprintf(w, "  %s: %s\n", name, c.Error)
+		default:
+			fmt.Fprintf(w, "  %s: RuntimeReady %s, NetworkReady %s, answered in %v\n", name, yes(c.RuntimeReady), yes(c.NetworkReady), took)
+			for _, n := range c.NotReady {
+				fmt.Fprintf(w, "      %s: %s: %s\n", n.Type, n.Reason, n.Message)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nCNI invocations in flight: %d\n", len(r.CNIInFlight))
+	for _, f := range r.CNIInFlight {
+		pod := f.Pod
+		if f.K8sNamespace != "" {
+			pod = f.K8sNamespace + "/" + pod
+		}
+		fmt.Fprintf(w, "  pid %d %s %s, pod %q, container %s, netns %s, running for %v\n", f.PID, f.Command, f.Plugin,
+			pod, f.ContainerID, f.NetNS, time.Duration(f.RunningNs).Round(time.Millisecond))
+		if f.Blocked != "" {
+			fmt.Fprintf(w, "      waits: %s\n", f.Blocked)
+		}
 	}
 	fmt.Fprintln(w, "\nattach points (chosen by attaching here):")
 	for _, g := range r.Gadgets {

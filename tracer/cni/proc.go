@@ -197,7 +197,7 @@ func FindRunning() []Running {
 			continue
 		}
 		r := Running{PID: pid, Comm: p.stat.Comm, Call: parseEnv(p.env), StartBoot: p.stat.StartBootNs(), Procs: []uint32{pid}}
-		r.File, _ = os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
+		r.File = procFile(pid)
 		for i := 0; i < len(r.Procs) && len(r.Procs) < maxChain; i++ {
 			r.Procs = append(r.Procs, children[r.Procs[i]]...)
 		}
@@ -205,4 +205,40 @@ func FindRunning() []Running {
 	}
 	slices.SortFunc(out, func(a, b Running) int { return cmp.Compare(a.StartBoot, b.StartBoot) })
 	return out
+}
+
+// Blocked is where the invocation waits: its deepest process still running (a plugin waits on
+// the IPAM plugin it ran, which waits on what it ran). ok is false when all have exited.
+func (r *Running) Blocked() (Blocked, bool) {
+	for i := len(r.Procs) - 1; i >= 0; i-- {
+		if b, ok := blockedOf(r.Procs[i]); ok {
+			return b, true
+		}
+	}
+	return Blocked{}, false
+}
+
+// procFile is the file a process exec'd: its executable, or for a script (whose executable is its
+// interpreter) the script, which the kernel put after the interpreter in its arguments.
+func procFile(pid uint32) string {
+	dir := "/proc/" + strconv.Itoa(int(pid))
+	exe, _ := os.Readlink(dir + "/exe")
+	cmdline, err := os.ReadFile(dir + "/cmdline")
+	if err != nil {
+		return exe
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	if len(args) < 2 || !strings.HasPrefix(args[1], "/") {
+		return exe
+	}
+	f, err := os.Open(args[1])
+	if err != nil {
+		return exe
+	}
+	defer f.Close()
+	head := make([]byte, 2)
+	if n, _ := f.Read(head); n == 2 && string(head) == "#!" {
+		return args[1]
+	}
+	return exe
 }

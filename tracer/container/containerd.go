@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/plugin"
 	"github.com/containerd/typeurl/v2"
 
+	"github.com/ghostwatch/ghostwatch/tracer/cri"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 )
 
@@ -286,7 +287,7 @@ func Watch(ctx context.Context, coll *Collection, socket string, nss []string, w
 		warn(fmt.Errorf("%w; new containers are attributed by cgroup path", err))
 		w.goWatch(func() { coll.rescan(ctx) })
 	})
-	for _, s := range criSockets(socket) {
+	for _, s := range cri.Sockets(socket) {
 		// Names from the CRI where a runtime serves it; containerd without its CRI plugin
 		// (and a node without CRI-O) have nothing to add.
 		w.cri(ctx, coll, s)

@@ -2,7 +2,6 @@ package container
 
 import (
 	"context"
-	"os"
 	"syscall"
 	"time"
 
@@ -126,14 +125,4 @@ func (w *criWatch) addContainer(c cri.Container, pod cri.Pod) {
 	}
 	w.coll.Add(ct)
 	w.known[c.ID] = true
-}
-
-// criSockets are the CRI sockets Watch tries beside containerd's API: containerd's own socket
-// (its CRI plugin) and CRI-O's, if it is there.
-func criSockets(containerdSocket string) []string {
-	sockets := []string{containerdSocket}
-	if _, err := os.Stat(cri.CRIOSocket); err == nil && cri.CRIOSocket != containerdSocket {
-		sockets = append(sockets, cri.CRIOSocket)
-	}
-	return sockets
 }

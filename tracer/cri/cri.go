@@ -30,6 +30,10 @@ type Client struct {
 // Dial connects to the CRI at socket and asks its version, which fails fast for a socket that
 // is not there, not answering, or a containerd with its CRI plugin disabled.
 func Dial(ctx context.Context, socket string) (*Client, error) {
+	return dial(ctx, socket, StatusDeadline)
+}
+
+func dial(ctx context.Context, socket string, deadline time.Duration) (*Client, error) {
 	if _, err := os.Stat(socket); err != nil {
 		return nil, fmt.Errorf("CRI not reachable: no socket at %s", socket)
 	}
@@ -38,11 +42,14 @@ func Dial(ctx context.Context, socket string) (*Client, error) {
 		return nil, fmt.Errorf("CRI at %s: %w", socket, err)
 	}
 	c := &Client{conn: conn, Runtime: runtimeapi.NewRuntimeServiceClient(conn)}
-	vctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	vctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	v, err := c.Runtime.Version(vctx, &runtimeapi.VersionRequest{})
 	if err != nil {
 		conn.Close()
+		if vctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("the CRI Version call did not answer within %v: %w", deadline, vctx.Err())
+		}
 		return nil, fmt.Errorf("CRI not reachable at %s: %w", socket, err)
 	}
 	c.Name = v.RuntimeName

@@ -53,6 +53,8 @@ type Daemon struct {
 	cgroup2 bool
 	// CRI is the daemon's CRI plugin (StartCRI), nil when it is disabled.
 	CRI *cri.Client
+	// CNIConfDir is where the CRI plugin reads its network configuration (StartCRI).
+	CNIConfDir string
 }
 
 // lockedBuffer is the daemon's output: written by the goroutine that copies it, read by a test
@@ -156,6 +158,7 @@ state = %q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, d.Socket, d.Socket+".ttrpc")
 	if criConfig != nil {
 		confDir := filepath.Join(dir, "net.d")
+		d.CNIConfDir = confDir
 		if err := os.MkdirAll(confDir, 0o755); err != nil {
 			t.Fatal(err)
 		}

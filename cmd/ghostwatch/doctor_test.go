@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
+	"github.com/ghostwatch/ghostwatch/tracer/cri"
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// runDoctor runs doctor -o json and returns its report, the report as text and how long it took.
+func runDoctor(t *testing.T, socket string) (doctorReport, string, time.Duration) {
+	t.Helper()
+	var r doctorReport
+	start := time.Now()
+	var stdout, stderr strings.Builder
+	if code := run([]string{"ghostwatch", "doctor", "-o", "json", "--containerd-socket", socket}, &stdout, &stderr); code != 0 {
+		t.Fatalf("doctor: exit %d: %s", code, stderr.String())
+	}
+	took := time.Since(start)
+	if err := json.Unmarshal([]byte(stdout.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	printDoctor(&text, r)
+	return r, text.String(), took
+}
+
+// hangingDEL writes a CNI bin dir whose ptp plugin's DEL waits on a FIFO until release, after
+// saying so on another FIFO; loopback and host-local are Debian's.
+func hangingDEL(t *testing.T) (dir string, started string, release func()) {
+	t.Helper()
+	dir = t.TempDir()
+	for _, p := range []string{"loopback", "host-local"} {
+		if err := os.Symlink(filepath.Join("/usr/lib/cni", p), filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started, gate := filepath.Join(dir, "started"), filepath.Join(dir, "gate")
+	for _, f := range []string{started, gate} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := "#!/bin/sh\nif [ \"$CNI_COMMAND\" = DEL ] && [ ! -e " + dir + "/open ]; then\n" +
+		"  echo del >" + started + "\n  read _ <" + gate + "\nfi\nexec /usr/lib/cni/ptp\n"
+	if err := os.WriteFile(filepath.Join(dir, "ptp"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, started, func() {
+		os.WriteFile(filepath.Join(dir, "open"), nil, 0o644)
+		// O_RDWR never blocks on a FIFO: the waiting DEL reads the line and goes on.
+		if f, err := os.OpenFile(gate, os.O_RDWR, 0); err == nil {
+			f.WriteString("go\n")
+			f.Close()
+		}
+	}
+}
+
+// doctor asks containerd's CRI for its Status: a healthy one answers ready; while a pod's CNI DEL
+// hangs, doctor still answers (within the runtime's deadlines) and lists the DEL, with its pod and where it waits.
+// (containerd 1.6's Status takes no lock a DEL holds, even with its CNI configuration reloaded
+// meanwhile: it answers here; TestDoctorCRITimeout covers a runtime that does not.)
+func TestDoctorCRIStatus(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	bin, started, release := hangingDEL(t)
+	d := containertest.StartCRI(t, containertest.CRIConfig{CNIBinDir: bin})
+	pod := d.RunPod(t, "doctor-del")
+
+	r, text, healthy := runDoctor(t, d.Socket)
+	if len(r.CRI) == 0 || r.CRI[0].Socket != d.Socket || !r.CRI[0].Answered || !r.CRI[0].RuntimeReady || !r.CRI[0].NetworkReady ||
+		r.CRI[0].Runtime != "containerd" || len(r.CNIInFlight) != 0 {
+		t.Fatalf("healthy containerd: %+v, in flight %+v", r.CRI, r.CNIInFlight)
+	}
+	if !strings.Contains(text, "containerd at "+d.Socket+": RuntimeReady yes, NetworkReady yes, answered in") {
+		t.Errorf("text:\n%s", text)
+	}
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := d.CRI.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod.ID})
+		stopped <- err
+	}()
+	t.Cleanup(func() {
+		if err := <-stopped; err != nil {
+			t.Errorf("StopPodSandbox once the DEL went on: %v", err)
+		}
+	})
+	t.Cleanup(release)                              // before the pod's and the daemon's own cleanup, which would wait on the DEL
+	if _, err := os.ReadFile(started); err != nil { // blocks until the DEL writes
+		t.Fatal(err)
+	}
+	// Loading every gadget takes doctor most of its time (about 2.5 s here, twice that under
+	// -race): the hanging DEL may add no more than the runtime's deadlines.
+	r, text, took := runDoctor(t, d.Socket)
+	if took > healthy+2*cri.StatusDeadline || !r.CRI[0].Answered {
+		t.Errorf("doctor took %v with a DEL hanging, %v without: %+v", took, healthy, r.CRI)
+	}
+	var del *cniInFlight
+	for i, f := range r.CNIInFlight {
+		if f.Command == "DEL" && f.ContainerID == pod.ID {
+			del = &r.CNIInFlight[i]
+		}
+	}
+	if del == nil || del.Plugin != "ptp" || del.Pod != "doctor-del" || del.K8sNamespace != "default" ||
+		!strings.Contains(del.Blocked, "open") || del.RunningNs <= 0 {
+		t.Fatalf("the hanging DEL of %s is not listed as such: %+v", pod.ID, r.CNIInFlight)
+	}
+	if want := `DEL ptp, pod "default/doctor-del", container ` + pod.ID; !strings.Contains(text, want) {
+		t.Errorf("text has no %q:\n%s", want, text)
+	}
+}
+
+// A runtime that takes the connection and never answers is reported as timed out, within the
+// deadline.
+func TestDoctorCRITimeout(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	sock := filepath.Join(t.TempDir(), "wedged.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	r, text, took := runDoctor(t, sock)
+	if len(r.CRI) == 0 || !r.CRI[0].TimedOut || r.CRI[0].Answered ||
+		!strings.Contains(r.CRI[0].Error, "did not answer within 2s") || r.CNIInFlight == nil {
+		t.Fatalf("a runtime that never answers: %+v, in flight %+v", r.CRI, r.CNIInFlight)
+	}
+	if !strings.Contains(text, sock+": TIMED OUT after 2") || !strings.Contains(text, "CNI invocations in flight: ") {
+		t.Errorf("text:\n%s", text)
+	}
+	t.Logf("doctor took %v", took)
+}
