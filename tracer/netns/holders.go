@@ -5,21 +5,17 @@ package netns
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"unsafe"
-
-	"github.com/cilium/ebpf/link"
 
 	gen "github.com/ghostwatch/ghostwatch/gen/netns"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
 
 // Holder kinds.
@@ -269,49 +265,25 @@ var holdersHook = attach.Hook{Name: HookHolders, Candidates: [][]string{{gen.Net
 func readHolders(set *attach.Set) ([]record, error) {
 	var out []record
 	for _, name := range []string{gen.NetnsProgHoldersTasks, gen.NetnsProgHoldersFiles} {
-		recs, err := readIter(set.Iter(name))
+		recs, err := gadget.ReadIter[gen.NetnsHolderRecord](set, name)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", name, err)
+			return nil, err
 		}
-		out = append(out, recs...)
-	}
-	return out, nil
-}
-
-func readIter(it *link.Iter) ([]record, error) {
-	if it == nil {
-		return nil, errors.New("not attached")
-	}
-	rd, err := it.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		return nil, err
-	}
-	var rec gen.NetnsHolderRecord
-	size := int(unsafe.Sizeof(rec))
-	if len(data)%size != 0 {
-		return nil, fmt.Errorf("%d bytes is not a whole number of %d-byte records", len(data), size)
-	}
-	out := make([]record, 0, len(data)/size)
-	for off := 0; off < len(data); off += size {
-		rec = *(*gen.NetnsHolderRecord)(unsafe.Pointer(&data[off]))
-		r := record{netns: rec.Netns, fd: int(rec.Fd), own: rec.OwnNetns,
-			proc: Proc{PID: rec.Pid, TID: rec.Tid, Comm: event.CString(rec.Comm[:]), MntNS: rec.Mntns}}
-		switch gen.NetnsHolderKind(rec.Kind) {
-		case gen.NetnsHolderKindHOLDER_MEMBER:
-			r.kind = KindMember
-		case gen.NetnsHolderKindHOLDER_NSFS_FD:
-			r.kind = KindFD
-		case gen.NetnsHolderKindHOLDER_SOCKET:
-			r.kind, r.sock = KindSocket, SocketName(int(rec.Family), int(rec.Type), int(rec.Protocol))
-		default:
-			return nil, fmt.Errorf("record of unknown kind %d", rec.Kind)
+		for _, rec := range recs {
+			r := record{netns: rec.Netns, fd: int(rec.Fd), own: rec.OwnNetns,
+				proc: Proc{PID: rec.Pid, TID: rec.Tid, Comm: event.CString(rec.Comm[:]), MntNS: rec.Mntns}}
+			switch gen.NetnsHolderKind(rec.Kind) {
+			case gen.NetnsHolderKindHOLDER_MEMBER:
+				r.kind = KindMember
+			case gen.NetnsHolderKindHOLDER_NSFS_FD:
+				r.kind = KindFD
+			case gen.NetnsHolderKindHOLDER_SOCKET:
+				r.kind, r.sock = KindSocket, SocketName(int(rec.Family), int(rec.Type), int(rec.Protocol))
+			default:
+				return nil, fmt.Errorf("%s: record of unknown kind %d", name, rec.Kind)
+			}
+			out = append(out, r)
 		}
-		out = append(out, r)
 	}
 	return out, nil
 }

@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -54,12 +53,7 @@ func newTracker(g *gadget.Gadget, p gadget.Params) *tracker {
 	}
 	// Count the tasks already living in namespaces: the iterator counts each task once, in the
 	// kernel, beside the hooks already attached.
-	if it := set.Iter(gen.NetnsProgCensus); it != nil {
-		if rd, err := it.Open(); err == nil {
-			io.Copy(io.Discard, rd)
-			rd.Close()
-		}
-	}
+	gadget.ReadIter[struct{}](set, gen.NetnsProgCensus)
 	return t
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 
@@ -212,17 +211,10 @@ func (r *Recorder) Expect(mntns uint32) error {
 
 // ignoreRunning has the kernel ignore the mount namespaces tasks are in now (ignore_running).
 func (r *Recorder) ignoreRunning() error {
-	it := r.Set().Iter(gen.SeccompProgIgnoreRunning)
-	if it == nil {
-		return errors.New("the iterator over tasks is not attached")
-	}
-	rd, err := it.Open()
-	if err != nil {
+	if _, err := gadget.ReadIter[struct{}](r.Set(), gen.SeccompProgIgnoreRunning); err != nil {
 		return fmt.Errorf("ignoring running mount namespaces: %w", err)
 	}
-	defer rd.Close()
-	_, err = io.Copy(io.Discard, rd)
-	return err
+	return nil
 }
 
 // Start records a mount namespace from now on.
