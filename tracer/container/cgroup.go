@@ -193,12 +193,14 @@ func (c *Collection) fromCgroup(h *event.Raw) *Container {
 	if known := c.Get(ref.ID); known != nil {
 		return known
 	}
-	ct := &Container{Container: ref, CgroupID: h.CgroupId, CgroupPath: path, Source: "cgroup", NS: map[string]uint32{}}
+	// A container of its own: the cache hands the same reference to every caller, and Add fills in
+	// the container it is given, while events may hold what Actor returned.
+	own := &event.Container{ID: ref.ID, Runtime: ref.Runtime}
+	ct := &Container{Container: own, CgroupID: h.CgroupId, CgroupPath: path, Source: "cgroup", NS: map[string]uint32{}}
 	for _, t := range event.NSTypes {
 		ct.NS[t.Name] = h.Ns[t.Index]
 	}
-	c.Add(ct)
-	return ct
+	return c.addAbsent(ct)
 }
 
 // initProcess is what /proc shows of a container's init: its namespaces and cgroup, all empty

@@ -107,6 +107,24 @@ func (c *Collection) Subscribe(f func(Change)) (unsubscribe func()) {
 func (c *Collection) Add(ct *Container) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.add(ct)
+}
+
+// addAbsent adds ct unless a container of its id is known already, and returns the one indexed:
+// gadgets decoding on their own goroutines find a new cgroup at once, and the one that loses must
+// not refill (write) a container the other's events already hold.
+func (c *Collection) addAbsent(ct *Container) *Container {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if known, ok := c.byID[ct.ID]; ok {
+		return known
+	}
+	c.add(ct)
+	return ct
+}
+
+// add indexes ct. Called with mu held.
+func (c *Collection) add(ct *Container) {
 	c.expire()
 	if old, ok := c.byID[ct.ID]; ok {
 		c.unindex(old)

@@ -215,3 +215,50 @@ func TestCgroupPathFromID(t *testing.T) {
 		t.Errorf("an id of no cgroup resolved to %q", path)
 	}
 }
+
+// Gadgets decode on goroutines of their own and meet a new container's cgroup at once: the
+// container each one gets is never written afterwards (the race detector saw fill write the
+// reference the cgroup cache shares while another gadget's event read it).
+func TestCgroupContainerFoundByManyDecoders(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	root, _ := unified()
+	id := strings.Repeat("cd", 32)
+	rel := "/gw-test-" + strconv.Itoa(os.Getpid()) + "/docker-" + id + ".scope"
+	dir := filepath.Join(root, rel)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir); os.Remove(filepath.Dir(dir)) })
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		c := NewCollection()
+		got := make(chan *event.Container)
+		for range 4 {
+			go func() {
+				ct := c.Actor(raw(4242, st.Ino))
+				if ct != nil {
+					_ = ct.Name + ct.Image // read as an event's writer does
+				}
+				got <- ct
+			}()
+		}
+		var first *event.Container
+		for range 4 {
+			ct := <-got
+			if ct == nil || ct.ID != id || ct.Runtime != "docker" {
+				t.Fatalf("cgroup %d: container %+v, want docker %s", st.Ino, ct, id)
+			}
+			if first == nil {
+				first = ct
+			}
+		}
+		// The runtime's client names it later: a new container, the ones in events stay as they were.
+		c.Add(&Container{Container: &event.Container{ID: id, Name: "named", Runtime: "docker"}})
+		if first.Name != "" {
+			t.Fatalf("a container held by an event changed: %+v", first)
+		}
+	}
+}
