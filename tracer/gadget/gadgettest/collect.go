@@ -18,25 +18,40 @@ import (
 
 // Collector runs a tracer's Run loop in the background and hands its events to the test.
 type Collector[E any] struct {
-	events chan E
-	cancel context.CancelFunc
-	done   chan error
-	stop   sync.Once
+	mu      sync.Mutex
+	queue   []E
+	dropped int           // events beyond maxQueued, named when a wait fails
+	wake    chan struct{} // a token: the queue may have grown
+	cancel  context.CancelFunc
+	done    chan error
+	stop    sync.Once
 }
+
+// maxQueued bounds what a test that is not reading keeps: a gadget that sees the whole node on a
+// busy machine (a CI runner compiling) writes thousands of events a second, and a fixed channel
+// of 4096 dropped the very event a test was about to wait for.
+const maxQueued = 1 << 20
 
 // Collect starts run (a tracer's Run method bound to its emit callback) and stops it at cleanup.
 // Events that decoders reuse (gadget events) are cloned before they are kept.
 func Collect[E any](t testing.TB, run func(ctx context.Context, emit func(E)) error) *Collector[E] {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Collector[E]{events: make(chan E, 4096), cancel: cancel, done: make(chan error, 1)}
+	c := &Collector[E]{wake: make(chan struct{}, 1), cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		c.done <- run(ctx, func(e E) {
 			if ev, ok := any(e).(gadget.Event); ok {
 				e = ev.Clone().(E)
 			}
+			c.mu.Lock()
+			if len(c.queue) < maxQueued {
+				c.queue = append(c.queue, e)
+			} else {
+				c.dropped++
+			}
+			c.mu.Unlock()
 			select {
-			case c.events <- e:
-			default: // the test is not reading; dropping here only hides events it did not ask for
+			case c.wake <- struct{}{}:
+			default: // a token is there already
 			}
 		})
 	}()
@@ -51,18 +66,36 @@ func (c *Collector[E]) Next(t testing.TB, what string, match func(E) bool, skipp
 	timer := time.NewTimer(testutil.Wait)
 	defer timer.Stop()
 	for {
-		select {
-		case e := <-c.events:
+		e, ok, dropped := c.pop()
+		if ok {
 			if match(e) {
 				return e
 			}
 			if skipped != nil {
 				skipped(e)
 			}
+			continue
+		}
+		select {
+		case <-c.wake:
 		case <-timer.C:
-			t.Fatalf("no event for %s within %v", what, testutil.Wait)
+			t.Fatalf("no event for %s within %v (%d events not kept: the test read too late)", what, testutil.Wait, dropped)
 		}
 	}
+}
+
+// pop takes the oldest event kept, if any, and says how many were dropped.
+func (c *Collector[E]) pop() (e E, ok bool, dropped int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		return e, false, c.dropped
+	}
+	e = c.queue[0]
+	var zero E
+	c.queue[0] = zero // let the collector free it
+	c.queue = c.queue[1:]
+	return e, true, c.dropped
 }
 
 // Stop ends the Run loop and fails the test if it returned an error.
