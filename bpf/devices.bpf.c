@@ -23,12 +23,23 @@ enum denied_by {
 };
 const enum denied_by *unused_by __attribute__((unused));
 
+/* What the kernel found at the path of an open refused with -EPERM (DENIED_BY_SYSCALL). */
+enum denied_node {
+	NODE_UNKNOWN = 0, /* not looked up in the kernel, or not found there: user space tries */
+	NODE_DEVICE,      /* a device node: type, major and minor are in the event */
+};
+const enum denied_node *unused_node __attribute__((unused));
+
 #define EPERM 1
 #define CGROUP_SUPER_MAGIC 0x27e0eb
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #define S_IFMT 00170000
 #define S_IFCHR 0020000
 #define S_IFBLK 0060000
+#define S_IFDIR 0040000
+#define S_IFLNK 0120000
+#define DEVCG_DEV_BLOCK 1
+#define DEVCG_DEV_CHAR 2
 #define CAP_MKNOD 27
 #define BPF_F_REPLACE_FLAG (1U << 2)
 
@@ -89,6 +100,7 @@ struct denied_event {
 	__u32 minor;
 	__u32 access;
 	__u32 cap_mknod; /* the actor had CAP_MKNOD in the initial user namespace (mknod checks it first) */
+	enum denied_node node;
 	char path[PATH_LEN];
 };
 
@@ -470,6 +482,7 @@ int BPF_PROG(denied_fexit, short type, __u32 major, __u32 minor, short access, i
 		return 0;
 	fill_header(&e->hdr, DEVICES_DENIED);
 	e->by = DENIED_BY_KERNEL;
+	e->node = NODE_DEVICE;
 	e->type = type;
 	e->major = major;
 	e->minor = minor;
@@ -486,6 +499,167 @@ int BPF_PROG(denied_fexit, short type, __u32 major, __u32 minor, short access, i
 	return 0;
 }
 
+/* Looking a refused open's path up in the dentry cache, where the failed lookup left it, as
+ * the open's own task at its exit: the process often exits right after (a failed open ends
+ * it), and its files with it, before user space could look. Components of up to WALK_NAME - 1
+ * bytes, WALK_DEPTH of them; "." and "..", a mount point or a symbolic link on the way, or a
+ * dentry not in the first WALK_CHILDREN of its parent leave it to user space. */
+#define WALK_DEPTH 8
+#define WALK_NAME 32
+#define WALK_CHILDREN 64
+
+/* The state of a walk, in a map so that the verifier keeps no per-byte constants in registers
+ * (it would otherwise follow every length of every component as a path of its own). */
+struct walk {
+	__u32 pos;  /* of the component in the path */
+	__u32 len;  /* of the component */
+	char term;  /* the byte after it: '/' or 0 */
+	union {
+		char c[WALK_NAME];
+		__u64 w[WALK_NAME / 8];
+	} comp, name;
+	char tail[WALK_NAME + 1]; /* the path from pos */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk);
+} walks SEC(".maps");
+
+/* The children of a dentry are a list up to 6.7 and an hlist since 6.8. */
+struct dentry___hlist {
+	struct hlist_node d_sib;
+	struct hlist_head d_children;
+};
+struct dentry___list {
+	struct list_head d_child;
+	struct list_head d_subdirs;
+};
+/* d_flags' DCACHE_MOUNTED: an enumerator since 6.15 (bit 15), a macro before (bit 16). */
+enum dentry_flags___gw {
+	DCACHE_MOUNTED___gw = 1,
+};
+
+static __always_inline struct dentry *first_child(struct dentry *d)
+{
+	if (bpf_core_field_exists(((struct dentry___hlist *)0)->d_children)) {
+		struct hlist_node *n = BPF_CORE_READ((struct dentry___hlist *)d, d_children.first);
+		return n ? (void *)n - bpf_core_field_offset(struct dentry___hlist, d_sib) : NULL;
+	}
+	struct list_head *n = BPF_CORE_READ((struct dentry___list *)d, d_subdirs.next);
+	if (n == (void *)d + bpf_core_field_offset(struct dentry___list, d_subdirs))
+		return NULL;
+	return (void *)n - bpf_core_field_offset(struct dentry___list, d_child);
+}
+
+static __always_inline struct dentry *next_child(struct dentry *parent, struct dentry *d)
+{
+	if (bpf_core_field_exists(((struct dentry___hlist *)0)->d_sib)) {
+		struct hlist_node *n = BPF_CORE_READ((struct dentry___hlist *)d, d_sib.next);
+		return n ? (void *)n - bpf_core_field_offset(struct dentry___hlist, d_sib) : NULL;
+	}
+	struct list_head *n = BPF_CORE_READ((struct dentry___list *)d, d_child.next);
+	if (n == (void *)parent + bpf_core_field_offset(struct dentry___list, d_subdirs))
+		return NULL;
+	return (void *)n - bpf_core_field_offset(struct dentry___list, d_child);
+}
+
+/* The component at w->pos of e->path, into w->comp (zero-padded), w->len and w->term; false when
+ * it is empty or too long. */
+static __always_inline bool walk_component(struct walk *w, struct denied_event *e)
+{
+	__builtin_memset(&w->comp, 0, sizeof(w->comp));
+	__builtin_memset(w->tail, 0, sizeof(w->tail));
+	if (w->pos >= PATH_LEN)
+		return false;
+	bpf_probe_read_kernel_str(w->tail, sizeof(w->tail), &e->path[w->pos & (PATH_LEN - 1)]);
+	w->term = 1; /* none found: too long */
+	for (int i = 0; i < WALK_NAME; i++) {
+		char c = w->tail[i];
+		if (c == '/' || c == 0) {
+			w->term = c;
+			w->len = i;
+			break;
+		}
+		w->comp.c[i] = c;
+	}
+	if (w->term == 1 || w->len == 0)
+		return false;
+	if (w->comp.c[0] == '.' && (w->len == 1 || (w->len == 2 && w->comp.c[1] == '.')))
+		return false;
+	return true;
+}
+
+/* The child of dir named w->comp, or NULL. */
+static __always_inline struct dentry *walk_child(struct walk *w, struct dentry *dir)
+{
+	struct dentry *d = first_child(dir);
+	for (int i = 0; i < WALK_CHILDREN && d; i++) {
+		if (BPF_CORE_READ(d, d_name.len) == w->len) {
+			__builtin_memset(&w->name, 0, sizeof(w->name));
+			bpf_probe_read_kernel_str(w->name.c, sizeof(w->name.c), BPF_CORE_READ(d, d_name.name));
+			if (w->name.w[0] == w->comp.w[0] && w->name.w[1] == w->comp.w[1] &&
+			    w->name.w[2] == w->comp.w[2] && w->name.w[3] == w->comp.w[3])
+				return d;
+		}
+		d = next_child(dir, d);
+	}
+	return NULL;
+}
+
+/* Finds the node an open named; false: it is in the cache and no device node (no denial of the
+ * device cgroup's, nothing to send). */
+static __always_inline bool walk_path(struct denied_event *e)
+{
+	__u32 zero = 0;
+	struct walk *w = bpf_map_lookup_elem(&walks, &zero);
+	if (!w)
+		return true;
+	struct task_struct *task = gw_current();
+	struct dentry *d;
+	w->pos = 0;
+	if (e->path[0] == '/') {
+		d = BPF_CORE_READ(task, fs, root.dentry);
+		w->pos = 1;
+	} else if (e->dirfd == AT_FDCWD) {
+		d = BPF_CORE_READ(task, fs, pwd.dentry);
+	} else {
+		struct file *f = current_fd_file(e->dirfd);
+		if (!f)
+			return true;
+		d = BPF_CORE_READ(f, f_path.dentry);
+	}
+	__u32 mounted = 0x10000;
+	if (bpf_core_enum_value_exists(enum dentry_flags___gw, DCACHE_MOUNTED___gw))
+		mounted = bpf_core_enum_value(enum dentry_flags___gw, DCACHE_MOUNTED___gw);
+	for (int depth = 0; depth < WALK_DEPTH && d; depth++) {
+		if (!walk_component(w, e))
+			return true;
+		d = walk_child(w, d);
+		if (!d || BPF_CORE_READ(d, d_flags) & mounted)
+			return true;
+		struct inode *inode = BPF_CORE_READ(d, d_inode);
+		if (!inode)
+			return true;
+		__u32 type = BPF_CORE_READ(inode, i_mode) & S_IFMT;
+		if (w->term == 0) {
+			if (type != S_IFCHR && type != S_IFBLK)
+				return type == S_IFLNK; /* a link is followed by the open: left to user space */
+			__u32 rdev = BPF_CORE_READ(inode, i_rdev);
+			e->node = NODE_DEVICE;
+			e->type = type == S_IFBLK ? DEVCG_DEV_BLOCK : DEVCG_DEV_CHAR;
+			e->major = rdev >> 20; /* the kernel's dev_t: MINORBITS 20 */
+			e->minor = rdev & ((1U << 20) - 1);
+			return true;
+		}
+		if (type != S_IFDIR)
+			return true;
+		w->pos += w->len + 1;
+	}
+	return true;
+}
+
 /* Elsewhere: every syscall's exit, dropped unless it is an open or mknod that returned -EPERM. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(denied_exit, struct pt_regs *regs, long ret)
@@ -500,9 +674,12 @@ int BPF_PROG(denied_exit, struct pt_regs *regs, long ret)
 	__u32 type = e->flags & S_IFMT;
 	if (is_mknod(e->syscall) && type != S_IFCHR && type != S_IFBLK)
 		return 0; /* not a device node */
-	fill_header(&e->hdr, DEVICES_DENIED);
 	e->by = DENIED_BY_SYSCALL;
 	e->type = e->major = e->minor = e->access = 0;
+	e->node = NODE_UNKNOWN;
+	if (!is_mknod(e->syscall) && !walk_path(e))
+		return 0;
+	fill_header(&e->hdr, DEVICES_DENIED);
 	denied_output(e);
 	return 0;
 }

@@ -54,8 +54,17 @@ type DevicesDeniedEvent struct {
 	Minor    uint32
 	Access   uint32
 	CapMknod uint32
+	Node     DevicesDeniedNode
 	Path     [256]int8
+	_        [4]byte
 }
+
+type DevicesDeniedNode uint32
+
+const (
+	DevicesDeniedNodeNODE_UNKNOWN DevicesDeniedNode = 0
+	DevicesDeniedNodeNODE_DEVICE  DevicesDeniedNode = 1
+)
 
 type DevicesDevcgState struct {
 	_        structs.HostLayout
@@ -136,6 +145,24 @@ type DevicesScratch struct {
 	Rule DevicesPendingRule
 }
 
+type DevicesWalk struct {
+	_    structs.HostLayout
+	Pos  uint32
+	Len  uint32
+	Term int8
+	_    [7]byte
+	Comp struct {
+		_ structs.HostLayout
+		C [32]int8
+	}
+	Name struct {
+		_ structs.HostLayout
+		C [32]int8
+	}
+	Tail [33]int8
+	_    [7]byte
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -145,6 +172,7 @@ const (
 	DevicesMapPendingPrograms = "pending_programs"
 	DevicesMapPendingRules    = "pending_rules"
 	DevicesMapScratch         = "scratch"
+	DevicesMapWalks           = "walks"
 	DevicesProgDeniedExit     = "denied_exit"
 	DevicesProgDeniedFexit    = "denied_fexit"
 	DevicesProgProgramEnter   = "program_enter"
@@ -158,6 +186,7 @@ const (
 	DevicesVarUnusedBy        = "unused_by"
 	DevicesVarUnusedDenied    = "unused_denied"
 	DevicesVarUnusedKind      = "unused_kind"
+	DevicesVarUnusedNode      = "unused_node"
 	DevicesVarUnusedProgram   = "unused_program"
 	DevicesVarUnusedRule      = "unused_rule"
 )
@@ -223,6 +252,7 @@ type DevicesMapSpecs struct {
 	PendingPrograms *ebpf.MapSpec `ebpf:"pending_programs"`
 	PendingRules    *ebpf.MapSpec `ebpf:"pending_rules"`
 	Scratch         *ebpf.MapSpec `ebpf:"scratch"`
+	Walks           *ebpf.MapSpec `ebpf:"walks"`
 }
 
 // DevicesVariableSpecs contains global variables before they are loaded into the kernel.
@@ -234,6 +264,7 @@ type DevicesVariableSpecs struct {
 	UnusedBy      *ebpf.VariableSpec `ebpf:"unused_by"`
 	UnusedDenied  *ebpf.VariableSpec `ebpf:"unused_denied"`
 	UnusedKind    *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedNode    *ebpf.VariableSpec `ebpf:"unused_node"`
 	UnusedProgram *ebpf.VariableSpec `ebpf:"unused_program"`
 	UnusedRule    *ebpf.VariableSpec `ebpf:"unused_rule"`
 }
@@ -263,6 +294,7 @@ type DevicesMaps struct {
 	PendingPrograms *ebpf.Map `ebpf:"pending_programs"`
 	PendingRules    *ebpf.Map `ebpf:"pending_rules"`
 	Scratch         *ebpf.Map `ebpf:"scratch"`
+	Walks           *ebpf.Map `ebpf:"walks"`
 }
 
 func (m *DevicesMaps) Close() error {
@@ -272,6 +304,7 @@ func (m *DevicesMaps) Close() error {
 		m.PendingPrograms,
 		m.PendingRules,
 		m.Scratch,
+		m.Walks,
 	)
 }
 
@@ -284,6 +317,7 @@ type DevicesVariables struct {
 	UnusedBy      *ebpf.Variable `ebpf:"unused_by"`
 	UnusedDenied  *ebpf.Variable `ebpf:"unused_denied"`
 	UnusedKind    *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedNode    *ebpf.Variable `ebpf:"unused_node"`
 	UnusedProgram *ebpf.Variable `ebpf:"unused_program"`
 	UnusedRule    *ebpf.Variable `ebpf:"unused_rule"`
 }

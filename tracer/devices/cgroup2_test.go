@@ -78,3 +78,32 @@ func hasAttr(c *gadget.Cause, key, value string) bool {
 	}
 	return false
 }
+
+// A container whose open of a device is refused and that then exits at once (a failed open often
+// ends its process) is gone before user space reads the event: its denial still comes, with the
+// device, every time.
+func TestCgroup2DenialOfExitedContainer(t *testing.T) {
+	containertest.SkipInVM(t)
+	events := open(t)
+	for i := range 10 {
+		bundle := t.TempDir()
+		if err := containertest.WriteRootfs(filepath.Join(bundle, "rootfs")); err != nil {
+			t.Fatal(err)
+		}
+		containertest.RuncSpec(t, bundle, func(s *specs.Spec) {
+			s.Root.Readonly = false
+			s.Process.Args = []string{"sh", "-c", "mknod /tmp/sda b 8 0 && exec head -c 1 /tmp/sda"}
+			c := s.Process.Capabilities
+			c.Bounding, c.Effective, c.Permitted = append(c.Bounding, "CAP_MKNOD"), append(c.Effective, "CAP_MKNOD"), append(c.Permitted, "CAP_MKNOD")
+		})
+		id := fmt.Sprintf("gw-test-exit-%d-%d", os.Getpid(), i)
+		containertest.RunCgroup2(t, "runc", bundle, id)
+		denied := events.Next(t, fmt.Sprintf("run %d: the denied open of /tmp/sda", i), func(ev gadget.Event) bool {
+			d, ok := ev.(*devices.Denied)
+			return ok && d.Path == "/tmp/sda" && d.Syscall == "openat"
+		}, nil).(*devices.Denied)
+		if denied.Device() != "b 8:0" || denied.Access != devices.AccRead || !denied.Known {
+			t.Errorf("run %d: denied %q %s (known %v), want b 8:0 r", i, denied.Device(), devices.AccessString(denied.Access), denied.Known)
+		}
+	}
+}

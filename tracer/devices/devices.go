@@ -60,6 +60,7 @@ var Gadget = gadget.Descriptor{
 		gadget.NewKind[gen.DevicesDeniedEvent, Denied]("denied", uint32(gen.DevicesDevicesKindDEVICES_DENIED),
 			gadget.Field{Name: "path", Meaning: "the device node as the syscall named it"},
 			gadget.Field{Name: "device", Meaning: "`c 1:9`, `b 8:0`; absent when it could not be found"},
+			gadget.Field{Name: "resolved", Meaning: "false when the device could not be found (the path was not in the kernel's dentry cache as the walk at the syscall reads it, and the process was gone before user space could look): the denial is shown all the same"},
 			gadget.Field{Name: "access", Meaning: "what was asked: `r`, `w`, `rw` or `m` (mknod)"},
 			gadget.Field{Name: "syscall", Meaning: "`openat`, `mknodat`, ..."},
 			gadget.Field{Name: "decided_by", Meaning: "`kernel` (the device cgroup's check returned the error) or `syscall` (the syscall returned EPERM on a device node; `how` says what else was checked)"},

@@ -144,8 +144,10 @@ const (
 // Denied is an access to a device node that was refused.
 type Denied struct {
 	event.Header
-	Path      string
-	Known     bool // the device is known
+	Path string
+	// Known: the device is known (from the device cgroup's check, the kernel's lookup of the path
+	// at the syscall, or the path's node); otherwise the denial is shown unresolved.
+	Known     bool
 	Type      int
 	Major     int64
 	Minor     int64
@@ -165,9 +167,12 @@ func (d *Denied) Decode(rec *gen.DevicesDeniedEvent, h *event.Header, r event.Re
 	*d = Denied{Header: *h, Syscall: event.SyscallName(rec.Syscall), rec: *rec, paths: paths}
 	d.Path = d.paths.Get(rec.Path[:])
 	d.DevCgroup.decode(&rec.Devcg, nil) // the actor's own cgroup: its container is the header's
+	if rec.Node == gen.DevicesDeniedNodeNODE_DEVICE {
+		d.Known = true
+		d.Type, d.Major, d.Minor = int(rec.Type), int64(rec.Major), int64(rec.Minor)
+	}
 	if rec.By == gen.DevicesDeniedByDENIED_BY_KERNEL {
-		d.DecidedBy, d.Known = ByKernel, true
-		d.Type, d.Major, d.Minor, d.Access = int(rec.Type), int64(rec.Major), int64(rec.Minor), int(rec.Access)
+		d.DecidedBy, d.Access = ByKernel, int(rec.Access)
 		d.How = "the device cgroup's check (devcgroup_check_permission) refused it"
 	} else {
 		d.DecidedBy = BySyscall
@@ -199,6 +204,7 @@ func (d *Denied) AppendJSON(j *encode.JSON) {
 	j.Object()
 	j.String("path", d.Path)
 	j.OmitEmpty("device", d.Device())
+	j.Bool("resolved", d.Known)
 	j.String("access", AccessString(d.Access))
 	j.String("syscall", d.Syscall)
 	j.String("decided_by", d.DecidedBy)
@@ -222,6 +228,8 @@ func (d *Denied) AppendRow(r *encode.Row) {
 	if dev := d.Device(); dev != "" {
 		r.Str(dev)
 		r.Str(" ")
+	} else {
+		r.Str("device unresolved, ")
 	}
 	r.Str(AccessString(d.Access))
 	r.Str(") in ")

@@ -220,9 +220,12 @@ func (j *Join) denied(d *Denied) bool {
 	}
 	d.Cause = j.cause(d, v1, window, v2)
 	if d.DecidedBy == BySyscall {
-		if d.Cause != nil {
+		switch {
+		case !d.Known:
+			d.How = "the syscall returned EPERM, but its path could not be looked up (in the kernel's dentry cache at the syscall, nor in the process's root since): the device is not known"
+		case d.Cause != nil:
 			d.How = "the syscall returned EPERM on a device node, and the device rules in force deny this access (this kernel's device check itself cannot be traced)"
-		} else {
+		default:
 			d.How = "the syscall returned EPERM on a device node, but the device rules ghostwatch knows allow this access: another check (an LSM, seccomp) may have refused it"
 		}
 	}
@@ -230,7 +233,8 @@ func (j *Join) denied(d *Denied) bool {
 }
 
 // find sets the device and access of a denial seen at the syscall, and says whether it can be
-// the device cgroup's: mknod of a device by a task with CAP_MKNOD, or an open of a device node.
+// the device cgroup's: mknod of a device by a task with CAP_MKNOD, or an open of a device node,
+// or of a path that could not be looked up (shown unresolved: never dropped).
 func (j *Join) find(d *Denied) bool {
 	switch d.Syscall {
 	case "mknod", "mknodat":
@@ -245,6 +249,9 @@ func (j *Join) find(d *Denied) bool {
 		return true
 	}
 	d.Access = openAccess(d.rec.Flags)
+	if d.Known {
+		return true // found in the kernel at the syscall
+	}
 	typ, major, minor, err := j.stat(d.Proc.PID, d.rec.Dirfd, d.Path)
 	if err != nil && !errors.Is(err, errNotDevice) && filepath.IsAbs(d.Path) && sameMountNS(d.Proc.PPID, d.NS.Mnt) {
 		// The process is gone (a failed open often ends it): its parent sees the same files.
@@ -253,12 +260,11 @@ func (j *Join) find(d *Denied) bool {
 	switch {
 	case err == nil:
 		d.Type, d.Major, d.Minor, d.Known = typ, major, minor, true
-		return true
 	case errors.Is(err, errNotDevice):
 		return false
 	}
-	// The process is gone, or the path with it: a device only if it names one in /dev.
-	return filepath.IsAbs(d.Path) && filepath.Dir(filepath.Clean(d.Path)) == "/dev"
+	// Otherwise the process is gone, or the path with it: unresolved.
+	return true
 }
 
 // openAccess is what an open asks of the device cgroup (O_ACCMODE: read, write, both).

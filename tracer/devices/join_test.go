@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
@@ -148,15 +150,9 @@ func TestWindowStillOpenAtStop(t *testing.T) {
 }
 
 // At the syscall, EPERM from mknod without CAP_MKNOD, and from an open of something that is not
-// a device node, are not the device cgroup's.
+// a device node, are not the device cgroup's. A device the kernel found at the syscall is taken
+// as found; a path that can no longer be looked up is a denial of an unresolved device.
 func TestFindDecides(t *testing.T) {
-	j := NewJoin()
-	j.stat = func(pid uint32, dirfd int32, path string) (int, int64, int64, error) {
-		if path == "/dev/null" {
-			return TypeChar, 1, 3, nil
-		}
-		return 0, 0, 0, errNotDevice
-	}
 	mk := func(syscall, path string, capMknod uint32) *Denied {
 		d := &Denied{Path: path, Syscall: syscall, DecidedBy: BySyscall}
 		d.rec.CapMknod = capMknod
@@ -164,6 +160,18 @@ func TestFindDecides(t *testing.T) {
 		d.rec.Dev = 1<<8 | 5
 		return d
 	}
+	j := NewJoin()
+	j.stat = func(pid uint32, dirfd int32, path string) (int, int64, int64, error) {
+		switch path {
+		case "/dev/null":
+			return TypeChar, 1, 3, nil
+		case "/tmp/gone", "/tmp/sda":
+			return 0, 0, 0, unix.ENOENT
+		}
+		return 0, 0, 0, errNotDevice
+	}
+	inKernel := mk("openat", "/tmp/sda", 1)
+	inKernel.Known, inKernel.Type, inKernel.Major, inKernel.Minor = true, TypeBlock, 8, 0
 	for _, c := range []struct {
 		d    *Denied
 		want bool
@@ -173,6 +181,8 @@ func TestFindDecides(t *testing.T) {
 		{mk("mknodat", "/tmp/zero", 1), true, "c 1:5"},
 		{mk("openat", "/etc/shadow", 1), false, ""},
 		{mk("openat", "/dev/null", 1), true, "c 1:3"},
+		{mk("openat", "/tmp/gone", 1), true, ""},
+		{inKernel, true, "b 8:0"},
 	} {
 		if got := j.find(c.d); got != c.want || c.d.Device() != c.dev {
 			t.Errorf("%s %s: %v %q, want %v %q", c.d.Syscall, c.d.Path, got, c.d.Device(), c.want, c.dev)
