@@ -1,14 +1,16 @@
 package event
 
 import (
+	"runtime"
 	"strconv"
 
 	"github.com/ghostwatch/ghostwatch/gen/syscalls"
 )
 
-// syscallNames are x86-64's syscall names by number, for a lookup per event without a map.
+// syscallNames are the native syscall names by number of the architecture built for (the kernel's:
+// events carry its numbers), for a lookup per event without a map.
 var syscallNames = func() []string {
-	table := syscalls.Names["x86_64"]
+	table := syscalls.Names[map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]]
 	out := make([]string, 0, len(table))
 	for n, name := range table {
 		for int(n) >= len(out) {
@@ -19,7 +21,7 @@ var syscallNames = func() []string {
 	return out
 }()
 
-// SyscallName names an x86-64 syscall by number: "-" for none (negative), "syscall_N" for one
+// SyscallName names a native syscall by number: "-" for none (negative), "syscall_N" for one
 // without a name.
 func SyscallName(n int32) string {
 	switch {
