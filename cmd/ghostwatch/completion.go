@@ -12,6 +12,8 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/cmd/ghostwatch/clidoc"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/registry"
 )
 
 func completionCommand() *cli.Command {
@@ -101,8 +103,10 @@ func cliTree(app *cli.App) (*clidoc.Command, error) {
 				return []string{"table", "json"}
 			case name == "containerd-namespace":
 				return append(slices.Clone(container.ContainerdNamespaces), "all")
-			case name == "source" && strings.Join(cmd, " ") == "ghostwatch netns holders":
-				return []string{"auto", "iterators", "proc"}
+			case name == "source" && len(cmd) == 3 && slices.ContainsFunc(registry.Snapshots(), func(d *gadget.Descriptor) bool {
+				return cmd[1] == d.Group && cmd[2] == d.Name
+			}):
+				return gadget.Sources
 			}
 			return nil
 		},

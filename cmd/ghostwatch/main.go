@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 )
@@ -39,18 +40,18 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:     "eBPF tracing for containers: who entered which namespace, and why",
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Commands: []*cli.Command{
+		Commands: slices.Concat([]*cli.Command{
 			traceCommand(),
 			agentCommand(),
 			historyCommand(),
 			psCommand(),
-			netnsCommand(),
+		}, snapshotCommands(), []*cli.Command{
 			seccompCommand(),
 			doctorCommand(),
 			versionCommand(),
 			completionCommand(),
 			manCommand(),
-		},
+		}),
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usagef("unknown command %q: see 'ghostwatch help'", c.Args().First())

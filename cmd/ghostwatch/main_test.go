@@ -94,8 +94,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"seccomp", "record", "--container", "a b"}, "is not a container id"},
 		{[]string{"seccomp", "merge", "one.json"}, "at least two profiles"},
 		{[]string{"netns"}, "name a netns command"},
-		{[]string{"netns", "holders", "--source", "bpf"}, `--source "bpf": want auto, iterators or proc`},
-		{[]string{"netns", "holders", "--netns", "net:[4026531840]"}, "want a namespace inode number"},
+		{[]string{"netns", "holders", "--source", "bpf"}, `--source "bpf": want auto, iterators, proc`},
+		{[]string{"netns", "holders", "--netns", "net:[4026531840]"}, `invalid value "net:[4026531840]" for flag -netns`},
 		{[]string{"netns", "holders", "extra"}, `unexpected argument "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -119,9 +119,19 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// Without the capabilities, tracing stops at once with one line naming them.
+// Without the capabilities, tracing stops at once with one line naming them, and so does a
+// snapshot (`netns holders` used to fall back to /proc and list what an unprivileged user can see,
+// with exit status 0), whatever its source.
 func TestMissingPrivileges(t *testing.T) {
-	cmd := command("trace", "setns", "--duration", "1s")
+	for _, args := range [][]string{{"trace", "setns", "--duration", "1s"}, {"netns", "holders"}, {"netns", "holders", "--source", "proc"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) { failsUnprivileged(t, command(args...)) })
+	}
+}
+
+// failsUnprivileged runs cmd as nobody (when root) and checks that it stops with exit status 1 and
+// one line naming the capabilities.
+func failsUnprivileged(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}

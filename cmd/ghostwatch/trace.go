@@ -61,15 +61,20 @@ func gadgetCommand(d *gadget.Descriptor) *cli.Command {
 			if err != nil {
 				return err
 			}
-			params := gadget.Params{}
-			for _, p := range d.Params {
-				if c.IsSet(p.Name) {
-					params[p.Name] = c.Value(p.Name)
-				}
-			}
-			return traceGadget(c, d, o, co, params)
+			return traceGadget(c, d, o, co, paramValues(c, d))
 		},
 	}
+}
+
+// paramValues are the gadget's options set on the command line.
+func paramValues(c *cli.Context, d *gadget.Descriptor) gadget.Params {
+	params := gadget.Params{}
+	for _, p := range d.Params {
+		if c.IsSet(p.Name) {
+			params[p.Name] = c.Value(p.Name)
+		}
+	}
+	return params
 }
 
 // paramFlag makes a flag of a gadget option; its default's type is its type.

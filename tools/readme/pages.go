@@ -13,7 +13,8 @@ import (
 
 // generate returns README.md and every page of docs/ under root, by path, with the registry's
 // sections written in. Every section must be somewhere, and a gadget's own sections on its page
-// docs/gadgets/NAME.md, so that a new gadget without a page fails here.
+// docs/gadgets/PAGE.md (its name, or a snapshot's group), so that a new gadget without a page
+// fails here.
 func generate(root string) (map[string]string, error) {
 	docs, err := registry.Docs()
 	if err != nil {
@@ -53,7 +54,7 @@ func generate(root string) (map[string]string, error) {
 	for name := range docs {
 		want := ""
 		if kind, gadget, ok := strings.Cut(name, ":"); ok && kind != "" {
-			want = filepath.Join("docs", "gadgets", gadget+".md")
+			want = filepath.Join("docs", "gadgets", registry.Page(gadget)+".md")
 		}
 		if len(where[name]) == 0 || want != "" && !slices.Contains(where[name], want) {
 			if want == "" {

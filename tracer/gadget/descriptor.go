@@ -23,7 +23,19 @@ const (
 	Stream Mode = iota
 	// Recorder gadgets are driven by a session of their own (seccomp record), not streamed.
 	Recorder
+	// Snapshot gadgets are read once: their iterators (iter/ programs) walk the kernel's objects,
+	// each hook with a fallback (Hook.Without) read from /proc where it does not load, and
+	// `ghostwatch GROUP NAME` lists what they find (netns holders).
+	Snapshot
 )
+
+// Item is one line of a snapshot.
+type Item interface {
+	// AppendJSON appends the item as one JSON object, documented by the descriptor's Derived.
+	AppendJSON(j *encode.JSON)
+	// AppendRow appends its table cells, one per column of the descriptor's Columns.
+	AppendRow(r *encode.Row)
+}
 
 // Descriptor is everything generic code needs to know of a gadget: the CLI's trace command, doctor,
 // vmtest's attach expectations, the README's JSON documentation and the shared gadget tests all
@@ -32,6 +44,9 @@ type Descriptor struct {
 	Name    string // the CLI's name and the JSON "type"
 	Summary string // one line for --help
 	Mode    Mode
+	// Group, for a snapshot, is the gadget whose object it loads, whose command it is under
+	// (`ghostwatch GROUP NAME`) and whose page documents it.
+	Group string
 	// Load returns the gadget's BPF object (bpf2go's LoadX).
 	Load  func() (*ebpf.CollectionSpec, error)
 	Hooks []attach.Hook
@@ -47,9 +62,11 @@ type Descriptor struct {
 	HookParams map[string]string
 	// Kinds are the events the kernel side writes, by their value in gw_header.kind.
 	Kinds []Kind
-	// Derived are the kinds of events the processor makes from others (Name and Fields only).
+	// Derived are the kinds of events the processor makes from others, or a snapshot's one kind of
+	// item (Name and Fields only).
 	Derived []Kind
-	// Columns are the table's columns after the common TIME, CONTAINER, PID and COMM.
+	// Columns are the table's columns after the common TIME, CONTAINER, PID and COMM; a
+	// snapshot's are all of them.
 	Columns []encode.Column
 	// Params are the gadget's own options (the CLI makes flags of them).
 	Params []Param
@@ -57,14 +74,50 @@ type Descriptor struct {
 	Configure func(spec *ebpf.CollectionSpec, p Params) error
 	// NewProcessor makes the user-space state of one run (joins, derived events); nil: none.
 	NewProcessor func(g *Gadget, p Params) Processor
+	// Snap reads a snapshot gadget once (its options in g.Params; a hook that got no attach point
+	// has its fallback read instead) and returns its items in order, attributed with r if not nil.
+	Snap func(g *Gadget, r event.Resolver) ([]Item, error)
 	// Selftest says how to cause one of its events, for the shared gadget tests.
 	Selftest Selftest
 }
 
+// Page is the name of the gadget's documentation page, docs/gadgets/PAGE.md: its group's, for a
+// snapshot, else its own.
+func (d *Descriptor) Page() string {
+	if d.Group != "" {
+		return d.Group
+	}
+	return d.Name
+}
+
+// Command is how the CLI runs the gadget.
+func (d *Descriptor) Command() string {
+	switch d.Mode {
+	case Recorder:
+		return "ghostwatch " + d.Name + " record"
+	case Snapshot:
+		return "ghostwatch " + d.Group + " " + d.Name
+	}
+	return "ghostwatch trace " + d.Name
+}
+
 // Validate checks what a mistake in a descriptor would break later: options of a type the CLI
-// cannot make a flag of, and hook options naming no hook or no boolean option. The shared tests
-// call it for every registered gadget.
+// cannot make a flag of, hook options naming no hook or no boolean option, and a snapshot without
+// its group, its reader, its one kind of item or a fallback for each hook. The shared tests call it
+// for every registered gadget.
 func (d *Descriptor) Validate() error {
+	if d.Mode == Snapshot {
+		if d.Group == "" || d.Snap == nil || len(d.Derived) != 1 || len(d.Kinds) != 0 {
+			return fmt.Errorf("%s: a snapshot has a Group, a Snap, one Derived kind (its items) and no Kinds", d.Name)
+		}
+		for _, h := range d.Hooks {
+			if h.Without == "" {
+				return fmt.Errorf("%s: hook %s has no fallback (Without), which --source proc reads", d.Name, h.Name)
+			}
+		}
+	} else if d.Group != "" || d.Snap != nil {
+		return fmt.Errorf("%s: only a snapshot has a Group and a Snap", d.Name)
+	}
 	params := map[string]any{}
 	for _, p := range d.Params {
 		switch p.Default.(type) {
@@ -205,6 +258,9 @@ func (p Params) Bool(name string) bool { v, _ := p[name].(bool); return v }
 // String returns a string option.
 func (p Params) String(name string) string { v, _ := p[name].(string); return v }
 
+// Uint64 returns a number option.
+func (p Params) Uint64(name string) uint64 { v, _ := p[name].(uint64); return v }
+
 // Duration returns a duration option.
 func (p Params) Duration(name string) time.Duration { v, _ := p[name].(time.Duration); return v }
 
@@ -229,7 +285,9 @@ func (d *Descriptor) WithDefaults(p Params) (Params, error) {
 }
 
 // Selftest causes an event of the gadget, for the shared tests: with Params, Command causes an
-// event whose actor is the command's own process (its pid, its comm, its mount namespace).
+// event whose actor is the command's own process (its pid, its comm, its mount namespace). For a
+// snapshot, Command prints a line once it is what the snapshot must list (an item names its pid),
+// and stays until its stdin closes.
 type Selftest struct {
 	Params  Params
 	Command []string

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/ghostwatch/ghostwatch/gen/header"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
+	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/stream"
 )
@@ -57,6 +59,43 @@ type Options struct {
 	Params Params // missing ones take their defaults
 	// BufferSize is the ring buffer's size in bytes (ParseBufferSize); 0: the object's own.
 	BufferSize uint32
+	// Source is where a snapshot reads from: SourceAuto (""), SourceIterators or SourceProc.
+	Source string
+}
+
+// The sources of a snapshot.
+const (
+	SourceAuto      = "auto"      // the iterators where they load, else each hook's fallback
+	SourceIterators = "iterators" // the iterators, or an error
+	SourceProc      = "proc"      // the fallbacks: no program is loaded
+)
+
+// Sources are the values of Options.Source, the CLI's --source.
+var Sources = []string{SourceAuto, SourceIterators, SourceProc}
+
+// hooks returns the hooks Open attaches: with the options, and for a snapshot, by its source.
+func (d *Descriptor) hooks(p Params, source string) ([]attach.Hook, error) {
+	hooks := d.HooksFor(p)
+	if d.Mode != Snapshot {
+		if source != "" {
+			return nil, fmt.Errorf("%s: only a snapshot has a source", d.Name)
+		}
+		return hooks, nil
+	}
+	switch source {
+	case "", SourceAuto:
+		return hooks, nil
+	case SourceProc:
+		return nil, nil
+	case SourceIterators:
+		required := make([]attach.Hook, len(hooks))
+		for i, h := range hooks {
+			required[i] = h
+			required[i].Without = ""
+		}
+		return required, nil
+	}
+	return nil, fmt.Errorf("%s: unknown source %q: want %s", d.Name, source, strings.Join(Sources, ", "))
 }
 
 // Gadget is a loaded, attached gadget.
@@ -75,6 +114,13 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 	params, err := d.WithDefaults(o.Params)
 	if err != nil {
 		return nil, err
+	}
+	hooks, err := d.hooks(params, o.Source)
+	if err != nil {
+		return nil, err
+	}
+	if d.Mode == Snapshot && o.Filter.active() {
+		return nil, fmt.Errorf("%s: a snapshot cannot filter by process or container", d.Name)
 	}
 	if len(o.Filter.Comm) > MaxComm {
 		return nil, fmt.Errorf("comm %q is longer than the kernel's %d characters", o.Filter.Comm, MaxComm)
@@ -110,7 +156,7 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 			return nil, fmt.Errorf("%s: %w", d.Name, err)
 		}
 	}
-	set, err := attach.Load(spec, d.HooksFor(params), d.unusable(lacking))
+	set, err := attach.Load(spec, hooks, d.unusable(lacking))
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +166,7 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 			g.Fallbacks = append(g.Fallbacks, f)
 		}
 	}
-	if events := set.Map(mapEvents); events != nil {
+	if events := set.Map(mapEvents); events != nil && d.Mode != Snapshot { // a snapshot's object may be a stream's too
 		if g.reader, err = stream.New(events, set.Map(mapLost), set.Programs()); err != nil {
 			set.Close()
 			return nil, err
@@ -179,6 +225,14 @@ func (g *Gadget) SetMntNS(inode uint32, listed bool) error {
 		return fmt.Errorf("updating the container filter: %w", err)
 	}
 	return nil
+}
+
+// Snapshot reads a snapshot gadget once; r, if not nil, attributes its items to containers.
+func (g *Gadget) Snapshot(r event.Resolver) ([]Item, error) {
+	if g.Desc.Mode != Snapshot {
+		return nil, errors.New(g.Desc.Name + " is no snapshot")
+	}
+	return g.Desc.Snap(g, r)
 }
 
 // Set is the loaded object, for gadgets with maps and variables of their own.

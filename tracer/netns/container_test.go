@@ -77,11 +77,11 @@ func TestContainerLingering(t *testing.T) {
 	if l.Owner == nil || l.Owner.Label() != "db-0/db" {
 		t.Errorf("lingering: owner %v, want db-0/db", l.Owner)
 	}
-	snap, err := netns.Take(netns.Options{Orphans: true, NetNS: inode, Resolver: coll})
-	if err != nil || len(snap.Namespaces) != 1 {
-		t.Fatalf("netns holders --orphans: %v, %v", snap, err)
+	items := holders(t, gadget.SourceAuto, gadget.Params{netns.ParamOrphans: true, netns.ParamNetNS: uint64(inode)}, coll)
+	if len(items) != 1 {
+		t.Fatalf("netns holders --orphans: %d namespaces, want 1", len(items))
 	}
-	wantHolder("netns holders --orphans", snap.Namespaces[0])
+	wantHolder("netns holders --orphans", items[0].(*netns.Namespace))
 
 	agent.Stop() // the socket goes, and the namespace with it
 	if e := next("destroyed", inode); e.Empty <= 0 {

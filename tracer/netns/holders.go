@@ -6,6 +6,7 @@ package netns
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -26,11 +27,58 @@ const (
 	KindMount  = "mount"  // a bind mount of the namespace's nsfs file
 )
 
-// Sources of a snapshot.
+// The holders snapshot's options.
 const (
-	SourceIterators = "iterators"
-	SourceProc      = "proc"
+	ParamOrphans = "orphans"
+	ParamNetNS   = "netns"
 )
+
+// Holders describes `ghostwatch netns holders`: every live network namespace and what holds it,
+// read once through the netns object's iterators, or /proc.
+var Holders = gadget.Descriptor{
+	Name:    "holders",
+	Group:   Type,
+	Mode:    gadget.Snapshot,
+	Summary: "every live network namespace, the processes in it, and what else holds it (fds, sockets, bind mounts)",
+	Load:    gen.LoadNetns,
+	Hooks:   []attach.Hook{holdersHook},
+	Derived: []gadget.Kind{{Name: "namespace", Fields: []gadget.Field{
+		{Name: "netns", Meaning: "the namespace's inode"},
+		{Name: "members", Meaning: "how many processes live in it"},
+		{Name: "members_sample", Meaning: "the first three of them: `pid`, `tid`, `comm`, `mntns`, `container`"},
+		{Name: "holders", Meaning: "the references from outside: `kind` (`fd`, `socket`, `mount`), the process (`pid`, `tid`, `comm`, `mntns`, `container`), `fd` (-1 for a mount), `socket` (its kind), `mount` (the mount point)"},
+		{Name: "interfaces", Meaning: "`name` and `addrs` (CIDR) of each interface, read inside it"},
+		{Name: "interfaces_error", Meaning: "why the interfaces could not be read, instead"},
+		{Name: "container", Meaning: "the container or pod sandbox that owns it, when known"},
+	}}},
+	Columns: []encode.Column{{Name: "NETNS", Width: 10}, {Name: "CONTAINER", Width: 16}, {Name: "HOLDERS"}},
+	Params: []gadget.Param{
+		{Name: ParamOrphans, Default: false, Usage: "only namespaces no process lives in"},
+		{Name: ParamNetNS, Default: uint64(0), Usage: "only the namespace of this inode, as in /proc/PID/ns/net's net:[INODE]"},
+	},
+	Snap: snap,
+	// The shell is a member of a namespace of its own.
+	Selftest: gadget.Selftest{Command: []string{"unshare", "--net", "sh", "-c", "echo ready; exec cat"}},
+}
+
+func snap(g *gadget.Gadget, r event.Resolver) ([]gadget.Item, error) {
+	inode := g.Params.Uint64(ParamNetNS)
+	if inode > math.MaxUint32 {
+		return nil, fmt.Errorf("netns %d: no namespace inode is above %d", inode, uint32(math.MaxUint32))
+	}
+	found, err := Take(Options{Resolver: r, Orphans: g.Params.Bool(ParamOrphans), NetNS: uint32(inode), Iterators: g.Set()})
+	if err != nil {
+		return nil, fmt.Errorf("reading namespaces: %w", err)
+	}
+	if inode != 0 && len(found) == 0 {
+		return nil, fmt.Errorf("netns %d: no process, open file, socket or mount refers to it: it is gone, or only the kernel holds it", inode)
+	}
+	items := make([]gadget.Item, len(found))
+	for i, n := range found {
+		items[i] = n
+	}
+	return items, nil
+}
 
 // Proc is a process that lives in or holds a namespace.
 type Proc struct {
@@ -100,6 +148,19 @@ func (n *Namespace) AppendJSON(j *encode.JSON) {
 	j.End()
 }
 
+// AppendRow appends the namespace's cells: its inode, its owner, and what holds it and its
+// addresses in one sentence.
+func (n *Namespace) AppendRow(r *encode.Row) {
+	r.Begin()
+	r.Uint(uint64(n.Inode))
+	if n.Container != nil {
+		r.Cell(n.Container.Label())
+	} else {
+		r.Cell("-")
+	}
+	r.Cell(n.HeldBy() + "; " + n.Addresses())
+}
+
 func (p *Proc) appendJSON(j *encode.JSON) {
 	j.Uint("pid", uint64(p.PID))
 	j.Uint("tid", uint64(p.TID))
@@ -119,61 +180,41 @@ func appendContainer(j *encode.JSON, key string, c *event.Container) {
 // Orphan says whether no process lives in the namespace.
 func (n *Namespace) Orphan() bool { return n.Members == 0 }
 
-// Snapshot is every live network namespace ghostwatch can see, by inode.
-type Snapshot struct {
-	Source     string
-	Namespaces []*Namespace
-	// IteratorError says why the iterators were not used, when the /proc fallback was.
-	IteratorError string
-}
-
 // Options choose the source and what to keep.
 type Options struct {
-	Source   string         // SourceIterators, SourceProc, or "" for iterators where they load
 	Resolver event.Resolver // containers of processes and namespaces; nil: none
 	Orphans  bool           // only namespaces no process lives in
 	NetNS    uint32         // only this namespace; 0: all
-	// Iterators is a loaded set with the holders hook attached (the trace gadget's); nil: load
-	// the iterators for this snapshot.
+	// Iterators is a loaded set of the netns object: its holders hook's iterators are read
+	// where they are attached, else /proc.
 	Iterators *attach.Set
 }
 
 // maxSample is how many members a namespace lists.
 const maxSample = 3
 
-// Take reads the holders of every network namespace, then the interfaces of those kept.
-func Take(o Options) (*Snapshot, error) {
-	s := &Snapshot{Source: o.Source}
+// Take reads the holders of every network namespace, then the interfaces of those kept, sorted
+// by inode.
+func Take(o Options) ([]*Namespace, error) {
 	var recs []record
 	var err error
-	switch o.Source {
-	case SourceProc:
+	if o.Iterators != nil && o.Iterators.Iter(gen.NetnsProgHoldersTasks) != nil {
+		recs, err = readHolders(o.Iterators)
+	} else {
 		recs, err = fromProc()
-	case SourceIterators, "":
-		s.Source = SourceIterators
-		if o.Iterators != nil && o.Iterators.Iter(gen.NetnsProgHoldersTasks) != nil {
-			recs, err = readHolders(o.Iterators)
-		} else {
-			recs, err = fromIterators()
-		}
-		if err != nil && o.Source == "" {
-			s.Source, s.IteratorError = SourceProc, err.Error()
-			recs, err = fromProc()
-		}
-	default:
-		return nil, fmt.Errorf("unknown source %q: want %s or %s", o.Source, SourceIterators, SourceProc)
 	}
 	if err != nil {
 		return nil, err
 	}
 	recs = append(recs, mounts(recs)...)
+	var kept []*Namespace
 	for _, n := range group(recs, os.Getpid()) {
 		if (o.Orphans && !n.Orphan()) || (o.NetNS != 0 && n.Inode != o.NetNS) {
 			continue
 		}
-		s.Namespaces = append(s.Namespaces, n)
+		kept = append(kept, n)
 	}
-	for _, n := range s.Namespaces {
+	for _, n := range kept {
 		if ifs, err := interfaces(n); err != nil {
 			n.InterfacesError = err.Error()
 		} else {
@@ -189,7 +230,7 @@ func Take(o Options) (*Snapshot, error) {
 			}
 		}
 	}
-	return s, nil
+	return kept, nil
 }
 
 // record is one fact: a member, an nsfs fd, a socket or a mount, of the namespace netns.
@@ -241,20 +282,6 @@ func group(recs []record, self int) []*Namespace {
 	}
 	slices.SortFunc(out, func(a, b *Namespace) int { return int(a.Inode) - int(b.Inode) })
 	return out
-}
-
-// fromIterators loads the two iterators of the netns object and runs them once.
-func fromIterators() ([]record, error) {
-	spec, err := gen.LoadNetns()
-	if err != nil {
-		return nil, err
-	}
-	set, err := attach.Load(spec, []attach.Hook{holdersHook}, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer set.Close()
-	return readHolders(set)
 }
 
 // holdersHook is the snapshot's: the trace gadget attaches it too, for its lingering reports.

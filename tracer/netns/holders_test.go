@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/netns"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -112,7 +114,7 @@ func run(t *testing.T, args ...string) {
 
 func TestHolders(t *testing.T) {
 	testutil.RequirePrivileged(t)
-	for _, source := range []string{netns.SourceIterators, netns.SourceProc} {
+	for _, source := range []string{gadget.SourceIterators, gadget.SourceProc} {
 		for _, tc := range []struct {
 			name string
 			// generate makes a holder of the namespace, then ends its member unless the case is
@@ -172,14 +174,11 @@ func TestHolders(t *testing.T) {
 			t.Run(source+"/"+tc.name, func(t *testing.T) {
 				n := newTestNS(t)
 				want := tc.generate(t, n)
-				snap, err := netns.Take(netns.Options{Source: source, NetNS: n.inode})
-				if err != nil {
-					t.Fatal(err)
+				items := holders(t, source, gadget.Params{netns.ParamNetNS: uint64(n.inode)}, nil)
+				if len(items) != 1 {
+					t.Fatalf("%s snapshot of netns %d: %d namespaces", source, n.inode, len(items))
 				}
-				if snap.Source != source || len(snap.Namespaces) != 1 {
-					t.Fatalf("%s snapshot of netns %d: %d namespaces", snap.Source, n.inode, len(snap.Namespaces))
-				}
-				got := snap.Namespaces[0]
+				got := items[0].(*netns.Namespace)
 				if addrs := got.Addresses(); addrs != testAddr+" on lo" {
 					t.Errorf("addresses %q, want %s on lo", addrs, testAddr)
 				}
@@ -204,6 +203,24 @@ func TestHolders(t *testing.T) {
 			})
 		}
 	}
+}
+
+// holders takes `netns holders` through the framework, as the CLI does.
+func holders(t *testing.T, source string, p gadget.Params, r event.Resolver) []gadget.Item {
+	t.Helper()
+	g, err := gadget.Open(&netns.Holders, gadget.Options{Source: source, Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if iters := g.Kind(netns.HookHolders) != ""; iters != (source != gadget.SourceProc) {
+		t.Fatalf("source %s: iterators attached: %v (%v)", source, iters, g.Choices())
+	}
+	items, err := g.Snapshot(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items
 }
 
 // socketIn makes a NETLINK_ROUTE socket in the namespace, as a node agent would from a thread

@@ -26,7 +26,7 @@ type tracker struct {
 	// destroyedSeen: the kernel's teardown is traced, so a namespace with no visible holder is
 	// held by the kernel rather than perhaps gone.
 	destroyedSeen bool
-	take          func(Options) (*Snapshot, error)
+	take          func(Options) ([]*Namespace, error)
 	set           *attach.Set
 	// ids learns of destruction from the kernel's namespace id notifications where the teardown
 	// is not traced; nil where it is, or where they cannot be had.
@@ -191,19 +191,19 @@ func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
 // lingering looks for what holds an empty namespace; nil when nothing refers to it and its
 // teardown is not traced (it may well be gone).
 func (t *tracker) lingering(netns uint32, l *life, now time.Time) *Event {
-	snap, err := t.take(Options{NetNS: netns, Resolver: l.empty.resolver, Iterators: t.set})
+	found, err := t.take(Options{NetNS: netns, Resolver: l.empty.resolver, Iterators: t.set})
 	var n *Namespace
 	switch {
 	case err != nil:
 		n = &Namespace{Inode: netns, InterfacesError: "looking for its holders: " + err.Error()}
-	case len(snap.Namespaces) == 1:
-		n = snap.Namespaces[0]
+	case len(found) == 1:
+		n = found[0]
 	case !t.destroyedSeen && !l.watched:
 		return nil
 	default:
 		n = &Namespace{Inode: netns, InterfacesError: "no reference to it could be opened"}
 	}
-	if t.ids != nil && !l.watched && len(snap.Namespaces) == 1 {
+	if t.ids != nil && !l.watched && len(found) == 1 {
 		if fd, err := openNS(n); err == nil {
 			l.watched = t.ids.watch(fd, netns) == nil
 			unix.Close(fd)

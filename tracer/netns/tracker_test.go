@@ -20,12 +20,12 @@ func TestTracker(t *testing.T) {
 		return shared
 	}
 	var taken []uint32
-	tr := &tracker{linger: 5 * time.Second, lives: map[uint32]*life{}, take: func(o Options) (*Snapshot, error) {
+	tr := &tracker{linger: 5 * time.Second, lives: map[uint32]*life{}, take: func(o Options) ([]*Namespace, error) {
 		taken = append(taken, o.NetNS)
 		if o.NetNS == 8 {
-			return &Snapshot{}, nil // no reference found
+			return nil, nil // no reference found
 		}
-		return &Snapshot{Namespaces: []*Namespace{{Inode: o.NetNS, Holders: []Holder{{Kind: KindFD, Proc: Proc{PID: 812, Comm: "agent"}, FD: 5}}}}}, nil
+		return []*Namespace{{Inode: o.NetNS, Holders: []Holder{{Kind: KindFD, Proc: Proc{PID: 812, Comm: "agent"}, FD: 5}}}}, nil
 	}}
 	var out []*Event
 	emit := func(e gadget.Event) { out = append(out, e.Clone().(*Event)) }

@@ -21,16 +21,18 @@ func Docs() (map[string]string, error) {
 	const hooksHead = "| gadget/hook | tried in order | without any |\n| --- | --- | --- |\n"
 	hooks.WriteString(hooksHead)
 	for _, d := range All {
-		how := "`ghostwatch trace " + d.Name + "`"
-		if d.Mode == gadget.Recorder {
-			how = "`ghostwatch " + d.Name + " record`"
+		name := d.Name
+		if d.Group != "" {
+			name = d.Group + " " + d.Name
 		}
-		fmt.Fprintf(&list, "| [%s](docs/gadgets/%s.md) | %s | %s |\n", d.Name, d.Name, how, d.Summary)
+		fmt.Fprintf(&list, "| [%s](docs/gadgets/%s.md) | `%s` | %s |\n", name, d.Page(), d.Command(), d.Summary)
 
 		var fields strings.Builder
 		kinds := d.Emitted()
 		for _, k := range kinds {
-			if len(kinds) > 1 {
+			if d.Mode == gadget.Snapshot {
+				fmt.Fprintf(&fields, "\nEach line of `%s -o json` is one object (one %s):\n\n", d.Command(), k.Name)
+			} else if len(kinds) > 1 {
 				fmt.Fprintf(&fields, "\nThe `%s` object of kind `%s`:\n\n", d.Name, k.Name)
 			} else {
 				fmt.Fprintf(&fields, "\nThe `%s` object:\n\n", d.Name)
@@ -77,14 +79,20 @@ func Docs() (map[string]string, error) {
 	return docs, nil
 }
 
-// flagsDoc lists a streaming gadget's own options, which `trace NAME` takes beside the common flags.
+// flagsDoc lists a gadget's own options, which its command takes beside the common flags: a
+// stream's those of `trace`, a snapshot's -o, --source and the container sources'.
 func flagsDoc(d *gadget.Descriptor) string {
-	if d.Mode != gadget.Stream {
+	if d.Mode == gadget.Recorder {
 		return "`ghostwatch " + d.Name + "` has commands of its own, described above; all their flags: `ghostwatch " +
 			d.Name + " COMMAND --help`, and their man pages in [docs/man](../man).\n"
 	}
 	var b strings.Builder
-	b.WriteString("`ghostwatch trace " + d.Name + "` takes the [common flags](../commands/trace.md)")
+	if d.Mode == gadget.Snapshot {
+		b.WriteString("`" + d.Command() + "` takes `-o table|json`, `--source " + strings.Join(gadget.Sources, "|") +
+			"` (the iterators where they load, else what each hook does without them, as the table below says), `--containerd-socket`, `--containerd-namespace`")
+	} else {
+		b.WriteString("`" + d.Command() + "` takes the [common flags](../commands/trace.md)")
+	}
 	if len(d.Params) == 0 {
 		b.WriteString(" and no others.\n")
 		return b.String()

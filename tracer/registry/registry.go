@@ -23,20 +23,37 @@ var All = []*gadget.Descriptor{
 	&caps.Gadget,
 	&devices.Gadget,
 	&netns.Gadget,
+	&netns.Holders,
 	&oom.Gadget,
 	&seccomp.Gadget,
 	&cni.Gadget,
 }
 
 // Streams are the gadgets `ghostwatch trace` streams.
-func Streams() []*gadget.Descriptor {
+func Streams() []*gadget.Descriptor { return ofMode(gadget.Stream) }
+
+// Snapshots are the gadgets read once, `ghostwatch GROUP NAME`.
+func Snapshots() []*gadget.Descriptor { return ofMode(gadget.Snapshot) }
+
+func ofMode(m gadget.Mode) []*gadget.Descriptor {
 	var out []*gadget.Descriptor
 	for _, d := range All {
-		if d.Mode == gadget.Stream {
+		if d.Mode == m {
 			out = append(out, d)
 		}
 	}
 	return out
+}
+
+// Page is the documentation page (docs/gadgets/PAGE.md) of the gadget of that name: its own, or
+// a snapshot's group's.
+func Page(name string) string {
+	for _, d := range All {
+		if d.Name == name {
+			return d.Page()
+		}
+	}
+	return name
 }
 
 // BestChoices returns, for every hook of every gadget as "gadget/hook", the attach kind of its

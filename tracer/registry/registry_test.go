@@ -3,6 +3,7 @@ package registry_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
@@ -41,9 +43,24 @@ func forEach(t *testing.T, f func(t *testing.T, d *gadget.Descriptor)) {
 	}
 }
 
-// Every program a hook names is in the object, and every program of the object is in a hook; the
-// descriptor's options are ones the CLI can make flags of.
+// Every program a hook names is in the object, and every program of the object is in a hook (of
+// a gadget loading that object: a snapshot shares its group's); the descriptor's options are ones
+// the CLI can make flags of.
 func TestHooksNameRealPrograms(t *testing.T) {
+	used := map[uintptr]map[string]bool{} // by object: the programs the hooks of its gadgets name
+	for _, d := range registry.All {
+		obj := reflect.ValueOf(d.Load).Pointer()
+		if used[obj] == nil {
+			used[obj] = map[string]bool{}
+		}
+		for _, h := range d.Hooks {
+			for _, c := range h.Candidates {
+				for _, name := range c {
+					used[obj][name] = true
+				}
+			}
+		}
+	}
 	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
 		if err := d.Validate(); err != nil {
 			t.Error(err)
@@ -52,19 +69,13 @@ func TestHooksNameRealPrograms(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		used := map[string]bool{}
 		for _, h := range d.Hooks {
 			if _, err := attach.CandidateKinds(spec, h); err != nil {
 				t.Error(err)
 			}
-			for _, c := range h.Candidates {
-				for _, name := range c {
-					used[name] = true
-				}
-			}
 		}
 		for name := range spec.Programs {
-			if !used[name] {
+			if !used[reflect.ValueOf(d.Load).Pointer()][name] {
 				t.Errorf("program %q is in no hook: dead code", name)
 			}
 		}
@@ -73,7 +84,8 @@ func TestHooksNameRealPrograms(t *testing.T) {
 
 // Fetching atomics are only in the programs Needs names (5.10's verifier refuses a program with
 // one anywhere in it, whatever the path), each of those has one (else Needs is stale), and every
-// candidate with such a program has a later candidate without, for kernels that lack them.
+// candidate with such a program has a later candidate without, for kernels that lack them. The
+// programs are those the gadget's hooks name (a snapshot's object is its group's too).
 func TestFetchingAtomicsOnlyWhereNeeded(t *testing.T) {
 	forEach(t, func(t *testing.T, d *gadget.Descriptor) {
 		spec, err := d.Load()
@@ -81,6 +93,11 @@ func TestFetchingAtomicsOnlyWhereNeeded(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, p := range spec.Programs {
+			if !slices.ContainsFunc(d.Hooks, func(h attach.Hook) bool {
+				return slices.ContainsFunc(h.Candidates, func(c []string) bool { return slices.Contains(c, name) })
+			}) {
+				continue
+			}
 			var fetching []string
 			for _, ins := range p.Instructions {
 				if ins.OpCode.Class() == asm.StXClass && ins.OpCode.Mode() == asm.AtomicMode && ins.OpCode.AtomicOp() != asm.AddAtomic {
@@ -115,7 +132,7 @@ func TestKindLayouts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(d.Kinds) == 0 {
+		if len(d.Kinds) == 0 && d.Mode != gadget.Snapshot { // a snapshot's items are documented in Derived
 			t.Fatal("no event kinds")
 		}
 		values := map[uint32]string{}
@@ -312,13 +329,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 			g.Close()
 			t.Fatal("Open added nothing to the kernel's lists: the check below could not fail")
 		}
-		events := gadgettest.Collect(t, func(ctx context.Context, emit func(gadget.Event)) error {
-			return g.Run(ctx, nil, emit, nil, nil)
-		})
-		p := start(t, d.Selftest.Command, 0, "")
-		p.run(t)
-		events.Next(t, "the selftest's event", func(ev gadget.Event) bool { return ev.Head().Type == d.Name }, nil)
-		events.Stop(t)
+		selftest(t, d, g)
 		if err := g.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -423,7 +434,7 @@ func TestFilters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := spec.Variables["filter_tgid"]; !ok {
+		if _, ok := spec.Variables["filter_tgid"]; !ok || d.Mode == gadget.Snapshot {
 			// Such a gadget must refuse a filter rather than ignore it.
 			if _, err := gadget.Open(d, gadget.Options{Filter: gadget.Filter{PID: 1}, Params: d.Selftest.Params}); err == nil {
 				t.Fatal("a gadget without filters accepted a pid filter")
@@ -517,6 +528,16 @@ func TestFallbacksWork(t *testing.T) {
 		if got, want := featureNames(g.Fallbacks), featureNames(d.Features); got != want {
 			t.Errorf("fallbacks %q, want all of the gadget's features %q", got, want)
 		}
+		selftest(t, d, g)
+	})
+}
+
+// selftest runs the gadget's selftest: a stream's event of the command's process arrives; a
+// snapshot taken while the command runs lists it (an item names its pid), and writes only the
+// members its descriptor documents.
+func selftest(t *testing.T, d *gadget.Descriptor, g *gadget.Gadget) {
+	t.Helper()
+	if d.Mode != gadget.Snapshot {
 		events := gadgettest.Collect(t, func(ctx context.Context, emit func(gadget.Event)) error {
 			return g.Run(ctx, nil, emit, nil, nil)
 		})
@@ -526,5 +547,53 @@ func TestFallbacksWork(t *testing.T) {
 			return ev.Head().Type == d.Name && ev.Head().Proc.PID == p.pid
 		}, nil)
 		events.Stop(t)
-	})
+		return
+	}
+	cmd := exec.Command(d.Selftest.Command[0], d.Selftest.Command[1:]...)
+	h, _ := testutil.StartProcess(t, cmd)
+	defer h.Stop()
+	items, err := g.Snapshot(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, f := range d.Derived[0].Fields {
+		documented[f.Name] = true
+	}
+	listed := false
+	for _, it := range items {
+		var j encode.JSON
+		it.AppendJSON(&j)
+		var m map[string]any
+		if err := json.Unmarshal(j.B, &m); err != nil {
+			t.Fatalf("%v: %s", err, j.B)
+		}
+		for k := range m {
+			if !documented[k] {
+				t.Errorf("member %q of %s is not documented (Derived): %s", k, d.Name, j.B)
+			}
+		}
+		listed = listed || namesPID(m, float64(h.Pid))
+	}
+	if !listed {
+		t.Errorf("%d items, none names the selftest's process %d", len(items), h.Pid)
+	}
+}
+
+// namesPID says whether a decoded JSON value has a member "pid" of that value, at any depth.
+func namesPID(v any, pid float64) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["pid"] == pid {
+			return true
+		}
+		for _, m := range v {
+			if namesPID(m, pid) {
+				return true
+			}
+		}
+	case []any:
+		return slices.ContainsFunc(v, func(e any) bool { return namesPID(e, pid) })
+	}
+	return false
 }
