@@ -258,3 +258,41 @@ type oomObj struct {
 		Same bool   `json:"same"`
 	} `json:"trigger"`
 }
+
+// netlinkObj is what the report reads of a netlink request answered with an extended-ack message.
+type netlinkObj struct {
+	Message string          `json:"message"`
+	Errno   string          `json:"errno"`
+	Ack     string          `json:"ack"`
+	Request *netlinkRequest `json:"request"`
+}
+
+type netlinkRequest struct {
+	Type      string `json:"type"`
+	Address   string `json:"address"`
+	Local     string `json:"local"`
+	Dst       string `json:"dst"`
+	PrefixLen int    `json:"prefix_len"`
+	Gateway   string `json:"gateway"`
+	IfName    string `json:"ifname"`
+}
+
+// summary is the request in a few words, as trace netlink's table writes it.
+func (q *netlinkRequest) summary() string {
+	s := q.Type
+	switch {
+	case q.Dst != "":
+		s += " " + q.Dst + "/" + strconv.Itoa(q.PrefixLen)
+	case q.Local != "":
+		s += " " + q.Local + "/" + strconv.Itoa(q.PrefixLen)
+	case q.Address != "":
+		s += " " + q.Address
+	}
+	if q.Gateway != "" {
+		s += " via " + q.Gateway
+	}
+	if q.IfName != "" {
+		s += " " + q.IfName
+	}
+	return s
+}

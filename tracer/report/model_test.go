@@ -188,3 +188,26 @@ func TestCNISpans(t *testing.T) {
 		t.Errorf("start marks %v", r.Marks)
 	}
 }
+
+// A netlink request the kernel refused with a message is a red mark in its actor's lane, with the
+// request, the errno and the message; a message with no ack read is a mark of its own kind.
+func TestNetlinkMarks(t *testing.T) {
+	cni := `{"id":"c1","runtime":"containerd","pod":"db-0","k8s_namespace":"prod"}`
+	p := modelOf(t,
+		`{"time":"`+at(10)+`","type":"netlink","kind":"extack","proc":{"pid":7,"comm":"ip"},"container":`+cni+`,"netlink":{"message":"Nexthop has invalid gateway","error":-101,"errno":"ENETUNREACH","ack":"error","protocol":"route","request":{"type":"RTM_NEWROUTE","flags":1541,"seq":1,"family":2,"prefix_len":24,"dst":"10.99.0.0","gateway":"192.0.2.1"},"netns":4026532999}}`,
+		`{"time":"`+at(20)+`","type":"netlink","kind":"extack","proc":{"pid":8,"comm":"bridge"},"container":`+cni+`,"netlink":{"message":"some warning","netns":4026532999}}`,
+	)
+	r := findRow(t, p, "pod db-0 (prod)", "netlink")
+	want := []struct{ kind, label string }{
+		{"netlink-refused", "RTM_NEWROUTE 10.99.0.0/24 via 192.0.2.1 refused (ENETUNREACH): Nexthop has invalid gateway, by ip (pid 7)"},
+		{"netlink", "netlink request (no ack read): some warning, by bridge (pid 8)"},
+	}
+	if len(r.Marks) != 4*len(want) {
+		t.Fatalf("marks %v", r.Marks)
+	}
+	for i, w := range want {
+		if k, l := p.Kinds[r.Marks[4*i+1]].Name, p.Labels[r.Marks[4*i+2]]; k != w.kind || l != w.label {
+			t.Errorf("mark %d: %s %q, want %s %q", i, k, l, w.kind, w.label)
+		}
+	}
+}

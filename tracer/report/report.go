@@ -64,6 +64,8 @@ var kinds = []struct{ name, legend string }{
 	{"entry", "entry into the container's namespaces"},
 	{"cni", "CNI plugin invocation, exec to exit (red: failed)"},
 	{"cni-slow", "CNI plugin still running, with where it waits"},
+	{"netlink-refused", "netlink request refused, with the kernel's message"},
+	{"netlink", "netlink message on a request not refused, or whose ack was not read"},
 	{"other", "any other event"},
 }
 
@@ -223,6 +225,7 @@ const (
 	orderNetns
 	orderOOM
 	orderCNI
+	orderNetlink
 	orderCaps
 	orderEntries
 	orderOther
@@ -284,6 +287,12 @@ func (m *model) add(line []byte) {
 		var c cniObj
 		if json.Unmarshal(obj, &c) == nil && !c.Start.IsZero() {
 			m.addCNI(&h, &c, line)
+			return
+		}
+	case "netlink":
+		var n netlinkObj
+		if json.Unmarshal(obj, &n) == nil && n.Message != "" {
+			m.addNetlink(&h, &n, actor, line)
 			return
 		}
 	}
@@ -551,4 +560,27 @@ func (m *model) addOOM(h *header, o *oomObj, actor string, line []byte) {
 		s += fmt.Sprintf(", triggered by %s (pid %d)", t.Comm, t.PID)
 	}
 	m.addMark(m.laneOf(h.Container, ""), "oom", orderOOM, h.Time, "oom", s, line)
+}
+
+// addNetlink marks a request the kernel answered with a message in its actor's lane, red when it
+// was refused: "RTM_NEWROUTE 10.99.0.0/24 via 192.0.2.1 refused (ENETUNREACH): Nexthop has invalid
+// gateway, by ip (pid 7)".
+func (m *model) addNetlink(h *header, n *netlinkObj, actor string, line []byte) {
+	what := "netlink request"
+	if n.Request != nil {
+		what = n.Request.summary()
+	}
+	switch {
+	case n.Errno != "":
+		what += " refused (" + n.Errno + ")"
+	case n.Ack == "":
+		what += " (no ack read)"
+	}
+	s := what + ": " + n.Message + ", by " + actor
+	r := m.row(m.laneOf(h.Container, ""), "netlink", orderNetlink, h.Time)
+	k := kindIndex("netlink")
+	if n.Errno != "" {
+		k = kindIndex("netlink-refused")
+	}
+	r.marks = append(r.marks, mark{at: h.Time, kind: k, label: m.label(s), detail: m.detail(r, k, line)})
 }
