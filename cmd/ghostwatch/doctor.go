@@ -356,7 +356,7 @@ func printDoctor(w interface{ Write([]byte) (int, error) }, r doctorReport) {
 			}
 		}
 		for _, f := range g.Fallbacks {
-			fmt.Fprintf(w, "  %s: without %s (Linux %s): fallback\n", g.Name, f.What, f.Since)
+			fmt.Fprintf(w, "  %s: lacks %s (%s, Linux %s), so: %s\n", g.Name, f.Feature, f.What, f.Since, f.Fallback)
 		}
 	}
 }

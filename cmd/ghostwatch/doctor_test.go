@@ -13,8 +13,10 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
 	"github.com/ghostwatch/ghostwatch/tracer/cri"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
@@ -151,4 +153,31 @@ func TestDoctorCRITimeout(t *testing.T) {
 		t.Errorf("text:\n%s", text)
 	}
 	t.Logf("doctor took %v", took)
+}
+
+// doctor's text says a kernel is out of scope, and for each gadget what the kernel lacks and the
+// fallback taken instead, or why the gadget cannot load.
+func TestDoctorPrintsScopeAndFallbacks(t *testing.T) {
+	lacks := lackStatuses([]kernel.Feature{kernel.TaskBTF})
+	r := doctorReport{
+		Kernel: "4.19.0-27-amd64", OutOfScope: "kernel 4.19.0-27-amd64 is older than 5.10, the oldest ghostwatch supports",
+		Lacks: lacks,
+		Gadgets: []gadgetStatus{
+			{Name: "setns", Hooks: []attach.Choice{{Hook: "clone-child", Chosen: "tp_btf sched_process_fork", Kind: "tp_btf"}}, Fallbacks: lacks},
+			{Name: "caps", Error: "caps: kernel 4.19.0-27-amd64 lacks the BPF ring buffer (Linux 5.8 has it first; ghostwatch supports 5.10 and newer)"},
+		},
+	}
+	var b strings.Builder
+	printDoctor(&b, r)
+	out := b.String()
+	for _, want := range []string{
+		"out of scope: kernel 4.19.0-27-amd64 is older than 5.10",
+		"lacks task-btf (helper bpf_get_current_task_btf, Linux 5.11): " + kernel.TaskBTF.Fallback,
+		"setns: lacks task-btf (helper bpf_get_current_task_btf, Linux 5.11), so: " + kernel.TaskBTF.Fallback,
+		"caps: cannot load: caps: kernel 4.19.0-27-amd64 lacks the BPF ring buffer (Linux 5.8",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor's text has no %q:\n%s", want, out)
+		}
+	}
 }

@@ -194,10 +194,12 @@ func haveFetchAtomics() (bool, error) {
 const MinRelease = "5.10"
 
 // OutOfScope says why the running kernel is not supported, or "" when it is.
-func OutOfScope() string {
-	major, minor, ok := releaseNumbers(Release())
+func OutOfScope() string { return outOfScope(Release()) }
+
+func outOfScope(release string) string {
+	major, minor, ok := releaseNumbers(release)
 	if ok && (major < 5 || major == 5 && minor < 10) {
-		return fmt.Sprintf("kernel %s is older than %s, which ghostwatch does not support", Release(), MinRelease)
+		return fmt.Sprintf("kernel %s is older than %s, the oldest ghostwatch supports", release, MinRelease)
 	}
 	return ""
 }
