@@ -8,20 +8,43 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// useTables makes Build use an architecture's syscall tables for the test, whatever the
+// architecture built for.
+func useTables(t *testing.T, goarch string) {
+	saved := tables
+	tables = tablesFor(goarch)
+	t.Cleanup(func() { tables = saved })
+}
+
 func TestBuildNamesAndKeepsUnnamed(t *testing.T) {
-	p := Build(Syscalls{Native: []uint32{0, 1, 59, 511}, Compat: []uint32{11, 1}})
-	if p.DefaultAction != specs.ActErrno {
-		t.Errorf("defaultAction %s", p.DefaultAction)
-	}
-	if !slices.Equal(p.Architectures, []specs.Arch{specs.ArchX32, specs.ArchX86, specs.ArchX86_64}) {
-		t.Errorf("architectures %v", p.Architectures)
-	}
-	want := []string{"execve", "exit", "read", "write"} // i386 1 is exit, 11 execve
-	if len(p.Syscalls) != 1 || p.Syscalls[0].Action != specs.ActAllow || !slices.Equal(p.Syscalls[0].Names, want) {
-		t.Errorf("syscalls %+v, want one ALLOW entry with %v", p.Syscalls, want)
-	}
-	if !slices.Equal(p.Unnamed[specs.ArchX86_64], []uint32{511}) {
-		t.Errorf("unnamed %v: 511 was dropped", p.Unnamed)
+	for _, tc := range []struct {
+		goarch       string
+		nums, compat []uint32
+		arches       []specs.Arch
+		native       specs.Arch
+	}{
+		// x86-64 0 read, 1 write, 59 execve; i386 1 exit, 11 execve
+		{"amd64", []uint32{0, 1, 59, 511}, []uint32{11, 1}, []specs.Arch{specs.ArchX32, specs.ArchX86, specs.ArchX86_64}, specs.ArchX86_64},
+		// arm64 63 read, 64 write, 221 execve; arm 1 exit, 11 execve
+		{"arm64", []uint32{63, 64, 221, 511}, []uint32{11, 1}, []specs.Arch{specs.ArchAARCH64, specs.ArchARM}, specs.ArchAARCH64},
+	} {
+		t.Run(tc.goarch, func(t *testing.T) {
+			useTables(t, tc.goarch)
+			p := Build(Syscalls{Native: tc.nums, Compat: tc.compat})
+			if p.DefaultAction != specs.ActErrno {
+				t.Errorf("defaultAction %s", p.DefaultAction)
+			}
+			if !slices.Equal(p.Architectures, tc.arches) {
+				t.Errorf("architectures %v, want %v", p.Architectures, tc.arches)
+			}
+			want := []string{"execve", "exit", "read", "write"}
+			if len(p.Syscalls) != 1 || p.Syscalls[0].Action != specs.ActAllow || !slices.Equal(p.Syscalls[0].Names, want) {
+				t.Errorf("syscalls %+v, want one ALLOW entry with %v", p.Syscalls, want)
+			}
+			if !slices.Equal(p.Unnamed[tc.native], []uint32{511}) {
+				t.Errorf("unnamed %v: 511 was dropped", p.Unnamed)
+			}
+		})
 	}
 }
 
@@ -42,6 +65,7 @@ func TestProfilesAreStable(t *testing.T) {
 }
 
 func TestMergeIsCommutativeAndKeepsRules(t *testing.T) {
+	useTables(t, "amd64") // x86-64's numbers below
 	one := uint(1)
 	base := &Profile{LinuxSeccomp: specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Architectures: []specs.Arch{specs.ArchX86_64},
 		Syscalls: []specs.LinuxSyscall{
@@ -87,6 +111,7 @@ func TestParseRejectsWhatIsNoProfile(t *testing.T) {
 
 // A runtime's start-up joins the allowed names and is named in the profile.
 func TestAddRuntimeBase(t *testing.T) {
+	useTables(t, "amd64")
 	p := Build(Syscalls{Native: []uint32{0, 1}}) // read, write
 	p.AddRuntimeBase("runc 1.1.5, noNewPrivileges true", []string{"close", "write"})
 	if len(p.Syscalls) != 1 || !slices.Equal(p.Syscalls[0].Names, []string{"close", "read", "write"}) {
