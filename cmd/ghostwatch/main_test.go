@@ -217,7 +217,7 @@ func startTracingTo(t *testing.T, out *os.File, readyLine string, args ...string
 
 // startWait bounds loading: the agent verifies and attaches six objects, which took over 10 s
 // under the race detector on a 2-CPU machine that was compiling beside it.
-const startWait = 3 * testutil.Wait
+var startWait = 3 * testutil.Wait
 
 // next returns the next stdout JSON object for which match is true.
 func (tr *tracing) next(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
