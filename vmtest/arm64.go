@@ -8,15 +8,26 @@ import (
 	"strings"
 )
 
-// arm64Packages are Debian's arm64 packages whose programs arm64 guests run: busybox for the
-// shell and the small tools (Programs), bpftool with the libraries it links.
-var arm64Packages = []string{"busybox-static", "bpftool", "libc6", "libelf1", "zlib1g", "libcap2", "libzstd1", "libbpf1"}
+// arm64Packages are Debian's arm64 packages whose programs arm64 guests run: the same programs
+// the amd64 guests copy from this machine (Programs: dash as sh, coreutils, util-linux's nsenter
+// and unshare, iproute2's ip with netns, hostname), busybox, bpftool, Debian's CNI plugins
+// (Files), and the libraries they link.
+var arm64Packages = []string{
+	"dash", "coreutils", "util-linux", "iproute2", "hostname", "busybox-static", "bpftool", "containernetworking-plugins",
+	"libc6", "libselinux1", "libpcre2-8-0", "libacl1", "libattr1", "libmnl0", "libbsd0", "libmd0",
+	"libelf1", "zlib1g", "libcap2", "libzstd1", "libbpf1",
+}
+
+// arm64Stamp lists, in an unpacked root, the packages it holds: a root unpacked from another
+// list is unpacked again.
+const arm64Stamp = ".packages"
 
 // Arm64Root unpacks arm64Packages into cache once (through the arm64 apt configuration of its own)
 // and returns the directory.
 func Arm64Root(cache string) (string, error) {
 	root := filepath.Join(cache, "arm64-root")
-	if _, err := os.Stat(filepath.Join(root, "bin", "busybox")); err == nil {
+	want := strings.Join(arm64Packages, "\n") + "\n"
+	if have, err := os.ReadFile(filepath.Join(root, arm64Stamp)); err == nil && string(have) == want {
 		return root, nil
 	}
 	a := Apt{Dir: filepath.Join(cache, "apt-bookworm-arm64"), Suite: "bookworm", Arch: "arm64"}
@@ -37,22 +48,38 @@ func Arm64Root(cache string) (string, error) {
 		}
 	}
 	os.RemoveAll(filepath.Join(tmp, "usr", "share"))
+	if err := os.WriteFile(filepath.Join(tmp, arm64Stamp), []byte(want), 0o644); err != nil {
+		return "", err
+	}
+	os.RemoveAll(root)
 	if err := os.Rename(tmp, root); err != nil {
 		return "", err
 	}
 	return root, nil
 }
 
-// addArm64Programs packs busybox with a link per program of Programs it provides, bpftool, and
-// the dynamic loader and libraries from root (Arm64Root).
+// addArm64Programs packs each of Programs and Files from root (Arm64Root) at the path the amd64
+// guests have them, with the dynamic loader and the libraries.
 func (r *Initramfs) addArm64Programs(root string) error {
-	r.AddFile("/bin/busybox", filepath.Join(root, "bin", "busybox"), 0o755)
 	for _, p := range Programs {
-		if p != "busybox" && p != "bpftool" {
-			r.AddSymlink("/bin/"+p, "busybox")
+		found := ""
+		for _, dir := range []string{"bin", "usr/bin", "sbin", "usr/sbin"} {
+			if _, err := os.Stat(filepath.Join(root, dir, p)); err == nil {
+				found = filepath.Join(root, dir, p)
+				break
+			}
 		}
+		if found == "" {
+			return fmt.Errorf("no arm64 %s in %s: add its package to vmtest's arm64Packages", p, root)
+		}
+		r.AddFile("/bin/"+p, found, 0o755)
 	}
-	r.AddFile("/bin/bpftool", filepath.Join(root, "usr", "sbin", "bpftool"), 0o755)
+	for _, f := range Files {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			return fmt.Errorf("no arm64 %s in %s: add its package to vmtest's arm64Packages", f, root)
+		}
+		r.AddFile(f, filepath.Join(root, f), 0o755)
+	}
 	for _, dir := range []string{"lib", "usr/lib"} {
 		libs, _ := filepath.Glob(filepath.Join(root, dir, "aarch64-linux-gnu", "*.so*"))
 		for _, l := range libs {

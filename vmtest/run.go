@@ -60,10 +60,10 @@ func RunTest(ctx context.Context, o Options, dir, binary string, args ...string)
 				return 0, err
 			}
 		}
-	}
-	for _, p := range Files {
-		if err := rd.AddFileWithLibraries(p); err != nil {
-			return 0, err
+		for _, p := range Files {
+			if err := rd.AddFileWithLibraries(p); err != nil {
+				return 0, err
+			}
 		}
 	}
 	// The package's directory is /pkg in the guest: its host path may be under /tmp, which the
