@@ -15,6 +15,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/oom"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/setns"
+	"github.com/ghostwatch/ghostwatch/tracer/signals"
 )
 
 // All are the gadgets, in the order they are listed.
@@ -25,6 +26,7 @@ var All = []*gadget.Descriptor{
 	&netns.Gadget,
 	&netns.Holders,
 	&oom.Gadget,
+	&signals.Gadget,
 	&seccomp.Gadget,
 	&cni.Gadget,
 }

@@ -1,7 +1,7 @@
 //go:build amd64
 
 // Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
-// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev N
+// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev|kill0|sigself|sigchild N
 // It makes x86-64's syscalls (open and stat, which arm64 does not have), compared with earlier
 // runs of the same calls: make bench runs on amd64.
 package main
@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev N")
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev|kill0|sigself|sigchild N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -31,6 +32,15 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loop:", err)
 			os.Exit(1)
 		}
+	}
+	var child *exec.Cmd
+	if os.Args[1] == "sigchild" {
+		child = exec.Command("sleep", "1000")
+		if err := child.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "loop:", err)
+			os.Exit(1)
+		}
+		defer func() { child.Process.Kill(); child.Wait() }()
 	}
 	fmt.Println("ready")
 	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "go\n" {
@@ -104,6 +114,21 @@ func main() {
 				}
 			}
 			time.Sleep(time.Until(end))
+		}
+	case "kill0": // kill(self, 0): an existence check that succeeds; no signal is generated
+		self := uintptr(os.Getpid())
+		for i := 0; i < n; i++ {
+			syscall.RawSyscall(syscall.SYS_KILL, self, 0, 0)
+		}
+	case "sigself": // SIGWINCH to its own process: generated and delivered to the Go runtime, which drops it
+		self := uintptr(os.Getpid())
+		for i := 0; i < n; i++ {
+			syscall.RawSyscall(syscall.SYS_KILL, self, uintptr(syscall.SIGWINCH), 0)
+		}
+	case "sigchild": // SIGWINCH to a child in the same namespaces, which ignores it
+		pid := uintptr(child.Process.Pid)
+		for i := 0; i < n; i++ {
+			syscall.RawSyscall(syscall.SYS_KILL, pid, uintptr(syscall.SIGWINCH), 0)
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "loop: unknown mode", os.Args[1])

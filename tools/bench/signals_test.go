@@ -1,0 +1,56 @@
+package bench
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
+)
+
+// BenchmarkSignals measures what `trace signals` adds to a node's ordinary signalling, which its
+// kernel filter drops: kill(self, 0) (the kill call's exit, no signal), a signal to its own
+// process, and one to a child in the same namespaces (signal_generate's filter, to its mount
+// namespace comparison); beside empty programs on the same attach points, and getppid, which the
+// syscall tracepoints' slow path makes every syscall take.
+func BenchmarkSignals(b *testing.B) {
+	loop, ghostwatch, floor, ours := prepare(b)
+	release, err := kernel.Use(kernel.Tracefs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer release()
+	configs := []config{
+		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
+		{"floor: empty programs on the same attach points", floorOn(floor, ours,
+			[]string{"sys_exit_kill", "sys_exit_tkill", "sys_exit_tgkill", "sys_exit_pidfd_send_signal"}, floor.FloorSignal), 0},
+		{"ghostwatch trace signals -o json", traceGadget(ghostwatch, "signals"), 0},
+	}
+	againstFloor(b, loop, configs, "call",
+		loopRun{"kill0", 1000000}, loopRun{"sigself", 1000000}, loopRun{"sigchild", 1000000}, loopRun{"getppid", 1000000})
+	fmt.Println("target: trace signals <= 1.3x floor")
+
+	// The wall clock of a busy machine moves by more than these programs cost: the kernel's
+	// accounting of their run time, over one sigchild loop (a signal_generate and a kill exit per
+	// call) under each.
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stats.Close()
+	fmt.Printf("\nkernel time per run in one sigchild loop (BPF_STATS_RUN_TIME, which adds a clock read per run)\n")
+	programs := [][]string{{"floor_signal", "syscall_tp"}, {"signal_generate", "kill_exit"}}
+	for i, c := range configs[1:] {
+		alone(b, ours)
+		runLoop(b, loop, "sigchild", 1000000, func(b *testing.B, pid int, mntns uint32) func() {
+			end := c.setup(b, pid, mntns)
+			return func() {
+				fmt.Println(c.name)
+				printRunTime(b, programs[i]...)
+				end()
+			}
+		})
+	}
+}
