@@ -42,6 +42,17 @@ type Change struct {
 	Removed   bool
 }
 
+// TaskEvent is what the runtime said of a container's init: it ran out of memory (containerd's
+// TaskOOM: the runtime saw its cgroup's OOM count rise), or it exited (TaskExit).
+type TaskEvent struct {
+	ContainerID string
+	OOM         bool
+	Exit        bool
+	Pid         uint32 // Exit: the init's, on the host
+	ExitStatus  uint32 // Exit: 128+n for a signal n (137: SIGKILL)
+	ExitedAt    time.Time
+}
+
 // Collection is the index. It is safe for concurrent use.
 type Collection struct {
 	mu       sync.RWMutex
@@ -49,6 +60,7 @@ type Collection struct {
 	byNS     map[string]map[uint32][]*Container // type name, inode
 	byCgroup map[uint64]*Container
 	subs     map[int]func(Change) // by subscription number
+	taskSubs map[int]func(TaskEvent)
 	nextSub  int
 	now      func() time.Time
 	cgroups  *cgroupPaths
@@ -62,6 +74,7 @@ func NewCollection() *Collection {
 		byNS:     map[string]map[uint32][]*Container{},
 		byCgroup: map[uint64]*Container{},
 		subs:     map[int]func(Change){},
+		taskSubs: map[int]func(TaskEvent){},
 		now:      time.Now,
 		cgroups:  newCgroupPaths(),
 		host:     hostNamespaces(),
@@ -98,6 +111,30 @@ func (c *Collection) Subscribe(f func(Change)) (unsubscribe func()) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		delete(c.subs, n)
+	}
+}
+
+// SubscribeTasks calls f for every task event of the runtime from now on, until the returned
+// function is called. f runs on the runtime's watcher goroutine, with the index locked: it must
+// not call back into it, and must not block.
+func (c *Collection) SubscribeTasks(f func(TaskEvent)) (unsubscribe func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nextSub
+	c.nextSub++
+	c.taskSubs[n] = f
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.taskSubs, n)
+	}
+}
+
+func (c *Collection) publishTask(e TaskEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.taskSubs {
+		f(e)
 	}
 }
 

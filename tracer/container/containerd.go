@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +33,8 @@ const (
 	labelContainerName = "io.kubernetes.container.name"
 	labelKind          = "io.cri-containerd.kind" // "sandbox" or "container"
 	labelNerdctlName   = "nerdctl/name"
+	// The kubelet's restart count of a container, in its spec's annotations.
+	annotationRestartCount = "io.kubernetes.container.restartCount"
 )
 
 // Containerd feeds a Collection from containerd: the containers running now, then task events.
@@ -192,8 +195,12 @@ func (w *Containerd) handle(ctx context.Context, env *events.Envelope) {
 		if c, err := w.client.LoadContainer(nctx, e.ContainerID); err == nil {
 			w.add(nctx, env.Namespace, c, init)
 		}
+	case *apievents.TaskOOM:
+		w.coll.publishTask(TaskEvent{ContainerID: e.ContainerID, OOM: true})
 	case *apievents.TaskExit:
 		if e.ID == e.ContainerID { // the init process, not an exec
+			w.coll.publishTask(TaskEvent{ContainerID: e.ContainerID, Exit: true, Pid: e.Pid,
+				ExitStatus: e.ExitStatus, ExitedAt: e.ExitedAt.AsTime()})
 			w.coll.Remove(e.ContainerID)
 		}
 	case *apievents.TaskDelete:
@@ -235,7 +242,8 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 		Process *struct {
 			NoNewPrivileges bool `json:"noNewPrivileges"`
 		} `json:"process"`
-		Linux *struct {
+		Annotations map[string]string `json:"annotations"`
+		Linux       *struct {
 			Namespaces []struct {
 				Type string `json:"type"`
 				Path string `json:"path"`
@@ -245,6 +253,10 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 	if info.Spec != nil && json.Unmarshal(info.Spec.GetValue(), &spec) == nil {
 		if spec.Process != nil {
 			ct.NoNewPrivileges = spec.Process.NoNewPrivileges
+		}
+		// The kubelet's restart count, which the CRI plugin passes on as an annotation.
+		if n, err := strconv.ParseUint(spec.Annotations[annotationRestartCount], 10, 32); err == nil {
+			ct.Attempt = uint32(n)
 		}
 		if spec.Linux != nil {
 			ct.SpecNS = map[string]string{}

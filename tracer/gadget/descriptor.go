@@ -241,6 +241,12 @@ type Processor interface {
 	Flush(now time.Time, final bool, emit func(Event))
 }
 
+// ResolverUser is a processor that joins its events to what the run's resolver (the container
+// index) learns from the runtime: it is given the resolver before the first event.
+type ResolverUser interface {
+	UseResolver(r event.Resolver)
+}
+
 // Param is an option of a gadget. Its default's type is its type: bool, time.Duration, string or
 // uint64.
 type Param struct {

@@ -32,7 +32,7 @@ type decoderKind struct {
 
 // NewDecoder makes a decoder for one run; r, if not nil, attributes events to containers.
 func NewDecoder(d *Descriptor, clock event.Clock, r event.Resolver) *Decoder {
-	dec := &Decoder{desc: d, header: event.Decoder{Clock: clock, Resolver: r}, multiple: len(d.Kinds) > 1}
+	dec := &Decoder{desc: d, header: event.Decoder{Clock: clock, Resolver: r}, multiple: len(d.Emitted()) > 1}
 	for _, k := range d.Kinds {
 		if int(k.Value) >= len(dec.kinds) {
 			dec.kinds = append(dec.kinds, make([]decoderKind, int(k.Value)+1-len(dec.kinds))...)
@@ -79,6 +79,9 @@ func (g *Gadget) Run(ctx context.Context, r event.Resolver, emit func(Event), id
 	var proc Processor
 	if g.Desc.NewProcessor != nil {
 		proc = g.Desc.NewProcessor(g, g.Params)
+		if u, ok := proc.(ResolverUser); ok && r != nil {
+			u.UseResolver(r)
+		}
 	}
 	next := time.Now().Add(flushEvery)
 	err := g.reader.Run(ctx, func(raw []byte) error {
