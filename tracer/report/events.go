@@ -257,6 +257,27 @@ type oomObj struct {
 		Comm string `json:"comm"`
 		Same bool   `json:"same"`
 	} `json:"trigger"`
+	// An exit (kind exit) after a kill.
+	ExitStatus   *uint32 `json:"exit_status"`
+	RuntimeOOM   bool    `json:"runtime_oom"`
+	RestartCount *uint32 `json:"restart_count"`
+	GaveUp       string  `json:"gave_up"`
+}
+
+// signalsObj is what the report reads of a signal sent or a kill that failed.
+type signalsObj struct {
+	Signal         string `json:"signal"`
+	Result         string `json:"result"`
+	Call           string `json:"call"`
+	PID            int32  `json:"pid"`
+	TID            int32  `json:"tid"`
+	CrossContainer bool   `json:"cross_container"`
+	ToInit         bool   `json:"to_init"`
+	Target         *struct {
+		PID       uint32 `json:"pid"`
+		Comm      string `json:"comm"`
+		Container *owner `json:"container"`
+	} `json:"target"`
 }
 
 // netlinkObj is what the report reads of a netlink request answered with an extended-ack message.

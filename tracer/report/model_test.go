@@ -72,7 +72,8 @@ func TestNetnsLifeSpans(t *testing.T) {
 
 // Events go to the lane of the container they are about: a device window and rule to the
 // cgroup's container (not the writer's, the host here), an entry to the container entered, a
-// kind the report has no rule for to its actor's, OOM kills with their own mark.
+// kind the report has no rule for to its actor's, OOM kills and their exits with their own marks,
+// a signal to its target's, a failed kill to its sender's.
 func TestLanesAndGenericMarks(t *testing.T) {
 	p := modelOf(t,
 		`{"time":"`+at(0)+`","type":"devices","kind":"rule","proc":{"pid":5,"comm":"runc"},"devices":{"file":"devices.deny","written":"a","cgroup":{"path":"/k8s.io/d1","container":`+db+`},"result":"ok"}}`,
@@ -80,13 +81,15 @@ func TestLanesAndGenericMarks(t *testing.T) {
 		`{"time":"`+at(20)+`","type":"devices","kind":"window","proc":{"pid":5,"comm":"runc"},"devices":{"cgroup":{"path":"/k8s.io/d1","container":`+db+`},"opened":"`+at(0)+`","closed":"`+at(20)+`","deny_all":true,"opened_by":{"pid":5,"comm":"runc","file":"devices.deny","rule":"a"},"denied":1,"denied_paths":["/dev/urandom"]}}`,
 		`{"time":"`+at(30)+`","type":"setns","proc":{"pid":8,"comm":"nsenter"},"setns":{"syscall":"setns","ns_types":["net"],"target_container":`+db+`,"result":"ok","class":"nsenter"}}`,
 		`{"time":"`+at(40)+`","type":"oom","kind":"kill","proc":{"pid":77,"comm":"postgres"},"container":`+db+`,"oom":{"constraint":"memcg","memcg":{"path":"/k8s.io/d1","usage_bytes":104857600,"limit_bytes":104857600,"at_limit":true},"victim":{"rss_bytes":99614720},"trigger":{"pid":78,"comm":"psql","same":false}}}`,
-		`{"time":"`+at(50)+`","type":"signals","kind":"sent","proc":{"pid":3,"comm":"kill"},"signals":{"signal":"SIGTERM","target_pid":77}}`,
-		`{"time":"`+at(60)+`","type":"signals","kind":"sent","proc":{"pid":3,"comm":"kill"},"signals":{"signal":"SIGHUP","target":{"pid":78,"container":`+db+`}}}`,
+		`{"time":"`+at(45)+`","type":"oom","kind":"exit","proc":{"pid":77,"comm":"postgres"},"container":`+db+`,"oom":{"killed_at":"`+at(40)+`","exit_status":137,"exited_at":"`+at(45)+`","runtime_oom":true,"restart_count":3}}`,
+		`{"time":"`+at(50)+`","type":"signals","kind":"failed","proc":{"pid":3,"comm":"sh"},"signals":{"signal":"SIGHUP","signo":1,"result":"ESRCH","call":"kill","pid":7}}`,
+		`{"time":"`+at(60)+`","type":"signals","kind":"sent","proc":{"pid":3,"comm":"kill"},"signals":{"signal":"SIGHUP","signo":1,"result":"delivered","code":"SI_USER","group":true,"cross_container":true,"to_init":false,"target":{"pid":78,"ns_pid":5,"comm":"postgres","container":`+db+`}}}`,
+		`{"time":"`+at(70)+`","type":"future","proc":{"pid":3,"comm":"kill"},"future":{"what":"x","pid":77}}`,
 		`not json at all`,
 		`{"type":"summary","gadget":"devices","events":6,"lost":3,"duration":"1s"}`,
 	)
-	if p.Events != 7 || p.BadLines != 1 || len(p.Summaries) != 1 || p.Summaries[0].Lost != 3 {
-		t.Errorf("events %d, bad lines %d, summaries %+v: want 7, 1 and one with 3 lost", p.Events, p.BadLines, p.Summaries)
+	if p.Events != 9 || p.BadLines != 1 || len(p.Summaries) != 1 || p.Summaries[0].Lost != 3 {
+		t.Errorf("events %d, bad lines %d, summaries %+v: want 9, 1 and one with 3 lost", p.Events, p.BadLines, p.Summaries)
 	}
 	devices := findRow(t, p, "pod db-0 (prod)", "devices")
 	if got := spanKinds(p, devices); len(got) != 1 || got[0] != "window 0-20" || devices.Spans[3] != 1 {
@@ -109,13 +112,21 @@ func TestLanesAndGenericMarks(t *testing.T) {
 	if p.Kinds[oom.Marks[1]].Name != "oom" || p.Labels[oom.Marks[2]] != "OOM kill of postgres (pid 77): memcg /k8s.io/d1 at 100 of 100 MiB, victim rss 95 MiB, triggered by psql (pid 78)" {
 		t.Errorf("oom mark %v %q", oom.Marks, p.Labels[oom.Marks[2]])
 	}
-	sig := findRow(t, p, "host (no container)", "signals")
-	if p.Kinds[sig.Marks[1]].Name != "other" || p.Labels[sig.Marks[2]] != "signals sent by kill (pid 3): signal=SIGTERM target_pid=77" {
-		t.Errorf("generic mark %v %q", sig.Marks, p.Labels[sig.Marks[2]])
+	if len(oom.Marks) != 8 || p.Kinds[oom.Marks[5]].Name != "exit" ||
+		p.Labels[oom.Marks[6]] != "after the OOM kill of postgres (pid 77): its container exited with 137 (the runtime reported the OOM), restart count 3" {
+		t.Errorf("oom marks %v: want the kill, then its exit; the exit says %q", oom.Marks, p.Labels[oom.Marks[len(oom.Marks)-2]])
+	}
+	failed := findRow(t, p, "host (no container)", "signals")
+	if p.Kinds[failed.Marks[1]].Name != "signal-failed" || p.Labels[failed.Marks[2]] != "SIGHUP by sh (pid 3): kill(7) ESRCH: no such process in the sender's pid namespace" {
+		t.Errorf("a failed kill: %v %q", failed.Marks, p.Labels[failed.Marks[2]])
 	}
 	toDB := findRow(t, p, "pod db-0 (prod)", "signals")
-	if p.Labels[toDB.Marks[2]] != "signals sent by kill (pid 3): signal=SIGHUP" {
-		t.Errorf("a signal to db's container: %q in db-0's lane", p.Labels[toDB.Marks[2]])
+	if p.Kinds[toDB.Marks[1]].Name != "signal" || p.Labels[toDB.Marks[2]] != "SIGHUP by kill (pid 3): delivered, to postgres (pid 78 in db-0/db), cross-container" {
+		t.Errorf("a signal to db's container: %v %q in db-0's lane", toDB.Marks, p.Labels[toDB.Marks[2]])
+	}
+	other := findRow(t, p, "host (no container)", "future")
+	if p.Kinds[other.Marks[1]].Name != "other" || p.Labels[other.Marks[2]] != "future by kill (pid 3): what=x pid=77" {
+		t.Errorf("generic mark %v %q", other.Marks, p.Labels[other.Marks[2]])
 	}
 	if p.Lanes[len(p.Lanes)-1].Title != "host (no container)" {
 		t.Errorf("lanes %v: the host's comes last", p.Lanes)

@@ -58,7 +58,9 @@ var kinds = []struct{ name, legend string }{
 	{"netns-lingering", "network namespace lingering, with its holder"},
 	{"netns-destroyed", "network namespace destroyed"},
 	{"oom", "OOM kill"},
-	{"exit", "exit"},
+	{"exit", "exit (after an OOM kill: the container's)"},
+	{"signal", "signal across containers or to a container's init"},
+	{"signal-failed", "kill that found no process (ESRCH) or was refused (EPERM)"},
 	{"cap-denied", "capability denied"},
 	{"cap", "capability check allowed, capset, exec with file capabilities"},
 	{"entry", "entry into the container's namespaces"},
@@ -281,6 +283,16 @@ func (m *model) add(line []byte) {
 		var o oomObj
 		if json.Unmarshal(obj, &o) == nil && h.Kind == "kill" {
 			m.addOOM(&h, &o, actor, line)
+			return
+		}
+		if json.Unmarshal(obj, &o) == nil && h.Kind == "exit" {
+			m.addOOMExit(&h, &o, actor, line)
+			return
+		}
+	case "signals":
+		var s signalsObj
+		if json.Unmarshal(obj, &s) == nil && s.Signal != "" {
+			m.addSignal(&h, &s, actor, line)
 			return
 		}
 	case "cni":
@@ -542,6 +554,61 @@ func (m *model) addCNI(h *header, c *cniObj, line []byte) {
 		k := kindIndex("cni")
 		r.marks = append(r.marks, mark{at: h.Time, kind: k, label: m.label(what + " started"), detail: m.detail(r, k, line)})
 	}
+}
+
+// addOOMExit marks, beside the kill, its container's exit (or why none was joined).
+func (m *model) addOOMExit(h *header, o *oomObj, actor string, line []byte) {
+	s := "after the OOM kill of " + actor + ": "
+	switch {
+	case o.GaveUp != "":
+		s += "no exit joined (" + o.GaveUp + ")"
+	case o.ExitStatus != nil:
+		s += fmt.Sprintf("its container exited with %d", *o.ExitStatus)
+		if o.RuntimeOOM {
+			s += " (the runtime reported the OOM)"
+		}
+		if o.RestartCount != nil {
+			s += fmt.Sprintf(", restart count %d", *o.RestartCount)
+		}
+	}
+	m.addMark(m.laneOf(h.Container, ""), "oom", orderOOM, h.Time, "exit", s, line)
+}
+
+// addSignal marks a signal in its target's lane (its sender's where no target is named): one
+// sent across containers or to an init, or a kill that failed, drawn apart so that the signal
+// that never arrived stands out.
+func (m *model) addSignal(h *header, s *signalsObj, actor string, line []byte) {
+	laneKey := m.laneOf(h.Container, "")
+	kind := "signal"
+	var label string
+	if s.Call != "" {
+		kind = "signal-failed"
+		label = fmt.Sprintf("%s by %s: %s(%d", s.Signal, actor, s.Call, s.PID)
+		if s.Call == "tkill" || s.Call == "tgkill" {
+			label += fmt.Sprintf(", %d", s.TID)
+		}
+		label += ") " + s.Result
+		if s.Result == "ESRCH" {
+			label += ": no such process in the sender's pid namespace"
+		}
+	} else {
+		label = fmt.Sprintf("%s by %s: %s", s.Signal, actor, s.Result)
+	}
+	if t := s.Target; t != nil {
+		label += fmt.Sprintf(", to %s (pid %d", t.Comm, t.PID)
+		if t.Container != nil {
+			label += " in " + t.Container.label()
+			laneKey = m.laneOf(t.Container, "")
+		}
+		label += ")"
+	}
+	if s.CrossContainer {
+		label += ", cross-container"
+	}
+	if s.ToInit {
+		label += ", to its init"
+	}
+	m.addMark(laneKey, "signals", orderOOM, h.Time, kind, label, line)
 }
 
 // addOOM marks a kill in its victim's lane (the event's actor is the victim) with what ran out.
