@@ -7,6 +7,7 @@ import (
 	"github.com/containerd/containerd/oci"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container/containertest"
+	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
 	"github.com/ghostwatch/ghostwatch/tracer/oom"
@@ -60,6 +61,11 @@ func TestContainerKilledAtItsLimit(t *testing.T) {
 	}, nil).(*oom.Exit)
 	if exit.GaveUp != "" || exit.ExitStatus != 137 || !exit.RuntimeOOM || exit.RestartCount != 3 || exit.Kind != oom.KindExit {
 		t.Errorf("exit %+v: want status 137 after containerd's TaskOOM, restart count 3", exit)
+	}
+	for _, e := range []gadget.Event{ev, exit} { // as the table shows them (go test -v)
+		var r encode.Row
+		gadget.AppendRow(&r, e)
+		t.Logf("%s", r.B)
 	}
 	if exit.Proc.PID != ev.Proc.PID || !exit.KilledAt.Equal(ev.Time) || exit.Container == nil || exit.Container.ID != ev.Container.ID {
 		t.Errorf("exit of pid %d in %v killed at %v, want the kill's: pid %d in %s at %v", exit.Proc.PID, exit.Container.Label(), exit.KilledAt, ev.Proc.PID, ev.Container.Label(), ev.Time)
