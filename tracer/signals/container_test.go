@@ -41,24 +41,29 @@ func TestSidecarSignals(t *testing.T) {
 
 	sandbox := run(t, d, coll, containertest.Options{Name: "pause", Pod: "web", Sandbox: true})
 	sharedPID := oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: fmt.Sprintf("/proc/%d/ns/pid", sandbox.Pid)})
-	app := run(t, d, coll, containertest.Options{Name: "app", Pod: "web", SpecOpts: []oci.SpecOpts{sharedPID},
-		Args: []string{"sh", "-c", `trap "echo reloaded" HUP; while :; do sleep 1; done`}})
-	appNSPID := nsPID(t, app.Pid)
 	reloader := run(t, d, coll, containertest.Options{Name: "reloader", Pod: "web", SpecOpts: []oci.SpecOpts{sharedPID}})
 	nobody := run(t, d, coll, containertest.Options{Name: "nobody", Pod: "web",
 		SpecOpts: []oci.SpecOpts{sharedPID, oci.WithUIDGID(65534, 65534)}})
+	app := run(t, d, coll, containertest.Options{Name: "app", Pod: "web", SpecOpts: []oci.SpecOpts{sharedPID},
+		Args: []string{"sh", "-c", `trap "echo reloaded" HUP; while :; do sleep 1; done`}})
+	// Started after the sidecars, the app has pid 4 or more in the pod: no pid alone's exec
+	// takes (2: alone's init is 1, its exec's shell the next).
+	appNSPID := nsPID(t, app.Pid)
+	if appNSPID < 4 {
+		t.Fatalf("the app has pid %d in the pod, want 4 or more", appNSPID)
+	}
 	alone := run(t, d, coll, containertest.Options{Name: "alone", Pod: "web"}) // its own pid namespace
-	kill := func(c *containertest.Container, sig string, pid uint32) {
+	kill := func(t *testing.T, c *containertest.Container, sig string, pid uint32) {
 		c.Exec(t, d, "sh", "-c", fmt.Sprintf("kill -%s %d || true", sig, pid))
 	}
 
 	cases := []struct {
 		name     string
-		generate func()
+		generate func(t *testing.T)
 		sender   string
 		validate func(t *testing.T, e *signals.Event)
 	}{
-		{"a sidecar sharing the pod's pid namespace", func() { kill(reloader, "HUP", appNSPID) }, "reloader", func(t *testing.T, e *signals.Event) {
+		{"a sidecar sharing the pod's pid namespace", func(t *testing.T) { kill(t, reloader, "HUP", appNSPID) }, "reloader", func(t *testing.T, e *signals.Event) {
 			d := e.Signal
 			if e.Kind != "sent" || d.Result != "delivered" || !d.CrossContainer || d.ToInit || d.Code != "SI_USER" || !d.Group {
 				t.Errorf("%s %+v: want a delivered SI_USER to the process, cross-container, not to an init", e.Kind, d)
@@ -68,20 +73,20 @@ func TestSidecarSignals(t *testing.T) {
 				t.Errorf("target's pid in its namespace %d, want %d", d.Target.NSPID, appNSPID)
 			}
 		}},
-		{"the sidecar runs as another user", func() { kill(nobody, "HUP", appNSPID) }, "nobody", func(t *testing.T, e *signals.Event) {
+		{"the sidecar runs as another user", func(t *testing.T) { kill(t, nobody, "HUP", appNSPID) }, "nobody", func(t *testing.T, e *signals.Event) {
 			d := e.Signal
 			if e.Kind != "failed" || d.Result != "EPERM" || d.Call != "kill" || d.PID != int32(appNSPID) {
 				t.Errorf("%s %+v: want kill(%d) refused (EPERM)", e.Kind, d, appNSPID)
 			}
 			wantTarget(t, d.Target, app, "sh")
 		}},
-		{"a sidecar in a pid namespace of its own", func() { kill(alone, "HUP", appNSPID) }, "alone", func(t *testing.T, e *signals.Event) {
+		{"a sidecar in a pid namespace of its own", func(t *testing.T) { kill(t, alone, "HUP", appNSPID) }, "alone", func(t *testing.T, e *signals.Event) {
 			d := e.Signal
 			if e.Kind != "failed" || d.Result != "ESRCH" || d.Call != "kill" || d.PID != int32(appNSPID) || d.Target.Known {
 				t.Errorf("%s %+v: want kill(%d) with no target (ESRCH)", e.Kind, d, appNSPID)
 			}
 		}},
-		{"to the pod's init", func() { kill(reloader, "WINCH", 1) }, "reloader", func(t *testing.T, e *signals.Event) {
+		{"to the pod's init", func(t *testing.T) { kill(t, reloader, "WINCH", 1) }, "reloader", func(t *testing.T, e *signals.Event) {
 			d := e.Signal
 			// The init has no handler: the kernel drops it (an init's default actions do not apply).
 			if e.Kind != "sent" || !d.ToInit || !d.CrossContainer || d.Result != "ignored" || d.Target.NSPID != 1 {
@@ -92,7 +97,7 @@ func TestSidecarSignals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.generate()
+			tc.generate(t)
 			e := events.Next(t, "a signal from "+tc.sender, func(e *signals.Event) bool {
 				return e.Container != nil && e.Container.Name == tc.sender
 			}, nil)
