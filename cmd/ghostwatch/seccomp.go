@@ -108,7 +108,7 @@ func record(c *cli.Context) error {
 		what = strings.Join(names, ", ")
 	}
 	fmt.Fprintf(stderr, "ghostwatch: recording syscalls (%s); Ctrl-C to stop\n", what)
-	return s.Run(ctx, !newMode, lostWarning(stderr))
+	return s.Run(ctx, !newMode, lostWarning(stderr, nil))
 }
 
 func mergeCommand() *cli.Command {

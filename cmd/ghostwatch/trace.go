@@ -131,12 +131,12 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 		if rec != nil {
 			rec.Add(ev)
 		}
-	}, w.idle, lostWarning(stderr))
+	}, w.idle, lostWarning(stderr, g.Lost))
 	// However the run ended, what it decoded (and what its joins held, which Run emits at
 	// its end) is written, and the summary is printed with the drops; then the first error.
 	writeErr := w.flush()
 	lost, lostErr := g.Lost()
-	sum := summary{Type: "summary", Gadget: d.Name, Events: events, Lost: lost,
+	sum := summary{Type: "summary", Gadget: d.Name, Events: events, Lost: lost.Total(), LostByCause: lost.ByName(),
 		Duration: time.Since(start).Round(time.Millisecond).String(), Attach: g.Choices(), Fallbacks: fallbacks}
 	sumErr := printSummary(w, stderr, sum)
 	var reportErr error
@@ -235,12 +235,14 @@ func traceContext(parent context.Context, d time.Duration) (context.Context, con
 
 // summary is printed when tracing stops: on stderr for people, and as a last JSON line.
 type summary struct {
-	Type     string          `json:"type"` // "summary"
-	Gadget   string          `json:"gadget"`
-	Events   uint64          `json:"events"`
-	Lost     uint64          `json:"lost"`
-	Duration string          `json:"duration"`
-	Attach   []attach.Choice `json:"attach"`
+	Type   string `json:"type"` // "summary"
+	Gadget string `json:"gadget"`
+	Events uint64 `json:"events"`
+	Lost   uint64 `json:"lost"`
+	// LostByCause splits Lost (gadget.LossCauses): only the causes with losses.
+	LostByCause map[string]uint64 `json:"lost_by_cause,omitempty"`
+	Duration    string            `json:"duration"`
+	Attach      []attach.Choice   `json:"attach"`
 	// Fallbacks are the kernel features this kernel lacks whose fallbacks run (doctor says what each does).
 	Fallbacks []string `json:"fallbacks,omitempty"`
 }
@@ -272,15 +274,39 @@ func attachLine(choices []attach.Choice) string {
 	return strings.Join(parts, " ")
 }
 
-func lostWarning(stderr io.Writer) func(uint64) {
+// lostWarning warns of losses as they grow, by cause (lost reads them; nil: the total alone).
+func lostWarning(stderr io.Writer, lost func() (gadget.Lost, error)) func(uint64) {
 	return func(total uint64) {
-		fmt.Fprintf(stderr, "ghostwatch: warning: %d events lost so far (ring buffer full): narrow with --pid or --comm\n", total)
+		why := "the ring buffer was full"
+		if lost != nil {
+			if l, err := lost(); err == nil {
+				why = l.String()
+			}
+		}
+		fmt.Fprintf(stderr, "ghostwatch: warning: %d events lost so far (%s): narrow with --pid or --comm\n", total, why)
 	}
 }
 
+// lostLine is " (lost: ring_full 3, forgotten 1; forgotten: a join dropped what it held, so
+// later events may lack their cause)" when anything was lost.
+func lostLine(by map[string]uint64) string {
+	var l gadget.Lost
+	for _, c := range gadget.LossCauses {
+		l[c] = by[c.String()]
+	}
+	if l.Total() == 0 {
+		return ""
+	}
+	line := " (lost: " + l.String()
+	if l[gadget.LostForgotten] > 0 {
+		line += "; forgotten: a join's state was full and dropped what it held, so later events may lack their cause"
+	}
+	return line + ")"
+}
+
 func printSummary(w *eventWriter, stderr io.Writer, s summary) error {
-	fmt.Fprintf(stderr, "ghostwatch: %s: %d events, %d lost, %s; attach: %s%s\n",
-		s.Gadget, s.Events, s.Lost, s.Duration, attachLine(s.Attach), fallbackLine(s.Fallbacks))
+	fmt.Fprintf(stderr, "ghostwatch: %s: %d events, %d lost, %s%s; attach: %s%s\n",
+		s.Gadget, s.Events, s.Lost, s.Duration, lostLine(s.LostByCause), attachLine(s.Attach), fallbackLine(s.Fallbacks))
 	if !w.isJSON {
 		return nil
 	}

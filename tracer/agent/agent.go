@@ -39,12 +39,6 @@ var Defaults = map[string]gadget.Params{
 	netns.Gadget.Name: {netns.ParamLinger: 30 * time.Second},
 }
 
-// Causes of lost events the agent counts, beside the record's own (flightrec.Cause*).
-const (
-	CauseRingFull  = "ring_full" // the ring buffer, or a table of calls in flight, was full
-	CauseRecursion = "recursion" // the kernel skipped a program: another ran on that CPU
-)
-
 // Options configure an agent.
 type Options struct {
 	Gadgets []*gadget.Descriptor
@@ -91,7 +85,7 @@ type running struct {
 	count    *metrics.EventCounter
 	events   atomic.Uint64
 	lastWarn time.Time
-	seen     [2]uint64 // the kernel's counts of losses told so far: full, recursion
+	seen     gadget.Lost // the gadget's losses told so far
 }
 
 // Start opens the flight record, the metrics endpoint, the container index and the gadgets. A
@@ -161,7 +155,11 @@ func (a *Agent) open(d *gadget.Descriptor) error {
 	}
 	a.running = append(a.running, r)
 	a.m.Attach(d.Name, g.Choices())
-	a.m.LostSoFar(d.Name, CauseRingFull, CauseRecursion, flightrec.CauseDiskFull, flightrec.CauseWriteError)
+	causes := []string{flightrec.CauseDiskFull, flightrec.CauseWriteError}
+	for _, c := range gadget.LossCauses {
+		causes = append(causes, c.String())
+	}
+	a.m.LostSoFar(d.Name, causes...)
 	a.m.Gauge("ring_buffer_fill_ratio", "The fullest a gadget's ring buffer was seen since the last scrape (0 to 1).",
 		prometheus.Labels{"gadget": d.Name}, g.PeakFill)
 	return nil
@@ -269,8 +267,8 @@ func (a *Agent) record(ctx context.Context, r *running) {
 		r.count.Inc(kind, ns)
 		r.events.Add(1)
 	}
-	err := r.g.Run(ctx, a.coll, emit, nil, func(uint64) { a.kernelLost(r) })
-	a.kernelLost(r) // what the last look before the stop missed
+	err := r.g.Run(ctx, a.coll, emit, nil, func(uint64) { a.gadgetLost(r) })
+	a.gadgetLost(r) // what the last look before the stop missed
 	if err != nil {
 		a.mu.Lock()
 		a.failed[r.d.Name] = err
@@ -279,25 +277,23 @@ func (a *Agent) record(ctx context.Context, r *running) {
 	}
 }
 
-// kernelLost counts what the kernel could not deliver since it was last told. It runs on the
-// gadget's goroutine (or after its Run returned), where the gadget's drop counters are read.
-func (a *Agent) kernelLost(r *running) {
-	full, recursion, err := r.g.LostByCause()
+// gadgetLost counts what the gadget lost (in the kernel, or in its joins) since it was last told.
+// It runs on the gadget's reading goroutine (or after its Run returned).
+func (a *Agent) gadgetLost(r *running) {
+	now, err := r.g.Lost()
 	if err != nil {
 		return
 	}
-	for i, now := range [2]uint64{full, recursion} {
-		if n := now - r.seen[i]; now > r.seen[i] {
-			cause := [2]string{CauseRingFull, CauseRecursion}[i]
-			r.seen[i] = now
-			a.rec.Lost(r.d.Name, cause, n)
-			a.countLost(r.d.Name, cause, n)
+	for _, c := range gadget.LossCauses {
+		if n := now[c] - r.seen[c]; now[c] > r.seen[c] {
+			a.rec.Lost(r.d.Name, c.String(), n)
+			a.countLost(r.d.Name, c.String(), n)
 		}
 	}
-	if t := time.Now(); full+recursion > 0 && t.Sub(r.lastWarn) > time.Minute {
+	r.seen = now
+	if t := time.Now(); now.Total() > 0 && t.Sub(r.lastWarn) > time.Minute {
 		r.lastWarn = t
-		a.o.Warn(fmt.Sprintf("%s: %d events lost so far in the kernel (%s %d, %s %d): raise --buffer-size, or narrow its options",
-			r.d.Name, full+recursion, CauseRingFull, full, CauseRecursion, recursion))
+		a.o.Warn(fmt.Sprintf("%s: %d events lost so far (%s): raise --buffer-size, or narrow its options", r.d.Name, now.Total(), now))
 	}
 }
 

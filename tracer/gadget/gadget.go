@@ -106,6 +106,7 @@ type Gadget struct {
 	reader *stream.Reader // nil for a gadget whose object has no ring buffer
 	// Fallbacks are the features of Desc.Features this kernel lacks: their fallbacks run.
 	Fallbacks []kernel.Feature
+	userLost  userLost
 }
 
 // Open loads a gadget's object, sets its filter and options, and attaches its hooks. On error
@@ -244,21 +245,35 @@ func (g *Gadget) Choices() []attach.Choice { return g.set.Choices }
 // Kind returns the attach kind chosen for a hook.
 func (g *Gadget) Kind(hook string) string { return g.set.Kind(hook) }
 
-// Lost returns how many events the kernel could not deliver.
-func (g *Gadget) Lost() (uint64, error) {
-	if g.reader == nil {
-		return 0, nil
+// Lost returns how many events were lost since the gadget was opened, by cause: those the kernel
+// could not deliver, and those user space dropped (CountLost).
+func (g *Gadget) Lost() (Lost, error) {
+	var l Lost
+	for _, c := range LossCauses {
+		l[c] = g.userLost[c].Load()
 	}
-	return g.reader.Lost()
+	if g.reader == nil {
+		return l, nil
+	}
+	full, recursion, err := g.reader.LostByCause()
+	l[LostRingFull] += full
+	l[LostRecursion] += recursion
+	return l, err
 }
 
-// LostByCause splits Lost: events the programs could not write (the ring buffer or a table of
-// calls in flight was full), and program runs the kernel skipped for recursion.
-func (g *Gadget) LostByCause() (full, recursion uint64, err error) {
+// CountLost counts n events lost in user space. Safe for concurrent use.
+func (g *Gadget) CountLost(c LossCause, n uint64) { g.userLost[c].Add(n) }
+
+// Forgot counts n things a join dropped for want of room (LostForgotten); a processor's joins are
+// given it.
+func (g *Gadget) Forgot(n uint64) { g.CountLost(LostForgotten, n) }
+
+// Backlog is how many bytes wait in the ring buffer, written and not yet read.
+func (g *Gadget) Backlog() int {
 	if g.reader == nil {
-		return 0, 0, nil
+		return 0
 	}
-	return g.reader.LostByCause()
+	return g.reader.Backlog()
 }
 
 // PeakFill is the fullest the ring buffer was seen, from 0 to 1, since the last call.

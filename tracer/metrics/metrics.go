@@ -53,7 +53,9 @@ func New(o Options) *Metrics {
 			Help: "Events recorded, by gadget and kind."}, labels),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "events_lost_total",
 			Help: "Events lost, by gadget and cause: ring_full (the kernel's ring buffer, or a table of calls in flight), " +
-				"recursion (a program the kernel skipped), join_queue_full, disk_full, write_error, agent_killed (taken by an agent killed before writing them)."},
+				"recursion (a program the kernel skipped), join_queue_full (the queue from the reader to the join), " +
+				"forgotten (a join dropped what it held for want of room: later events may lack their cause), " +
+				"disk_full, write_error, agent_killed (taken by an agent killed before writing them)."},
 			[]string{"gadget", "cause"}),
 		attach: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "attach_info",
 			Help: "The attach point each gadget's hook got on this kernel (value 1; attach=\"none\" when it has none)."},

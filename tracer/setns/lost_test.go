@@ -24,7 +24,8 @@ func TestDropsAreCountedNotSilent(t *testing.T) {
 	if err := testutil.Storm(calls, ""); err != nil {
 		t.Fatal(err)
 	}
-	lost, err := tr.Lost()
+	byCause, err := tr.Lost()
+	lost := byCause.Total()
 	if err != nil {
 		t.Fatal(err)
 	}

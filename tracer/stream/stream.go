@@ -135,6 +135,10 @@ func (r *Reader) LostByCause() (written, recursion uint64, err error) {
 	return written, recursion, err
 }
 
+// Backlog is how many bytes the kernel has written and the reader not yet read. Safe to call
+// while Run runs.
+func (r *Reader) Backlog() int { return r.rd.AvailableBytes() }
+
 // PeakFill is the fullest the buffer was seen, from 0 to 1, since the last call: the bytes left
 // to read when a record was read. Safe to call while Run runs.
 func (r *Reader) PeakFill() float64 {
