@@ -100,7 +100,7 @@ func TestDiagnose(t *testing.T) {
 // The join gives a denied check the exec that explains it, and nothing else a cause.
 func TestJoin(t *testing.T) {
 	files := map[uint32][]byte{1: xattr(3, 200000, 1<<netBind, true), 2: xattr(2, 0, 1<<netBind, true)}
-	j := NewJoin()
+	j := NewJoin(nil)
 	j.readCaps = func(id fileID) ([]byte, string, error) {
 		if b, ok := files[id.pid]; ok {
 			return b, "test", nil

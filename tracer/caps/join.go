@@ -17,6 +17,7 @@ type Join struct {
 	notApplied *lru.Cache[uint32, *Exec] // by pid
 	ourMntNS   uint32
 	readCaps   func(fileID) ([]byte, string, error)
+	forgot     gadget.Forget
 }
 
 // joinSize and joinAge bound what the join remembers.
@@ -25,10 +26,11 @@ const (
 	joinAge  = 10 * time.Minute
 )
 
-// NewJoin makes the user-space half of one run of the gadget.
-func NewJoin() *Join {
+// NewJoin makes the user-space half of one run of the gadget; forgot counts the execs it drops for
+// want of room.
+func NewJoin(forgot gadget.Forget) *Join {
 	return &Join{notApplied: lru.New[uint32, *Exec](joinSize, joinAge),
-		ourMntNS: container.ProcNS(uint32(os.Getpid()))["mnt"], readCaps: readFileCaps}
+		ourMntNS: container.ProcNS(uint32(os.Getpid()))["mnt"], readCaps: readFileCaps, forgot: forgot}
 }
 
 // Process handles one event in order.
@@ -52,7 +54,7 @@ func (j *Join) Process(ev gadget.Event, emit func(gadget.Event)) {
 			e.Caps = &fc
 			Diagnose(e)
 			if !e.Applied {
-				j.notApplied.Put(e.Proc.PID, e.Clone().(*Exec))
+				j.forgot.Count(j.notApplied.Put(e.Proc.PID, e.Clone().(*Exec)))
 			}
 		}
 		emit(e)

@@ -36,8 +36,9 @@ type tracker struct {
 	dirs     map[string]bool // bin dirs known, by path
 	inflight map[uint32]*inv // by the plugin's tgid
 	adds     *lru.Cache[string, *podAdds]
-	// Untracked counts invocations not followed (more than maxInFlight at once).
-	untracked uint64
+	// forgot counts invocations not followed (more than maxInFlight at once), and pods whose last
+	// ADD the retry check dropped for want of room.
+	forgot gadget.Forget
 	// blocked reads where a process waits (/proc); replaced in tests.
 	blocked func(pid uint32) (Blocked, bool)
 }
@@ -67,6 +68,7 @@ type podAdds struct {
 
 func newTracker(g *gadget.Gadget, p gadget.Params) *tracker {
 	t := newTrackerFor(p)
+	t.forgot = g.Forgot
 	set := g.Set()
 	t.tree, t.binDirs = set.Map(gen.CniMapTree), set.Map(gen.CniMapBinDirs)
 	t.seed(FindRunning())
@@ -87,7 +89,7 @@ func newTrackerFor(p gadget.Params) *tracker {
 func (t *tracker) seed(running []Running) {
 	for _, r := range running {
 		if len(t.inflight) >= maxInFlight {
-			t.untracked++
+			t.forgot.Count(1)
 			continue
 		}
 		start := t.clock.Wall(r.StartBoot)
@@ -133,7 +135,7 @@ func (t *tracker) exec(e *ExecRecord, emit func(gadget.Event)) {
 	v := t.inflight[rec.Root]
 	if v == nil && e.Proc.PID == rec.Root {
 		if len(t.inflight) >= maxInFlight {
-			t.untracked++
+			t.forgot.Count(1)
 			return
 		}
 		call := parseEnv(bytesOf(rec.Env[:min(int(rec.EnvLen), len(rec.Env))]))
@@ -250,8 +252,8 @@ func (t *tracker) retry(v *inv) {
 	}
 	p, ok := t.adds.Get(key)
 	if !ok {
-		t.adds.Put(key, &podAdds{count: 1, last: v.ev.Start, pid: v.ev.Proc.PID, comm: v.ev.Proc.Comm,
-			containerID: v.ev.ContainerID, netns: v.ev.NetNS, outcome: "running"})
+		t.forgot.Count(t.adds.Put(key, &podAdds{count: 1, last: v.ev.Start, pid: v.ev.Proc.PID, comm: v.ev.Proc.Comm,
+			containerID: v.ev.ContainerID, netns: v.ev.NetNS, outcome: "running"}))
 		return
 	}
 	if p.netns == v.ev.NetNS && p.containerID == v.ev.ContainerID {

@@ -3,6 +3,7 @@ package container
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -157,14 +158,36 @@ func (p *cgroupPaths) container(id uint64) (*event.Container, string) {
 	return e.container, path
 }
 
+// open opens a cgroup by its id (O_PATH); the hierarchy must be open.
+func (p *cgroupPaths) open(id uint64) (int, error) {
+	var handle [8]byte
+	binary.NativeEndian.PutUint64(handle[:], id)
+	return unix.OpenByHandleAt(p.mount, unix.NewFileHandle(fileidKernfs, handle[:]), unix.O_PATH|unix.O_CLOEXEC)
+}
+
+// gone says whether the cgroup of id has been removed; false when that cannot be told.
+func (p *cgroupPaths) gone(id uint64) bool {
+	if p.mount < 0 || id <= 1 {
+		return false
+	}
+	fd, err := p.open(id)
+	if err == nil {
+		unix.Close(fd)
+		return false
+	}
+	if errors.Is(err, unix.ESTALE) || errors.Is(err, unix.ENOENT) {
+		p.cache.Delete(id)
+		return true
+	}
+	return false
+}
+
 // path asks the kernel for a cgroup's path below the hierarchy's root.
 func (p *cgroupPaths) path(id uint64) (string, bool) {
 	if p.mount < 0 {
 		return "", false
 	}
-	var handle [8]byte
-	binary.NativeEndian.PutUint64(handle[:], id)
-	fd, err := unix.OpenByHandleAt(p.mount, unix.NewFileHandle(fileidKernfs, handle[:]), unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := p.open(id)
 	if err != nil {
 		return "", false
 	}

@@ -65,7 +65,13 @@ type Collection struct {
 	now      func() time.Time
 	cgroups  *cgroupPaths
 	host     map[string]uint32 // the host's namespaces: never a container's
+	swept    time.Time         // the last look for containers known by cgroup alone whose cgroup is gone
 }
+
+// sweepEvery is how often containers known by their cgroup alone are looked at: no runtime tells of
+// their end, so their cgroup's removal is theirs. Without it they would stay for ever, and with
+// --host fill the kernel filter's list of mount namespaces.
+const sweepEvery = 10 * time.Second
 
 // NewCollection returns an empty index.
 func NewCollection() *Collection {
@@ -231,9 +237,18 @@ func (c *Collection) Remove(id string) {
 	c.expire()
 }
 
-// expire drops containers removed more than Grace ago. Called with mu held.
+// expire marks removed the containers known by cgroup alone whose cgroup is gone, and drops those
+// removed more than Grace ago. Called with mu held.
 func (c *Collection) expire() {
 	now := c.now()
+	if now.Sub(c.swept) >= sweepEvery {
+		c.swept = now
+		for _, ct := range c.byID {
+			if ct.Source == "cgroup" && ct.removed.IsZero() && c.cgroups.gone(ct.CgroupID) {
+				ct.removed = now
+			}
+		}
+	}
 	for _, ct := range c.byID {
 		if !ct.removed.IsZero() && now.Sub(ct.removed) > Grace {
 			c.unindex(ct)

@@ -262,3 +262,52 @@ func TestCgroupContainerFoundByManyDecoders(t *testing.T) {
 		}
 	}
 }
+
+// A container known by its cgroup alone (no runtime tells of its end) is removed once its cgroup
+// is gone: it leaves the index, and subscribers (the kernel filter of --host) hear of it.
+func TestCgroupOnlyContainerLeavesWithItsCgroup(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	now := time.Unix(1000, 0)
+	c := NewCollection()
+	c.now = func() time.Time { return now }
+	if c.cgroups.mount < 0 {
+		t.Fatal("no cgroup v2 hierarchy found")
+	}
+	id := strings.Repeat("ce", 32)
+	dir := filepath.Join(c.cgroups.root, "gw-test-"+strconv.Itoa(os.Getpid()), "docker-"+id+".scope")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir); os.Remove(filepath.Dir(dir)) })
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	var removed []string
+	c.Subscribe(func(ch Change) {
+		if ch.Removed {
+			removed = append(removed, ch.Container.ID)
+		}
+	})
+	if ct := c.Actor(raw(4242, st.Ino)); ct == nil || ct.ID != id {
+		t.Fatalf("cgroup %s attributed to %+v", dir, ct)
+	}
+	now = now.Add(sweepEvery)
+	c.Remove("other") // any call looks
+	if c.Get(id) == nil || len(c.List()) != 1 {
+		t.Fatal("a container whose cgroup is still there was removed")
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(sweepEvery)
+	c.Remove("other")
+	if len(c.List()) != 0 {
+		t.Error("a container whose cgroup is gone is still listed")
+	}
+	now = now.Add(Grace + time.Second)
+	c.Remove("other")
+	if c.Get(id) != nil || len(removed) != 1 || removed[0] != id {
+		t.Errorf("after its cgroup went and the grace: in the index %v, removals told %v", c.Get(id) != nil, removed)
+	}
+}

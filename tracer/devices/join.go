@@ -26,8 +26,9 @@ import (
 type Join struct {
 	v1 *lru.Cache[uint64, *v1Cgroup] // by kernfs node id in the devices hierarchy
 	v2 *lru.Cache[uint64, *v2Cgroup] // by cgroup id
-	// windows are the open windows, by v1 cgroup: few, and each is emitted once.
+	// windows are the open windows, by v1 cgroup: few, and each is emitted once; at most maxWindows.
 	windows map[uint64]*Window
+	forgot  gadget.Forget
 	// What the join asks the system, replaced in tests.
 	stat        func(pid uint32, dirfd int32, path string) (typ int, major, minor int64, err error)
 	readList    func(path string) (State, error)
@@ -70,22 +71,28 @@ type attachment struct {
 const (
 	joinSize = 4096
 	joinAge  = time.Hour
+	// maxWindows bounds the windows open at once: past it, the oldest is emitted still open, and
+	// the denials that would have fallen in it lose their cause.
+	maxWindows = 1024
 )
 
-// NewJoin makes the user-space half of one run.
-func NewJoin() *Join {
+// NewJoin makes the user-space half of one run; forgot counts the cgroups and windows it drops for
+// want of room.
+func NewJoin(forgot gadget.Forget) *Join {
 	return &Join{v1: lru.New[uint64, *v1Cgroup](joinSize, joinAge), v2: lru.New[uint64, *v2Cgroup](joinSize, joinAge),
-		windows: map[uint64]*Window{}, stat: statDevice, readList: readDevicesList, loadProgram: loadProgram}
+		windows: map[uint64]*Window{}, forgot: forgot, stat: statDevice, readList: readDevicesList, loadProgram: loadProgram}
 }
 
 // Process handles one event in order.
 func (j *Join) Process(ev gadget.Event, emit func(gadget.Event)) {
 	switch e := ev.(type) {
 	case *RuleWrite:
-		closed := j.rule(e)
+		closed, dropped := j.rule(e)
 		emit(e)
-		if closed != nil {
-			emit(closed)
+		for _, w := range []*Window{closed, dropped} {
+			if w != nil {
+				emit(w)
+			}
 		}
 	case *ProgramChange:
 		j.program(e)
@@ -117,15 +124,16 @@ func (j *Join) v1Cgroup(id uint64) *v1Cgroup {
 	cg, ok := j.v1.Get(id)
 	if !ok {
 		cg = &v1Cgroup{}
-		j.v1.Put(id, cg)
+		j.forgot.Count(j.v1.Put(id, cg))
 	}
 	return cg
 }
 
-// rule applies a write: the state after it, a window opened or closed (returned when closed).
-func (j *Join) rule(e *RuleWrite) *Window {
+// rule applies a write: the state after it, a window opened or closed (returned when closed). A
+// window opened when maxWindows are open drops the oldest, returned still open.
+func (j *Join) rule(e *RuleWrite) (closed, dropped *Window) {
 	if e.Ret < 0 || !e.After.Read {
-		return nil // nothing changed, or nothing to know
+		return nil, nil // nothing changed, or nothing to know
 	}
 	cg := j.v1Cgroup(e.Cgroup.ID)
 	cg.state = e.After.clone()
@@ -140,11 +148,11 @@ func (j *Join) rule(e *RuleWrite) *Window {
 	if w := j.windows[e.Cgroup.ID]; w != nil {
 		w.DenyAll = w.DenyAll || e.After.denyAll()
 		if len(removed(&w.before, &e.After)) > 0 {
-			return nil // still short of what was allowed
+			return nil, nil // still short of what was allowed
 		}
 		w.Closed, w.Header.Time, w.ClosedBy = e.Time, e.Time, &writer
 		delete(j.windows, e.Cgroup.ID)
-		return w
+		return w, nil
 	}
 	if len(e.Removed) > 0 && !e.Before.allowsAll() {
 		// Restricting a cgroup that allowed everything is setting a policy up (runtimes do so
@@ -152,9 +160,26 @@ func (j *Join) rule(e *RuleWrite) *Window {
 		w := &Window{Header: e.Header, Cgroup: e.Cgroup, Opened: e.Time, DenyAll: e.After.denyAll(),
 			OpenedBy: writer, Removed: e.Removed, before: e.Before.clone()}
 		w.Header.Kind = "window"
+		if len(j.windows) >= maxWindows {
+			dropped = j.dropOldestWindow(e.Time)
+		}
 		j.windows[e.Cgroup.ID] = w
 	}
-	return nil
+	return nil, dropped
+}
+
+// dropOldestWindow forgets the window open longest, to be emitted still open at now.
+func (j *Join) dropOldestWindow(now time.Time) *Window {
+	var oldest *Window
+	for _, w := range j.windows {
+		if oldest == nil || w.Opened.Before(oldest.Opened) {
+			oldest = w
+		}
+	}
+	delete(j.windows, oldest.Cgroup.ID)
+	oldest.StillOpen, oldest.Header.Time = true, now
+	j.forgot.Count(1)
+	return oldest
 }
 
 // program records what a cgroup's device programs allow.
@@ -165,7 +190,7 @@ func (j *Join) program(e *ProgramChange) {
 	cg, ok := j.v2.Get(e.Cgroup.ID)
 	if !ok {
 		cg = &v2Cgroup{}
-		j.v2.Put(e.Cgroup.ID, cg)
+		j.forgot.Count(j.v2.Put(e.Cgroup.ID, cg))
 	}
 	if !e.attaches() {
 		cg.detach(func(a attachment) bool { return e.ProgramID == 0 || a.id == e.ProgramID })

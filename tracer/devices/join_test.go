@@ -84,7 +84,7 @@ func deniedOpen(at time.Time, major, minor int64) *Denied {
 // the write after which everything is allowed again; a set-up from allow-all opens none and makes
 // the policy.
 func TestWindowAndCauses(t *testing.T) {
-	j := NewJoin()
+	j := NewJoin(nil)
 	var out []gadget.Event
 	emit := func(ev gadget.Event) { out = append(out, ev.Clone()) }
 	t0 := time.Unix(1000, 0)
@@ -132,7 +132,7 @@ func TestWindowAndCauses(t *testing.T) {
 
 // A window never closed is emitted at stop, still open.
 func TestWindowStillOpenAtStop(t *testing.T) {
-	j := NewJoin()
+	j := NewJoin(nil)
 	var out []gadget.Event
 	emit := func(ev gadget.Event) { out = append(out, ev.Clone()) }
 	t0 := time.Unix(1000, 0)
@@ -160,7 +160,7 @@ func TestFindDecides(t *testing.T) {
 		d.rec.Dev = 1<<8 | 5
 		return d
 	}
-	j := NewJoin()
+	j := NewJoin(nil)
 	j.stat = func(pid uint32, dirfd int32, path string) (int, int64, int64, error) {
 		switch path {
 		case "/dev/null":
@@ -187,5 +187,28 @@ func TestFindDecides(t *testing.T) {
 		if got := j.find(c.d); got != c.want || c.d.Device() != c.dev {
 			t.Errorf("%s %s: %v %q, want %v %q", c.d.Syscall, c.d.Path, got, c.d.Device(), c.want, c.dev)
 		}
+	}
+}
+
+// Open windows are bounded: one more than maxWindows emits the oldest still open, and counts it
+// forgotten.
+func TestWindowsAreBounded(t *testing.T) {
+	var forgot uint64
+	j := NewJoin(func(n uint64) { forgot += n })
+	var dropped []*Window
+	emit := func(ev gadget.Event) {
+		if w, ok := ev.(*Window); ok {
+			dropped = append(dropped, w)
+		}
+	}
+	t0 := time.Unix(1000, 0)
+	policy := State{Read: true, Exceptions: rules(t, true, "c 1:3 rwm")}
+	for i := range maxWindows + 1 {
+		w := write(t, t0.Add(time.Duration(i)*time.Millisecond), 42, "devices.deny", "a", policy, State{Read: true})
+		w.Cgroup.ID = uint64(100 + i)
+		j.Process(w, emit)
+	}
+	if len(j.windows) != maxWindows || forgot != 1 || len(dropped) != 1 || !dropped[0].StillOpen || dropped[0].Cgroup.ID != 100 {
+		t.Errorf("%d windows open, %d forgotten, dropped %+v: want %d open, the first emitted still open and counted", len(j.windows), forgot, dropped, maxWindows)
 	}
 }

@@ -17,8 +17,6 @@ type Cache[K comparable, V any] struct {
 	mu    sync.Mutex
 	order *list.List // front: most recently used
 	items map[K]*list.Element
-	// Evicted counts entries dropped for room or age, so that a join can say it forgot.
-	evicted uint64
 }
 
 type entry[K comparable, V any] struct {
@@ -43,28 +41,29 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 	}
 	e := el.Value.(*entry[K, V])
 	if c.ttl > 0 && c.now().Sub(e.added) > c.ttl {
-		c.remove(el)
-		c.evicted++
+		c.remove(el) // expired: kept as long as meant, not forgotten for want of room
 		return zero, false
 	}
 	c.order.MoveToFront(el)
 	return e.value, true
 }
 
-// Put adds or replaces an entry, evicting the least recently used one when full.
-func (c *Cache[K, V]) Put(k K, v V) {
+// Put adds or replaces an entry, evicting the least recently used one when full. It returns how
+// many entries were evicted for room (0 or 1), so that a join can count what it forgot.
+func (c *Cache[K, V]) Put(k K, v V) (evicted int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[k]; ok {
 		el.Value = &entry[K, V]{k, v, c.now()}
 		c.order.MoveToFront(el)
-		return
+		return 0
 	}
 	for c.order.Len() >= c.max {
 		c.remove(c.order.Back())
-		c.evicted++
+		evicted++
 	}
 	c.items[k] = c.order.PushFront(&entry[K, V]{k, v, c.now()})
+	return evicted
 }
 
 // Delete removes an entry.
@@ -81,13 +80,6 @@ func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len()
-}
-
-// Evicted is how many entries were dropped for room or age.
-func (c *Cache[K, V]) Evicted() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.evicted
 }
 
 func (c *Cache[K, V]) remove(el *list.Element) {

@@ -31,9 +31,14 @@ type tracker struct {
 	// ids learns of destruction from the kernel's namespace id notifications where the teardown
 	// is not traced; nil where it is, or where they cannot be had.
 	ids     *nsids
-	lives   map[uint32]*life
-	waiting []*Event // created events waiting for their owner
+	lives   map[uint32]*life // at most maxLives
+	waiting []*Event         // created events waiting for their owner
+	forgot  gadget.Forget
 }
+
+// maxLives bounds the namespaces followed, as the kernel's table of their members is bounded: past
+// it, one is forgotten (its lingering and the length of its life are no longer told).
+const maxLives = 16384
 
 type life struct {
 	created  time.Time
@@ -45,7 +50,7 @@ type life struct {
 func newTracker(g *gadget.Gadget, p gadget.Params) *tracker {
 	set := g.Set()
 	t := &tracker{linger: p.Duration(ParamLinger), destroyedSeen: g.Kind(HookDestroyed) != "", take: Take,
-		set: set, lives: map[uint32]*life{}}
+		set: set, lives: map[uint32]*life{}, forgot: g.Forgot}
 	if !t.destroyedSeen {
 		if ids, err := openNSIDs(); err == nil {
 			t.ids = ids
@@ -60,6 +65,13 @@ func newTracker(g *gadget.Gadget, p gadget.Params) *tracker {
 func (t *tracker) life(netns uint32) *life {
 	l := t.lives[netns]
 	if l == nil {
+		if len(t.lives) >= maxLives {
+			for other := range t.lives { // any one: the map's order
+				delete(t.lives, other)
+				t.forgot.Count(1)
+				break
+			}
+		}
 		l = &life{}
 		t.lives[netns] = l
 	}

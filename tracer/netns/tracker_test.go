@@ -73,3 +73,17 @@ func TestTracker(t *testing.T) {
 		t.Errorf("snapshots of %v, want one each of 7 and 8", taken)
 	}
 }
+
+// The namespaces followed are bounded: one more than maxLives forgets one, and counts it.
+func TestTrackerLivesAreBounded(t *testing.T) {
+	var forgot uint64
+	tr := &tracker{lives: map[uint32]*life{}, forgot: func(n uint64) { forgot += n }}
+	emit := func(gadget.Event) {}
+	t0 := time.Unix(1000, 0)
+	for i := range maxLives + 1 {
+		tr.Process(&Event{Header: event.Header{Time: t0, Kind: "empty"}, NetNS: uint32(i + 1)}, emit)
+	}
+	if len(tr.lives) != maxLives || forgot != 1 {
+		t.Errorf("%d namespaces followed, %d forgotten; want %d and 1", len(tr.lives), forgot, maxLives)
+	}
+}
