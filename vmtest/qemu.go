@@ -34,7 +34,7 @@ var ErrNoStatus = errors.New("the guest reported no exit status")
 
 // Run boots the machine under TCG (KVM may open here but not run guests) and returns the exit
 // status the guest reported. A guest that panics, stops without a status, or outlives Timeout is an
-// error whose text ends with the guest's console log.
+// error whose text ends with the guest's console log. A guest ctx interrupts is killed, and an error.
 func (m Machine) Run(ctx context.Context) (int, error) {
 	dir, err := os.MkdirTemp("", "vmtest")
 	if err != nil {
@@ -100,6 +100,8 @@ func (m Machine) Run(ctx context.Context) (int, error) {
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
 		return 0, fmt.Errorf("the guest did not finish within %v and was killed\n%s", m.Timeout, consoleLog(console))
+	case ctx.Err() != nil:
+		return 0, fmt.Errorf("interrupted: the guest was killed")
 	case status < 0:
 		return 0, fmt.Errorf("%w (qemu: %v %s)\n%s", ErrNoStatus, waitErr, strings.TrimSpace(stderr.String()), consoleLog(console))
 	}

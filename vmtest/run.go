@@ -91,6 +91,8 @@ func RunTest(ctx context.Context, o Options, dir, binary string, args ...string)
 	if err := f.Close(); err != nil {
 		return 0, err
 	}
+	// Two vCPUs on single-threaded TCG's one host thread: a guest takes one host core whatever its
+	// vCPUs, so rows running side by side (vmtest's VMTEST_JOBS) need no fewer.
 	m := Machine{Arch: o.Arch, Kernel: o.Kernel, Initramfs: f.Name(), Memory: 2048, CPUs: 2, Timeout: o.Timeout, Output: o.Output}
 	return m.Run(ctx)
 }

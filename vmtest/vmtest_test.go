@@ -140,3 +140,41 @@ func TestHarnessKillsASilentGuest(t *testing.T) {
 		t.Errorf("the guest's live output was not streamed: %q", out.String())
 	}
 }
+
+// An interrupted guest (vmrun's SIGINT or SIGTERM) is killed at once, and its files go.
+func TestHarnessInterruptKillsTheGuest(t *testing.T) {
+	o := harness(t)
+	o.Timeout = 3 * time.Minute
+	guest := buildGuest(t, o)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where RunTest writes the initramfs and qemu's console
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o.Output = cancelOn{"guest: hanging on purpose", cancel}
+	_, err := RunTest(ctx, o, t.TempDir(), guest, "hang")
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("an interrupted guest: %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("files left behind: %v", left)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), tmp) {
+			t.Errorf("still running: %s", strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+}
+
+// cancelOn is an Output that cancels when a line contains text.
+type cancelOn struct {
+	text   string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), c.text) {
+		c.cancel()
+	}
+	return len(b), nil
+}

@@ -1,13 +1,16 @@
 // Command vmrun runs a test binary inside a VM: use it as `go test -exec vmrun`. The kernel and the
 // guest init come from VMTEST_KERNEL and VMTEST_INIT; VMTEST_TIMEOUT bounds the run (default 10m).
 // VMTEST_ARCH=arm64 boots an arm64 kernel with the programs of VMTEST_ROOT (vmtest.Arm64Root).
-// Its exit status is the guest test's; a guest that reports none fails with its console log.
+// Its exit status is the guest test's; a guest that reports none fails with its console log. An
+// interrupt (SIGINT, SIGTERM) stops the guest and removes its files.
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/ghostwatch/ghostwatch/vmtest"
@@ -37,7 +40,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vmrun:", err)
 		os.Exit(1)
 	}
-	status, err := vmtest.RunTest(context.Background(), o, dir, os.Args[1], os.Args[2:]...)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	status, err := vmtest.RunTest(ctx, o, dir, os.Args[1], os.Args[2:]...)
+	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vmrun:", err)
 		os.Exit(1)

@@ -3,18 +3,30 @@
 // select rows of the matrix (vmtest.Matrix), by default all but the pending ones; VMTEST_CACHE
 // says where kernels are unpacked; VMTEST_TIMEOUT bounds each guest. VMTEST_PACKAGES ("./tracer/cni")
 // and VMTEST_TESTS (go test's -run) narrow what runs on each row, to go over one failure again.
+//
+// Rows run side by side, VMTEST_JOBS at once (default: the host's CPUs): a guest is one host thread
+// (single-threaded TCG), so one row at a time would leave every other core idle. With more than one
+// at once, each row's output goes to a file of its own and is printed whole when the row ends (its
+// path is printed at its start, to follow it); with one, it streams as it comes. An interrupt
+// (SIGINT, SIGTERM) stops every row's go test, its vmrun and guests, and their files go.
 package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ghostwatch/ghostwatch/tracer/registry"
@@ -96,14 +108,21 @@ type result struct {
 }
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "vmtest:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(ctx context.Context) error {
 	selected, err := rows()
+	if err != nil {
+		return err
+	}
+	jobs, err := parallelism()
 	if err != nil {
 		return err
 	}
@@ -152,16 +171,17 @@ func run() error {
 	}
 
 	env := []string{"CGO_ENABLED=0", "GHOSTWATCH_REQUIRE_PRIVILEGED=1", "VMTEST_ROOT=" + arm64Root}
-	var results []result
+	var todo []testRun
 	// The harness itself, on the first kernel: a failing guest fails, a silent one is killed. A
 	// narrowed run leaves it out.
 	if k0 := kernels[0]; !narrowed() {
-		results = append(results, goTest("harness ("+k0.Series+")", k0.Arch,
-			append(env, "VMTEST_KERNEL="+k0.Image, "VMTEST_ARCH="+k0.Arch, "VMTEST_INIT="+inits[k0.Arch], "VMTEST_RUN="+runBin), "./vmtest"))
+		todo = append(todo, testRun{name: "harness (" + k0.Series + ")", arch: k0.Arch,
+			env:  append(slices.Clip(env), "VMTEST_KERNEL="+k0.Image, "VMTEST_ARCH="+k0.Arch, "VMTEST_INIT="+inits[k0.Arch], "VMTEST_RUN="+runBin),
+			args: []string{"./vmtest"}})
 	}
 	for _, k := range kernels {
 		r := vmtest.Row{Series: k.Series, Arch: k.Arch}
-		kenv := append(env, "VMTEST_KERNEL="+k.Image, "VMTEST_ARCH="+k.Arch, "VMTEST_INIT="+inits[k.Arch], "GOARCH="+k.Arch)
+		kenv := append(slices.Clip(env), "VMTEST_KERNEL="+k.Image, "VMTEST_ARCH="+k.Arch, "VMTEST_INIT="+inits[k.Arch], "GOARCH="+k.Arch)
 		want, err := expectAttach(r)
 		if err != nil {
 			return err
@@ -171,7 +191,11 @@ func run() error {
 			return fmt.Errorf("no expected features for kernel %s: add it to vmtest.Lacks", k.Series)
 		}
 		kenv = append(kenv, "GHOSTWATCH_EXPECT_ATTACH="+want, "GHOSTWATCH_EXPECT_LACKS="+wantLacks)
-		results = append(results, goTest(k.Release, k.Arch, kenv, append([]string{"-exec", runBin}, testArgs()...)...))
+		todo = append(todo, testRun{name: k.Release, arch: k.Arch, env: kenv, args: append([]string{"-exec", runBin}, testArgs()...)})
+	}
+	results, err := runAll(ctx, todo, jobs)
+	if err != nil {
+		return err
 	}
 
 	fmt.Printf("\n%-28s %-5s %-6s %6s %6s %7s %8s\n", "KERNEL", "ARCH", "RESULT", "PASSED", "FAILED", "SKIPPED", "SECONDS")
@@ -183,10 +207,97 @@ func run() error {
 		}
 		fmt.Printf("%-28s %-5s %-6s %6d %6d %7d %8.0f %s\n", r.name, r.arch, verdict, r.passed, r.failed, r.skips, r.took.Seconds(), r.note)
 	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted")
+	}
 	if failed {
 		return fmt.Errorf("tests failed")
 	}
 	return nil
+}
+
+// parallelism is how many rows run at once: VMTEST_JOBS, by default the host's CPUs.
+func parallelism() (int, error) {
+	s := os.Getenv("VMTEST_JOBS")
+	if s == "" {
+		return runtime.NumCPU(), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("VMTEST_JOBS=%q: want a number of rows to run at once, 1 or more", s)
+	}
+	return n, nil
+}
+
+// testRun is one go test run: a row of the matrix, or the harness's own tests.
+type testRun struct {
+	name, arch string
+	env, args  []string
+}
+
+// runAll runs the test runs, jobs at once, arm64's first (TCG's arm64 guests are the slowest, so
+// starting them first lets the short runs fill in beside them), and returns their results in the
+// order given. With one at a time the output streams; otherwise each run's output goes to a file,
+// printed whole when the run ends.
+func runAll(ctx context.Context, runs []testRun, jobs int) ([]result, error) {
+	logs := ""
+	if jobs > 1 && len(runs) > 1 {
+		var err error
+		if logs, err = os.MkdirTemp("", "vmtest-logs"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(logs)
+	}
+	order := make([]int, len(runs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return boolInt(runs[b].arch == "arm64") - boolInt(runs[a].arch == "arm64") })
+	results := make([]result, len(runs))
+	var printing sync.Mutex // one run's output at a time on stdout
+	slots := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	for _, i := range order {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(i int, tr testRun) {
+			defer func() { <-slots; wg.Done() }()
+			if ctx.Err() != nil {
+				results[i] = result{name: tr.name, arch: tr.arch, note: "not run: interrupted"}
+				return
+			}
+			if logs == "" {
+				results[i] = goTest(ctx, tr, os.Stdout)
+				return
+			}
+			path := filepath.Join(logs, strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(tr.name)+"-"+tr.arch+".log")
+			f, err := os.Create(path)
+			if err != nil {
+				results[i] = result{name: tr.name, arch: tr.arch, note: err.Error()}
+				return
+			}
+			defer f.Close()
+			printing.Lock()
+			fmt.Printf("vmtest: %s %s started, its output in %s\n", tr.name, tr.arch, path)
+			printing.Unlock()
+			results[i] = goTest(ctx, tr, f)
+			printing.Lock()
+			defer printing.Unlock()
+			fmt.Printf("vmtest: %s %s ended after %.0f s; its output:\n", tr.name, tr.arch, results[i].took.Seconds())
+			if _, err := f.Seek(0, io.SeekStart); err == nil {
+				io.Copy(os.Stdout, f)
+			}
+		}(i, runs[i])
+	}
+	wg.Wait()
+	return results, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // goBuild builds a static binary, for another architecture when goarch is set.
@@ -202,23 +313,38 @@ func goBuild(out, pkg, goarch string) error {
 	return nil
 }
 
-// goTest runs go test -json and counts the results, printing the tests' output as it comes.
-func goTest(name, arch string, env []string, args ...string) result {
-	r := result{name: name, arch: arch}
+// goTest runs go test -json and counts the results, writing the tests' output to out as it comes.
+// go test runs in a process group of its own, which an interrupt (ctx) signals as a whole: go test
+// waits for its test process, vmrun stops its guest and removes its files. Whatever is left of
+// the group after that is killed.
+func goTest(ctx context.Context, tr testRun, out io.Writer) result {
+	r := result{name: tr.name, arch: tr.arch}
 	start := time.Now()
-	cmd := exec.Command("go", append([]string{"test", "-json", "-count=1", "-p", "1", "-v"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
+	cmd := exec.CommandContext(ctx, "go", append([]string{"test", "-json", "-count=1", "-p", "1", "-v"}, tr.args...)...)
+	cmd.Env = append(os.Environ(), tr.env...)
+	cmd.Stderr = out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	cmd.WaitDelay = 10 * time.Second
+	// Through an io.Pipe, not StdoutPipe: Wait then bounds the reading too (WaitDelay), should
+	// anything the interrupt left behind still hold go test's stdout.
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	counted := make(chan struct{})
+	go func() {
+		count(pr, &r, out, "["+tr.name+"] ")
+		io.Copy(io.Discard, pr) // past a line too long to scan, so that go test is not blocked
+		close(counted)
+	}()
+	err := cmd.Start()
 	if err == nil {
-		err = cmd.Start()
+		err = cmd.Wait()
+		if ctx.Err() != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 	}
-	if err != nil {
-		r.note = err.Error()
-		return r
-	}
-	count(stdout, &r, os.Stdout, "["+name+"] ")
-	err = cmd.Wait()
+	pw.Close()
+	<-counted
 	r.took = time.Since(start)
 	r.ok = err == nil && r.failed == 0 && r.passed > 0
 	if err != nil {
