@@ -99,9 +99,6 @@ func agentOptions(c *cli.Context) (agent.Options, error) {
 	if retain < flightrec.MinRetain {
 		return o, usagef("--retain %s is less than the least the record needs, %dMiB", c.String("retain"), flightrec.MinRetain>>20)
 	}
-	if c.Duration("retain-for") < 0 {
-		return o, usagef("--retain-for must not be negative, got %v", c.Duration("retain-for"))
-	}
 	o.Record = flightrec.Options{Retain: int64(retain), RetainFor: c.Duration("retain-for")}
 	o.DataDir = c.String("data-dir")
 	if o.DataDir == "" {

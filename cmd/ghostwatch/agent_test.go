@@ -164,6 +164,7 @@ func TestAgentUsageErrors(t *testing.T) {
 		{[]string{"--buffer-size", "3M"}, "--buffer-size 3M is not a power of two"},
 		{[]string{"--data-dir", ""}, "--data-dir must not be empty"},
 		{[]string{"--netns-linger", "soon"}, "invalid value"},
+		{[]string{"--netns-linger", "-5s"}, "--netns-linger must not be negative"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"slices"
 
 	"github.com/urfave/cli/v2"
@@ -56,6 +59,15 @@ func parseContainerFlags(c *cli.Context) (containerOptions, error) {
 	}
 	if o.socket == "" {
 		return o, usagef("--containerd-socket must not be empty")
+	}
+	// A socket the user named must be there: a wrong path is a mistake to say, not a node without
+	// containerd to fall back from (the default socket may well be absent).
+	if c.IsSet("containerd-socket") {
+		if fi, err := os.Stat(o.socket); errors.Is(err, fs.ErrNotExist) {
+			return o, usagef("--containerd-socket %s: no such file", o.socket)
+		} else if err == nil && fi.Mode().Type() != fs.ModeSocket {
+			return o, usagef("--containerd-socket %s is not a socket", o.socket)
+		}
 	}
 	if c.IsSet("container") || c.IsSet("pod") || c.IsSet("k8s-namespace") || c.IsSet("host") {
 		o.sel = container.Selector{Containers: c.StringSlice("container"), Pods: c.StringSlice("pod"),

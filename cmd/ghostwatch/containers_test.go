@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -104,14 +106,15 @@ func TestTraceSetnsNamesContainers(t *testing.T) {
 // Without containerd, tracing goes on, with one line saying how containers are found instead.
 func TestTraceWithoutContainerd(t *testing.T) {
 	testutil.RequirePrivileged(t)
-	tr := startTracing(t, "trace", "setns", "-o", "json", "--containerd-socket", "/nonexistent/containerd.sock")
+	socket := deadSocket(t)
+	tr := startTracing(t, "trace", "setns", "-o", "json", "--containerd-socket", socket)
 	var warnings []string
 	for _, line := range strings.Split(tr.stderr.String(), "\n") {
 		if strings.Contains(line, "warning") {
 			warnings = append(warnings, line)
 		}
 	}
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "/nonexistent/containerd.sock") || !strings.Contains(warnings[0], "cgroup path") {
+	if len(warnings) != 1 || !strings.Contains(warnings[0], socket) || !strings.Contains(warnings[0], "cgroup path") {
 		t.Errorf("warnings = %q, want one line naming the socket and the cgroup fallback", warnings)
 	}
 }
@@ -225,4 +228,17 @@ func TestPsPods(t *testing.T) {
 		!slices.Equal(strings.Fields(lines[2])[4:10], []string{"sandbox", "sandbox", "sandbox", "sandbox", "own", "host"}) {
 		t.Errorf("ps --pods -o table:\n%s", stdout.String())
 	}
+}
+
+// deadSocket is a socket that nobody answers on: containerd's, left behind when it stopped.
+func deadSocket(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "containerd.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	return path
 }

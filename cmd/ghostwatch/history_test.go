@@ -120,7 +120,8 @@ func TestHistoryUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--since", "10m", "--from", "02:00"}, "--since cannot be combined with --from or --to"},
-		{[]string{"--since", "-1m"}, "--since must be positive"},
+		{[]string{"--since", "-1m"}, "--since must not be negative"},
+		{[]string{"--since", "0s"}, "--since must be positive"},
 		{[]string{"--from", "yesterday"}, `--from: "yesterday" is not a time`},
 		{[]string{"--from", "2026-03-01 02:15", "--to", "2026-03-01 02:10"}, "is not before --to"},
 		{[]string{"--gadget", "bogus"}, `unknown gadget "bogus"`},

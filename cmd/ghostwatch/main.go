@@ -8,15 +8,19 @@ import (
 	"io"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
 
 func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
-// usageError is a mistake in the command line: exit status 2.
+// usageError is a mistake in the command line: exit status 2. So is a gadget.OptionError, the
+// tracer's word for a gadget's options it refuses.
 type usageError struct{ error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
@@ -28,7 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "ghostwatch: %v\n", err)
-	if errors.As(err, new(usageError)) {
+	if errors.As(err, new(usageError)) || errors.As(err, new(*gadget.OptionError)) {
 		return 2
 	}
 	return 1
@@ -72,9 +76,27 @@ func onUsageError(_ *cli.Context, err error, _ bool) error {
 	return usageError{fmt.Errorf("%w (see --help)", err)}
 }
 
+// setUsageErrors makes every command's flag mistakes usage errors, and checks here, once for
+// every command, what no flag of its kind may be: a duration is never negative.
 func setUsageErrors(c *cli.Command) {
 	c.OnUsageError = onUsageError
+	for _, f := range c.Flags {
+		if d, ok := f.(*cli.DurationFlag); ok && d.Action == nil {
+			d.Action = nonNegative(d.Name)
+		}
+	}
 	for _, sub := range c.Subcommands {
 		setUsageErrors(sub)
+	}
+}
+
+// nonNegative is the action of every duration flag: a wait, a window or a retention less than
+// nothing means nothing, and is refused rather than taken as zero or as forever.
+func nonNegative(name string) func(*cli.Context, time.Duration) error {
+	return func(_ *cli.Context, d time.Duration) error {
+		if d < 0 {
+			return usagef("--%s must not be negative, got %v", name, d)
+		}
+		return nil
 	}
 }

@@ -74,7 +74,12 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"trace", "setns", "-o", "xml"}, `unknown output format "xml"`},
 		{[]string{"trace", "setns", "--duration", "soon"}, "invalid value"},
-		{[]string{"trace", "setns", "--duration", "-3s"}, "--duration must be positive"},
+		{[]string{"trace", "setns", "--duration", "-3s"}, "--duration must not be negative"},
+		{[]string{"trace", "netns", "--linger", "-5s"}, "--linger must not be negative, got -5s"},
+		{[]string{"seccomp", "record", "--new", "-o", "dir", "-d", "-1s"}, "--duration must not be negative"},
+		{[]string{"trace", "devices", "--pid", "1"}, "devices cannot filter by process or container"},
+		{[]string{"trace", "devices", "--host"}, "devices cannot filter by process or container"},
+		{[]string{"ps", "--containerd-socket", "/nonexistent/sock"}, "--containerd-socket /nonexistent/sock: no such file"},
 		{[]string{"trace", "setns", "--pid", "x"}, "invalid value"},
 		{[]string{"trace", "setns", "--pid", "99999999"}, "not a valid process id"},
 		{[]string{"trace", "setns", "--comm", "a-name-longer-than-15"}, "longer than the kernel's 15"},

@@ -59,8 +59,6 @@ func record(c *cli.Context) error {
 		return usagef("--new and --pid exclude each other: a process that runs already is not new")
 	case !newMode && pid == 0 && !co.sel.Active():
 		return usagef("say what to record: --container, --pod, --k8s-namespace, --pid, or --new")
-	case c.Duration("duration") < 0:
-		return usagef("--duration must be positive")
 	}
 	out := c.String("output")
 	if newMode && (out == "" || strings.HasSuffix(out, ".json")) {

@@ -61,7 +61,13 @@ func gadgetCommand(d *gadget.Descriptor) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return traceGadget(c, d, o, co, paramValues(c, d))
+			opts := gadget.Options{Filter: o.filter, Params: paramValues(c, d), BufferSize: o.bufferSize}
+			opts.Filter.MntNS = co.mntnsMode()
+			// Before anything is made (the report's file, the kernel's objects).
+			if err := d.Check(opts); err != nil {
+				return err
+			}
+			return traceGadget(c, d, o, co, opts)
 		},
 	}
 }
@@ -93,7 +99,7 @@ func paramFlag(p gadget.Param) cli.Flag {
 	panic(fmt.Sprintf("gadget option %s has a default of unsupported type %T", p.Name, p.Default))
 }
 
-func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co containerOptions, params gadget.Params) error {
+func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co containerOptions, opts gadget.Options) error {
 	ctx, cancel := traceContext(c.Context, o.duration)
 	defer cancel()
 	stderr := c.App.ErrWriter
@@ -108,8 +114,7 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 		defer rec.Close()
 	}
 	coll := container.NewCollection()
-	o.filter.MntNS = co.mntnsMode()
-	g, err := gadget.Open(d, gadget.Options{Filter: o.filter, Params: params, BufferSize: o.bufferSize})
+	g, err := gadget.Open(d, opts)
 	if err != nil {
 		return err
 	}
@@ -203,9 +208,6 @@ func parseTraceFlags(c *cli.Context) (traceOptions, error) {
 		return traceOptions{}, err
 	}
 	o := traceOptions{format: format, duration: c.Duration("duration"), report: c.String("report")}
-	if o.duration < 0 {
-		return o, usagef("--duration must be positive, got %v", o.duration)
-	}
 	pid := c.Uint("pid")
 	if pid > 1<<22 { // PID_MAX_LIMIT
 		return o, usagef("--pid %d is not a valid process id", pid)

@@ -271,7 +271,8 @@ func (p Params) Uint64(name string) uint64 { v, _ := p[name].(uint64); return v 
 func (p Params) Duration(name string) time.Duration { v, _ := p[name].(time.Duration); return v }
 
 // WithDefaults returns the values with each missing option set to its default, and an error for
-// a value of the wrong type or an unknown name.
+// a value of the wrong type, an unknown name or a negative duration (every duration option is a
+// wait or a window).
 func (d *Descriptor) WithDefaults(p Params) (Params, error) {
 	out := Params{}
 	for _, prm := range d.Params {
@@ -284,6 +285,9 @@ func (d *Descriptor) WithDefaults(p Params) (Params, error) {
 		}
 		if reflect.TypeOf(v) != reflect.TypeOf(def) {
 			return nil, fmt.Errorf("gadget %s: option %s is a %T, not a %T", d.Name, name, def, v)
+		}
+		if dur, ok := v.(time.Duration); ok && dur < 0 {
+			return nil, fmt.Errorf("gadget %s: option %s must not be negative, got %v", d.Name, name, dur)
 		}
 		out[name] = v
 	}

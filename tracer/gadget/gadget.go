@@ -112,19 +112,13 @@ type Gadget struct {
 // Open loads a gadget's object, sets its filter and options, and attaches its hooks. On error
 // nothing stays loaded or mounted.
 func Open(d *Descriptor, o Options) (*Gadget, error) {
-	params, err := d.WithDefaults(o.Params)
+	params, spec, err := d.check(o)
 	if err != nil {
 		return nil, err
 	}
 	hooks, err := d.hooks(params, o.Source)
 	if err != nil {
 		return nil, err
-	}
-	if d.Mode == Snapshot && o.Filter.active() {
-		return nil, fmt.Errorf("%s: a snapshot cannot filter by process or container", d.Name)
-	}
-	if len(o.Filter.Comm) > MaxComm {
-		return nil, fmt.Errorf("comm %q is longer than the kernel's %d characters", o.Filter.Comm, MaxComm)
 	}
 	if err := kernel.CheckPrivileges(); err != nil {
 		return nil, err
@@ -133,10 +127,6 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
 	}
 	lacking, err := kernel.Lacking()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d.Name, err)
-	}
-	spec, err := d.Load()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
 	}
@@ -176,6 +166,44 @@ func Open(d *Descriptor, o Options) (*Gadget, error) {
 	return g, nil
 }
 
+// OptionError is a mistake in the options a gadget is asked for (an unknown or ill-typed option,
+// a negative duration, a filter the gadget cannot apply): the caller's to fix, not the kernel's.
+type OptionError struct{ Err error }
+
+func (e *OptionError) Error() string { return e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// Check says whether the gadget takes these options, without privileges or the kernel, so that a
+// caller can refuse them before it starts anything; Open checks them the same way. Its errors are
+// *OptionError.
+func (d *Descriptor) Check(o Options) error {
+	_, _, err := d.check(o)
+	return err
+}
+
+func (d *Descriptor) check(o Options) (Params, *ebpf.CollectionSpec, error) {
+	params, err := d.WithDefaults(o.Params)
+	if err != nil {
+		return nil, nil, &OptionError{err}
+	}
+	if len(o.Filter.Comm) > MaxComm {
+		return nil, nil, &OptionError{fmt.Errorf("comm %q is longer than the kernel's %d characters", o.Filter.Comm, MaxComm)}
+	}
+	spec, err := d.Load()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	if d.Mode == Snapshot && o.Filter.active() {
+		return nil, nil, &OptionError{fmt.Errorf("%s: a snapshot cannot filter by process or container", d.Name)}
+	}
+	// The filter lives in variables that common.h declares: an object without them cannot
+	// filter, and asking it to is refused, never silently ignored.
+	if _, ok := spec.Variables[varFilterTgid]; !ok && o.Filter.active() {
+		return nil, nil, &OptionError{fmt.Errorf("%s cannot filter by process or container", d.Name)}
+	}
+	return params, spec, nil
+}
+
 // unusable says, for each program that needs a feature this kernel lacks, why it is not tried.
 func (d *Descriptor) unusable(lacking []kernel.Feature) map[string]string {
 	out := map[string]string{}
@@ -187,13 +215,10 @@ func (d *Descriptor) unusable(lacking []kernel.Feature) map[string]string {
 	return out
 }
 
-// setFilter sets the actor filter of an object that has one; asking an object without one to
-// filter is an error, never silently ignored.
+// setFilter sets the actor filter of an object that has one (check refused a filter for one that
+// has none).
 func setFilter(spec *ebpf.CollectionSpec, f Filter) error {
 	if _, ok := spec.Variables[varFilterTgid]; !ok {
-		if f.active() {
-			return errors.New("this gadget cannot filter by process or container")
-		}
 		return nil
 	}
 	var comm [MaxComm + 1]byte
