@@ -85,7 +85,7 @@ var Gadget = gadget.Descriptor{
 		}
 		return spec.Variables[gen.CapsVarUnique].Set(p.Bool(ParamUnique))
 	},
-	NewProcessor: func(g *gadget.Gadget, _ gadget.Params) gadget.Processor { return NewJoin(g.Forgot) },
+	NewProcessor: func(g *gadget.Gadget, _ gadget.Params) (gadget.Processor, error) { return NewJoin(g.Forgot), nil },
 	// unshare(CLONE_NEWUTS) checks CAP_SYS_ADMIN, for root too.
 	Selftest: gadget.Selftest{Command: []string{"unshare", "--uts", "true"}},
 }

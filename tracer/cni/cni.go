@@ -82,7 +82,7 @@ var Gadget = gadget.Descriptor{
 		}
 		return nil
 	},
-	NewProcessor: func(g *gadget.Gadget, p gadget.Params) gadget.Processor { return newTracker(g, p) },
+	NewProcessor: func(g *gadget.Gadget, p gadget.Params) (gadget.Processor, error) { return newTracker(g, p), nil },
 	// Debian's loopback plugin, exec'd from its bin dir without a CNI environment: it fails, and
 	// is reported.
 	Selftest: gadget.Selftest{Command: []string{"/usr/lib/cni/loopback"}},

@@ -80,7 +80,7 @@ var Gadget = gadget.Descriptor{
 		{Name: "denied", Meaning: "how many device accesses were refused inside it, and `denied_paths` (the first few)"},
 	}}},
 	Columns:      []encode.Column{{Name: "KIND", Width: 8}, {Name: "WHAT"}},
-	NewProcessor: func(g *gadget.Gadget, _ gadget.Params) gadget.Processor { return NewJoin(g.Forgot) },
+	NewProcessor: func(g *gadget.Gadget, _ gadget.Params) (gadget.Processor, error) { return NewJoin(g.Forgot), nil },
 	// A cgroup of its own, so that no device of the node is touched.
 	Selftest: gadget.Selftest{Command: []string{"sh", "-c",
 		`d=/sys/fs/cgroup/devices/gw-selftest-$$ && mkdir $d && echo 'c 1:3 r' > $d/devices.deny; rmdir $d`}},

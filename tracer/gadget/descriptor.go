@@ -72,8 +72,9 @@ type Descriptor struct {
 	Params []Param
 	// Configure sets the object's constants from the options before it is loaded; nil: none.
 	Configure func(spec *ebpf.CollectionSpec, p Params) error
-	// NewProcessor makes the user-space state of one run (joins, derived events); nil: none.
-	NewProcessor func(g *Gadget, p Params) Processor
+	// NewProcessor makes the user-space state of one run (joins, derived events); nil: none. An
+	// error (a set-up the processor cannot do without) ends the run before anything is read.
+	NewProcessor func(g *Gadget, p Params) (Processor, error)
 	// Snap reads a snapshot gadget once (its options in g.Params; a hook that got no attach point
 	// has its fallback read instead) and returns its items in order, attributed with r if not nil.
 	Snap func(g *Gadget, r event.Resolver) ([]Item, error)

@@ -121,9 +121,12 @@ func (g *Gadget) Run(ctx context.Context, r event.Resolver, emit func(Event), id
 	// no further record may come to return the error through.
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	j := newJoiner(g, dec, emit, idle, cancel)
+	j, err := newJoiner(g, dec, emit, idle, cancel)
+	if err != nil {
+		return err
+	}
 	go j.run()
-	err := g.reader.Run(rctx, func(raw []byte) error {
+	err = g.reader.Run(rctx, func(raw []byte) error {
 		if err := j.failed(); err != nil {
 			return err
 		}
@@ -154,8 +157,13 @@ type joiner struct {
 	err   error // a record that could not be decoded: the run stops
 }
 
-func newJoiner(g *Gadget, dec *Decoder, emit func(Event), idle func(), stop context.CancelFunc) *joiner {
-	j := &joiner{g: g, dec: dec, proc: g.Desc.NewProcessor(g, g.Params), emit: emit, idle: idle, stop: stop,
+// newJoiner makes the gadget's processor: a processor that cannot be set up is the run's error.
+func newJoiner(g *Gadget, dec *Decoder, emit func(Event), idle func(), stop context.CancelFunc) (*joiner, error) {
+	proc, err := g.Desc.NewProcessor(g, g.Params)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", g.Desc.Name, err)
+	}
+	j := &joiner{g: g, dec: dec, proc: proc, emit: emit, idle: idle, stop: stop,
 		work: make(chan []byte, joinQueue), free: make(chan []byte, joinQueue), done: make(chan struct{})}
 	if u, ok := j.proc.(ResolverUser); ok && dec.header.Resolver != nil {
 		u.UseResolver(dec.header.Resolver)
@@ -163,7 +171,7 @@ func newJoiner(g *Gadget, dec *Decoder, emit func(Event), idle func(), stop cont
 	for range joinQueue {
 		j.free <- nil // buffers are made as needed, and kept
 	}
-	return j
+	return j, nil
 }
 
 // enqueue copies a record for the join goroutine, or counts it lost when the queue is full.

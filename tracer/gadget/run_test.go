@@ -39,7 +39,7 @@ func runStalled(t *testing.T, bursts int) (delivered uint64, lost gadget.Lost) {
 	testutil.RequirePrivileged(t)
 	release := make(chan struct{})
 	d := setns.Gadget
-	d.NewProcessor = func(*gadget.Gadget, gadget.Params) gadget.Processor { return &stalled{release: release} }
+	d.NewProcessor = func(*gadget.Gadget, gadget.Params) (gadget.Processor, error) { return &stalled{release: release}, nil }
 	g, err := gadget.Open(&d, gadget.Options{Filter: gadget.Filter{PID: uint32(os.Getpid())}})
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ var Gadget = gadget.Descriptor{
 	Configure: func(spec *ebpf.CollectionSpec, _ gadget.Params) error {
 		return spec.Variables[gen.NetnsVarSelfTgid].Set(uint32(os.Getpid()))
 	},
-	NewProcessor: func(g *gadget.Gadget, p gadget.Params) gadget.Processor { return newTracker(g, p) },
+	NewProcessor: func(g *gadget.Gadget, p gadget.Params) (gadget.Processor, error) { return newTracker(g, p) },
 	Selftest:     gadget.Selftest{Command: []string{"unshare", "--net", "true"}},
 }
 

@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -47,19 +48,29 @@ type life struct {
 	watched  bool   // its destruction will be announced (ids)
 }
 
-func newTracker(g *gadget.Gadget, p gadget.Params) *tracker {
+// newTracker counts the tasks in each namespace and, where the teardown is not traced, subscribes
+// to the namespace id notifications. Without either it would report live namespaces empty, or
+// never report one destroyed: an error, not a quieter trace.
+func newTracker(g *gadget.Gadget, p gadget.Params) (*tracker, error) {
 	set := g.Set()
 	t := &tracker{linger: p.Duration(ParamLinger), destroyedSeen: g.Kind(HookDestroyed) != "", take: Take,
 		set: set, lives: map[uint32]*life{}, forgot: g.Forgot}
 	if !t.destroyedSeen {
-		if ids, err := openNSIDs(); err == nil {
-			t.ids = ids
+		ids, err := openNSIDs()
+		if err != nil {
+			return nil, fmt.Errorf("the teardown of namespaces is not traced here, and %w", err)
 		}
+		t.ids = ids
 	}
 	// Count the tasks already living in namespaces: the iterator counts each task once, in the
 	// kernel, beside the hooks already attached.
-	gadget.ReadIter[struct{}](set, gen.NetnsProgCensus)
-	return t
+	if _, err := gadget.ReadIter[struct{}](set, gen.NetnsProgCensus); err != nil {
+		if t.ids != nil {
+			t.ids.Close()
+		}
+		return nil, fmt.Errorf("counting the tasks in each namespace: %w", err)
+	}
+	return t, nil
 }
 
 func (t *tracker) life(netns uint32) *life {

@@ -56,7 +56,10 @@ func TestExitJoin(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			proc := oom.Gadget.NewProcessor(nil, nil)
+			proc, err := oom.Gadget.NewProcessor(nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			rt := &runtime{}
 			proc.(gadget.ResolverUser).UseResolver(rt)
 			var got []gadget.Event

@@ -221,34 +221,59 @@ func (r *Recorder) ignoreRunning() error {
 func (r *Recorder) Start(mntns uint32) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.origin[mntns]; ok {
-		return nil // started or expected already: one Stop ends it
+	_, err := r.start(mntns)
+	return err
+}
+
+// start begins recording key; begun is false if it was started or expected already (one Stop
+// ends it).
+func (r *Recorder) start(key uint32) (begun bool, err error) {
+	if _, ok := r.origin[key]; ok {
+		return false, nil
 	}
 	r.started++
 	if err := r.setActive(); err != nil {
 		r.started--
-		return err
+		return false, err
 	}
-	if err := r.table.begin(mntns); err != nil {
+	if err := r.table.begin(key); err != nil {
 		r.started--
-		return errors.Join(err, r.setActive())
+		return false, errors.Join(err, r.setActive())
 	}
-	r.origin[mntns] = &r.started
-	return nil
+	r.origin[key] = &r.started
+	return true, nil
 }
 
 // StartTree records a process and its descendants, those running and those it starts, from now
-// on; its key is pid.
+// on; its key is pid. On error nothing of it is recorded.
 func (r *Recorder) StartTree(pid uint32) error {
-	if err := r.Start(pid); err != nil {
-		return err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.trees[pid] = true
+	if r.trees[pid] {
+		return nil // one Stop ends it
+	}
+	begun, err := r.start(pid)
+	if err != nil {
+		return err
+	}
+	if err := r.addTree(pid); err != nil {
+		if begun {
+			_, stopErr := r.stop(pid)
+			err = errors.Join(err, stopErr)
+		}
+		return err
+	}
+	return nil
+}
+
+// addTree makes pid's processes members of its tree. The tree is marked, and counted in the
+// kernel, once its root is a member: Stop uncounts exactly the trees counted, or the kernel's
+// count would wrap and every syscall of the node look its process up.
+func (r *Recorder) addTree(pid uint32) error {
 	if err := r.members.Put(pid, pid); err != nil {
 		return fmt.Errorf("recording process %d: %w", pid, err)
 	}
+	r.trees[pid] = true
 	// From here on the kernel adds the tree's new processes; those it had are found in /proc.
 	atomic.AddUint32(r.table.trees, 1)
 	for _, child := range container.Descendants(pid) {
@@ -291,14 +316,20 @@ func syscallsOf(rec gen.SeccompRecording) Syscalls {
 func (r *Recorder) Stop(key uint32) (Syscalls, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.stop(key)
+}
+
+func (r *Recorder) stop(key uint32) (Syscalls, error) {
 	tree := r.trees[key]
 	rec, _, err := r.table.end(key)
 	if err != nil {
 		return Syscalls{}, err
 	}
+	// Ended in the kernel: what counts it is undone whatever fails on the way.
+	var errs []error
 	if rec.MntnsId != 0 { // begun by the kernel, which would begin it again
 		if err := r.ignored.Put(rec.MntnsId, uint8(1)); err != nil {
-			return Syscalls{}, fmt.Errorf("ignoring mount namespace %d: %w", key, err)
+			errs = append(errs, fmt.Errorf("ignoring mount namespace %d: %w", key, err))
 		}
 	}
 	if tree {
@@ -310,9 +341,9 @@ func (r *Recorder) Stop(key uint32) (Syscalls, error) {
 		delete(r.origin, key)
 		*n--
 		r.expected.Delete(key)
-		return syscallsOf(rec), r.setActive()
+		errs = append(errs, r.setActive())
 	}
-	return syscallsOf(rec), nil
+	return syscallsOf(rec), errors.Join(errs...)
 }
 
 // forgetMembers deletes the processes of a tree no longer recorded.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -184,5 +185,62 @@ func TestRecordProcessTree(t *testing.T) {
 	}
 	if slices.Contains(got, "sethostname") || slices.Contains(got, "unshare") {
 		t.Errorf("recorded %v: another process of the namespace was recorded", got)
+	}
+}
+
+// A tree whose root cannot be made a member (the members table is full) is not recorded at all,
+// and stopping it leaves the kernel's count of trees at zero: a count wrapped below zero would
+// have every syscall of the node look its process up, with nothing recorded.
+func TestStartTreeFailsWhole(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	rec, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	// Fill the table with tgids above PID_MAX_LIMIT: no process is ever one of them.
+	const notPid = 1 << 23
+	for i := range rec.members.MaxEntries() {
+		if err := rec.members.Put(notPid+i, uint32(notPid)); err != nil {
+			t.Fatalf("filling the members table at %d: %v", i, err)
+		}
+	}
+	h := testutil.StartHolder(t, 0)
+	root := uint32(h.Pid)
+	trees := func() uint32 { return atomic.LoadUint32(rec.table.trees) }
+
+	if err := rec.StartTree(root); err == nil {
+		t.Fatal("StartTree succeeded with the members table full")
+	}
+	if _, ok, _ := rec.Read(root); ok || trees() != 0 || rec.Live() != 0 {
+		t.Errorf("after a failed StartTree: recorded %v, %d trees, %d live; want nothing", ok, trees(), rec.Live())
+	}
+	if _, err := rec.Stop(root); err != nil {
+		t.Fatal(err)
+	}
+	if trees() != 0 {
+		t.Errorf("after Stop of a tree never begun the kernel counts %d trees, want 0", trees())
+	}
+
+	// With room (the holder is sh and its cat), the same tree records, once however often it is
+	// started, and one Stop ends it.
+	for i := range uint32(16) {
+		if err := rec.members.Delete(notPid + i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := rec.StartTree(root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if trees() != 1 || rec.Live() != 1 {
+		t.Errorf("a tree started twice: %d trees, %d live; want 1 and 1", trees(), rec.Live())
+	}
+	if _, err := rec.Stop(root); err != nil {
+		t.Fatal(err)
+	}
+	if trees() != 0 || rec.Live() != 0 {
+		t.Errorf("after Stop: %d trees, %d live; want 0 and 0", trees(), rec.Live())
 	}
 }
