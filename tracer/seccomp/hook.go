@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -28,8 +30,8 @@ const HookAnnotation = "io.containers.trace-syscall"
 // for the poststop hook. Only root may enter it.
 const HookRunDir = "/run/ghostwatch/seccomp"
 
-// HookRequest is a validated hook invocation.
-type HookRequest struct {
+// hookRequest is a validated hook invocation.
+type hookRequest struct {
 	State specs.State
 	Out   string // of:PATH
 	In    string // if:PATH, or ""
@@ -37,10 +39,10 @@ type HookRequest struct {
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
-// ReadHookState reads the runtime's state (stdin of an OCI hook); ok is false when the container
+// readHookState reads the runtime's state (stdin of an OCI hook); ok is false when the container
 // asks for nothing (the hook may be configured for every container). Paths the annotation names
 // are checked (CheckPath); the output must be below outputRoot when it is not empty.
-func ReadHookState(r io.Reader, outputRoot string) (req HookRequest, ok bool, err error) {
+func readHookState(r io.Reader, outputRoot string) (req hookRequest, ok bool, err error) {
 	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	if err != nil {
 		return req, false, fmt.Errorf("reading the container state on stdin: %w", err)
@@ -116,10 +118,136 @@ func openNoSymlinks(path string, flags int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// HookRecording is what the prestart hook asks its detached recorder to do.
-type HookRecording struct {
+// HookOptions configure the OCI hooks.
+type HookOptions struct {
+	OutputRoot string // profiles may only be written below it; "": anywhere
+	Overwrite  bool   // the annotation may name an existing file, which is replaced
+	// Timeout is the longest a hook holds the container up: the prestart hook waiting for its
+	// recorder to be ready, the poststop hook for the profile to be written.
+	Timeout time.Duration
+	// Recorder is the command that runs RunHookRecorder (the CLI's hidden `seccomp hook record`),
+	// which the prestart hook starts detached, to outlive it.
+	Recorder []string
+	Warn     func(string) // told, in a line, what the profile will lack
+}
+
+// Prestart is the OCI prestart hook: given the runtime's state (the hook's stdin), it starts a
+// recorder of the container that outlives the hook, and returns once that records, or with why it
+// cannot, within the timeout. A container that asks for nothing is left alone.
+func Prestart(state io.Reader, o HookOptions) error {
+	req, ok, err := readHookState(state, o.OutputRoot)
+	if err != nil || !ok {
+		return err
+	}
+	if !o.Overwrite {
+		if _, err := os.Lstat(req.Out); err == nil {
+			return fmt.Errorf("output %s exists: refusing to overwrite it (the hook's --overwrite allows it)", req.Out)
+		}
+	}
+	h := hookRecording{Pid: uint32(req.State.Pid), ID: req.State.ID, Out: req.Out, In: req.In, Overwrite: o.Overwrite}
+	// The profile gets the runtime's start-up, so that the container starts under it.
+	h.Runtime, h.NoNewPrivileges = hookRuntime(req.State)
+	if _, warn := runtimebase.For(h.Runtime, h.NoNewPrivileges); warn != "" && o.Warn != nil {
+		o.Warn(fmt.Sprintf("container %s: %s", h.ID, warn))
+	}
+	return spawnRecorder(h, o.Recorder, o.Timeout)
+}
+
+// spawnRecorder starts the recorder detached (its own session, so the runtime's end of the hook
+// does not end it), its job as JSON on its stdin and a pipe as its fd 3, on which it answers
+// "ready" or why not; one that does not answer in time is killed.
+func spawnRecorder(h hookRecording, command []string, timeout time.Duration) error {
+	if len(command) == 0 {
+		return errors.New("no command to start the recorder with")
+	}
+	job, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	jobR, jobW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer jobR.Close()
+	// A pipe holds a job this small whole: written before the recorder starts, it cannot block.
+	_, err = jobW.Write(job)
+	if cerr := jobW.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("handing the recorder its job: %w", err)
+	}
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer ready.Close()
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Stdin = jobR
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	readyW.Close() // the recorder's copy is the only writer: its exit is the answer's end
+	if err != nil {
+		return fmt.Errorf("starting the recorder: %w", err)
+	}
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(ready).ReadString('\n')
+		answer <- strings.TrimSpace(line)
+	}()
+	select {
+	case line := <-answer:
+		if line != "ready" {
+			cmd.Wait()
+			if line == "" {
+				line = "the recorder exited before it was ready"
+			}
+			return errors.New(line)
+		}
+		return cmd.Process.Release()
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		cmd.Wait()
+		return fmt.Errorf("the recorder was not ready within %v: container %s not recorded", timeout, h.ID)
+	}
+}
+
+// RunHookRecorder is the recorder the prestart hook leaves behind: it reads its job (a
+// hookRecording, as JSON) from job, tells ready "ready" once it records or why it cannot, in a
+// line, closes ready, and records (recordHook).
+func RunHookRecorder(job io.Reader, ready io.WriteCloser) error {
+	tell := func(err error) {
+		line := "ready"
+		if err != nil {
+			line = err.Error()
+		}
+		fmt.Fprintln(ready, line)
+		ready.Close()
+	}
+	var h hookRecording
+	if err := json.NewDecoder(io.LimitReader(job, 1<<20)).Decode(&h); err != nil {
+		err = fmt.Errorf("the recorder's job: %w", err)
+		tell(err)
+		return err
+	}
+	return recordHook(h, tell)
+}
+
+// Poststop is the OCI poststop hook: given the runtime's state, it has the container's recorder
+// write the profile and returns how that went (stopHook).
+func Poststop(state io.Reader, o HookOptions) error {
+	req, ok, err := readHookState(state, o.OutputRoot)
+	if err != nil || !ok {
+		return err
+	}
+	return stopHook(req.State.ID, o.Timeout)
+}
+
+// hookRecording is what the prestart hook asks its detached recorder to do.
+type hookRecording struct {
 	Pid       uint32 // the container's init
-	ID        string // the container's id (checked by ReadHookState)
+	ID        string // the container's id (checked by readHookState)
 	Out, In   string
 	Overwrite bool
 	// Runtime is the runtime binary running the container, whose start-up the profile gets
@@ -128,10 +256,10 @@ type HookRecording struct {
 	NoNewPrivileges bool
 }
 
-// HookRuntime tells, in a prestart hook, which runtime runs the container (the hook's parent:
+// hookRuntime tells, in a prestart hook, which runtime runs the container (the hook's parent:
 // runtimes run hooks themselves) and whether its process has noNewPrivileges (its bundle's
 // config.json); runtimebase.For says what that start-up is.
-func HookRuntime(state specs.State) (binary string, nnp bool) {
+func hookRuntime(state specs.State) (binary string, nnp bool) {
 	binary, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", os.Getppid()))
 	var spec struct {
 		Process *struct {
@@ -153,11 +281,11 @@ func resultPath(id string) string { return filepath.Join(HookRunDir, id+".result
 // hookStop is what the poststop hook sends on the recorder's socket.
 const hookStop = "stop"
 
-// RecordHook records a container from its first seccomp filter (or exec) until its init exits or
-// the poststop hook asks (StopHook), then writes the profile. ready is told nil once recording, or
+// recordHook records a container from its first seccomp filter (or exec) until its init exits or
+// the poststop hook asks (stopHook), then writes the profile. ready is told nil once recording, or
 // the error that prevented it. The link to the poststop hook is a unix socket in HookRunDir: the
 // hook never signals a process found by pid, which a reused pid would make another process.
-func RecordHook(h HookRecording, ready func(error)) error {
+func recordHook(h hookRecording, ready func(error)) error {
 	fail := func(err error) error { ready(err); return err }
 	mnt := container.ProcNS(h.Pid)["mnt"]
 	if mnt == 0 {
@@ -195,7 +323,25 @@ func RecordHook(h HookRecording, ready func(error)) error {
 	if err != nil {
 		return fail(fmt.Errorf("listening for the poststop hook: %w", err))
 	}
-	defer ln.Close() // removes the socket file
+	defer ln.Close()    // removes the socket file
+	var stopWait [2]int // its writer closed: the wait for the container's exit ends
+	if err := unix.Pipe2(stopWait[:], unix.O_CLOEXEC); err != nil {
+		return fail(err)
+	}
+	// The same wait as a session's: only the init's exit ends it, never a signal's interruption.
+	// Without a pidfd the recording ends at poststop.
+	exited, waited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(waited)
+		if gone, _ := waitExit(h.Pid, stopWait[0]); gone {
+			close(exited)
+		}
+	}()
+	defer func() {
+		unix.Close(stopWait[1])
+		<-waited
+		unix.Close(stopWait[0])
+	}()
 	ready(nil)
 
 	stop := make(chan *net.UnixConn, 1)
@@ -212,14 +358,6 @@ func RecordHook(h HookRecording, ready func(error)) error {
 			}
 			c.Close()
 		}
-	}()
-	exited := make(chan struct{})
-	go func() {
-		if fd, err := unix.PidfdOpen(int(h.Pid), 0); err == nil {
-			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1)
-			unix.Close(fd)
-		}
-		close(exited)
 	}()
 	var asker *net.UnixConn
 	select {
@@ -281,10 +419,10 @@ func writeHookProfile(rec *Recorder, mnt uint32, base *Profile, start *runtimeba
 	return f.Close()
 }
 
-// StopHook asks a container's recorder to write its profile and returns how that went, waiting
+// stopHook asks a container's recorder to write its profile and returns how that went, waiting
 // at most timeout. A recorder that finished already (its container's init exited) left its result
 // in HookRunDir.
-func StopHook(id string, timeout time.Duration) error {
+func stopHook(id string, timeout time.Duration) error {
 	result, err := askRecorder(id, timeout)
 	if err != nil {
 		data, ferr := os.ReadFile(resultPath(id))

@@ -190,24 +190,10 @@ func (s *Session) add(t *target) {
 }
 
 // watchExit finishes a recording when its process (the container's init) exits, or returns when
-// the session closes. A pidfd names the process itself, so a reused pid is never mistaken for it.
+// the session closes.
 func (s *Session) watchExit(t *target) {
-	fd, err := unix.PidfdOpen(int(t.pid), 0)
-	switch {
-	case err == unix.ESRCH: // exited already: a short-lived container
-	case err != nil:
-		return // no pidfd: the recording ends with the session
-	default:
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(s.stopR), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
-				break
-			}
-		}
-		unix.Close(fd)
-		if fds[0].Revents == 0 {
-			return // the session closed: Run finishes what is left
-		}
+	if exited, _ := waitExit(t.pid, s.stopR); !exited {
+		return // the session closed (or no pidfd): Run finishes what is left
 	}
 	s.finish(t)
 	select {
