@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -27,8 +29,11 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 
 // run executes the command line and returns the exit status: 0, 1 (runtime) or 2 (usage).
 func run(args []string, stdout, stderr io.Writer) int {
+	// A write to a closed pipe returns EPIPE rather than killing the process, so that a trace
+	// piped to `head` ends with its summary. Caught rather than ignored: children get the default.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	err := newApp(stdout, stderr).Run(args)
-	if err == nil {
+	if err == nil || outputClosed(err) { // the reader of the output had enough: no failure
 		return 0
 	}
 	fmt.Fprintf(stderr, "ghostwatch: %v\n", err)

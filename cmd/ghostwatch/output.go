@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -107,6 +109,10 @@ type eventWriter struct {
 	row    encode.Row
 	header bool
 	err    error // the first write error; later events are dropped and it is reported at stop
+	// pending counts the events in buf; unwritten those a write error kept from the output.
+	pending, unwritten uint64
+	// onError, if not nil, is told of the first write error: nothing more can be written.
+	onError func()
 }
 
 func newEventWriter(format string, w io.Writer, columns []encode.Column) *eventWriter {
@@ -116,8 +122,10 @@ func newEventWriter(format string, w io.Writer, columns []encode.Column) *eventW
 
 func (w *eventWriter) write(ev gadget.Event) {
 	if w.err != nil {
+		w.unwritten++
 		return
 	}
+	w.pending++
 	if w.isJSON {
 		w.json.B = w.buf
 		w.json.Append(ev)
@@ -142,11 +150,21 @@ func (w *eventWriter) idle() {
 	}
 }
 
-// flush writes what is buffered and returns the first write error so far.
+// flush writes what is buffered and returns the first write error so far. The events of a
+// buffer whose write failed count as not written, even if some of its bytes were.
 func (w *eventWriter) flush() error {
 	if w.err == nil && len(w.buf) > 0 {
-		_, w.err = w.out.Write(w.buf)
+		if _, w.err = w.out.Write(w.buf); w.err != nil {
+			w.unwritten += w.pending
+			if w.onError != nil {
+				w.onError()
+			}
+		}
 	}
-	w.buf = w.buf[:0]
+	w.buf, w.pending = w.buf[:0], 0
 	return w.err
 }
+
+// outputClosed tells a write error that means the reader of the output went away (a pipe to
+// `head`): the output was wanted no further, which is no failure.
+func outputClosed(err error) bool { return errors.Is(err, syscall.EPIPE) }

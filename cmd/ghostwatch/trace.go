@@ -128,6 +128,7 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	fmt.Fprintf(stderr, "ghostwatch: tracing %s (attach: %s%s); Ctrl-C to stop\n", d.Name, attachLine(g.Choices()), fallbackLine(fallbacks))
 
 	w := newEventWriter(o.format, c.App.Writer, d.TableColumns())
+	w.onError = cancel // nothing more can be written: tracing on would only count
 	start := time.Now()
 	var events uint64
 	runErr := g.Run(ctx, coll, func(ev gadget.Event) {
@@ -141,7 +142,7 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	// its end) is written, and the summary is printed with the drops; then the first error.
 	writeErr := w.flush()
 	lost, lostErr := g.Lost()
-	sum := summary{Type: "summary", Gadget: d.Name, Events: events, Lost: lost.Total(), LostByCause: lost.ByName(),
+	sum := summary{Type: "summary", Gadget: d.Name, Events: events, Unwritten: w.unwritten, Lost: lost.Total(), LostByCause: lost.ByName(),
 		Duration: time.Since(start).Round(time.Millisecond).String(), Attach: g.Choices(), Fallbacks: fallbacks}
 	sumErr := printSummary(w, stderr, sum)
 	var reportErr error
@@ -240,7 +241,10 @@ type summary struct {
 	Type   string `json:"type"` // "summary"
 	Gadget string `json:"gadget"`
 	Events uint64 `json:"events"`
-	Lost   uint64 `json:"lost"`
+	// Unwritten are the events the output did not take (closed early, a write error): decoded,
+	// and counted here, but not delivered.
+	Unwritten uint64 `json:"unwritten,omitempty"`
+	Lost      uint64 `json:"lost"`
 	// LostByCause splits Lost (gadget.LossCauses): only the causes with losses.
 	LostByCause map[string]uint64 `json:"lost_by_cause,omitempty"`
 	Duration    string            `json:"duration"`
@@ -307,9 +311,17 @@ func lostLine(by map[string]uint64) string {
 }
 
 func printSummary(w *eventWriter, stderr io.Writer, s summary) error {
-	fmt.Fprintf(stderr, "ghostwatch: %s: %d events, %d lost, %s%s; attach: %s%s\n",
-		s.Gadget, s.Events, s.Lost, s.Duration, lostLine(s.LostByCause), attachLine(s.Attach), fallbackLine(s.Fallbacks))
-	if !w.isJSON {
+	unwritten := ""
+	if s.Unwritten > 0 {
+		why := "the output failed"
+		if outputClosed(w.err) {
+			why = "the output was closed"
+		}
+		unwritten = fmt.Sprintf(" (%d not written: %s)", s.Unwritten, why)
+	}
+	fmt.Fprintf(stderr, "ghostwatch: %s: %d events%s, %d lost, %s%s; attach: %s%s\n",
+		s.Gadget, s.Events, unwritten, s.Lost, s.Duration, lostLine(s.LostByCause), attachLine(s.Attach), fallbackLine(s.Fallbacks))
+	if !w.isJSON || w.err != nil { // the output takes no more
 		return nil
 	}
 	return newPrinter("json", w.out).print(s, nil)

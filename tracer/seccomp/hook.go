@@ -404,19 +404,49 @@ func writeHookProfile(rec *Recorder, mnt uint32, base *Profile, start *runtimeba
 	if err != nil {
 		return err
 	}
-	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL
-	if overwrite {
-		flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
+	if err := writeNoSymlinks(of, data, overwrite); err != nil {
+		return fmt.Errorf("writing the profile: %w", err)
 	}
-	f, err := openNoSymlinks(of, flags)
+	return nil
+}
+
+// writeNoSymlinks writes a file whole or not at all, as WriteFileAtomic does (a temporary file in
+// its directory, renamed into place; removed if anything fails, a full disk included), with the
+// kernel refusing symlinks on the way (openNoSymlinks) and, unless overwrite, an existing file.
+func writeNoSymlinks(path string, data []byte, overwrite bool) error {
+	dfd, err := unix.Openat2(unix.AT_FDCWD, filepath.Dir(path), &unix.OpenHow{
+		Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
 	if err != nil {
-		return fmt.Errorf("writing the profile: %w", err)
+		return &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the profile: %w", err)
+	defer unix.Close(dfd)
+	name := filepath.Base(path)
+	tmp := fmt.Sprintf(".%s.ghostwatch-%d", name, os.Getpid())
+	fd, err := unix.Openat2(dfd, tmp, &unix.OpenHow{Flags: unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Mode: 0o644, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH})
+	if err != nil {
+		return &os.PathError{Op: "open", Path: filepath.Join(filepath.Dir(path), tmp), Err: err}
 	}
-	return f.Close()
+	f := os.NewFile(uintptr(fd), filepath.Join(filepath.Dir(path), tmp))
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		flags := uint(unix.RENAME_NOREPLACE)
+		if overwrite {
+			flags = 0
+		}
+		if err = unix.Renameat2(dfd, tmp, dfd, name, flags); err == unix.EEXIST {
+			err = fmt.Errorf("%s exists: refusing to overwrite it", path)
+		} else if err != nil {
+			err = &os.PathError{Op: "rename", Path: path, Err: err}
+		}
+	}
+	if err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+	}
+	return err
 }
 
 // stopHook asks a container's recorder to write its profile and returns how that went, waiting

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ghostwatch/ghostwatch/tracer/testutil"
+)
+
+// `ghostwatch trace setns -o json | head -1`: once the reader of the output is gone, the next
+// write ends the trace, quietly and with exit status 0 (the reader had enough), and the summary
+// on stderr counts the events decoded but not written, so that none passes for delivered.
+func TestTraceOutputClosedEarly(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := startTracingTo(t, w, "Ctrl-C to stop", "trace", "setns", "-o", "json", "--comm", "unshare")
+	w.Close()
+	event := func() {
+		if out, err := exec.Command("unshare", "--uts", "true").CombinedOutput(); err != nil {
+			t.Fatalf("unshare: %v: %s", err, out)
+		}
+	}
+
+	// head -1: one line read, then the pipe closed.
+	first := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		first <- line
+	}()
+	event()
+	select {
+	case line := <-first:
+		if !strings.Contains(line, `"type":"setns"`) {
+			t.Fatalf("first line %q is no setns event", line)
+		}
+	case <-time.After(testutil.Wait):
+		t.Fatalf("no event written within %v; stderr: %s", testutil.Wait, tr.stderr)
+	}
+	r.Close()
+
+	// The next write finds the pipe closed: ghostwatch stops by itself, and prints its summary
+	// (read before the process is waited for, which closes the pipe of its stderr).
+	deadline := time.Now().Add(testutil.Wait)
+	for !strings.Contains(tr.stderr.String(), "ghostwatch: setns: ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("ghostwatch went on tracing into a closed pipe; stderr: %s", tr.stderr)
+		}
+		event()
+	}
+	if code := tr.wait(t); code != 0 {
+		t.Errorf("exit status %d (%v), want 0; stderr: %s", code, tr.cmd.ProcessState, tr.stderr)
+	}
+	stderr := tr.stderr.String()
+	var events, unwritten, lost uint64
+	at := strings.Index(stderr, "ghostwatch: setns: ")
+	if _, err := fmt.Sscanf(stderr[max(at, 0):], "ghostwatch: setns: %d events (%d not written: the output was closed), %d lost", &events, &unwritten, &lost); at < 0 || err != nil {
+		t.Fatalf("no summary counting the events not written on stderr: %s", stderr)
+	}
+	if unwritten == 0 || unwritten >= events {
+		t.Errorf("%d events, %d not written: want some written (the first) and some not", events, unwritten)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if strings.Contains(line, "pipe") && !strings.Contains(line, "not written") {
+			t.Errorf("stderr has an error for the closed output: %q", line)
+		}
+	}
+}
