@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,5 +173,53 @@ func TestWithoutContainerd(t *testing.T) {
 	}, nil)
 	if ev.Container.ID != cache.ID {
 		t.Errorf("attributed to %+v, want %s", ev.Container, cache.ID)
+	}
+}
+
+// containerd restarted under a watcher: the stream's end is said in one line, containers are
+// found by cgroup path meanwhile, and once containerd answers again the watcher reconnects and
+// names the containers started since.
+func TestContainerdRestarted(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := containertest.Start(t)
+	coll := container.NewCollection()
+	var mu sync.Mutex
+	var warnings []string
+	w := container.Watch(context.Background(), coll, d.Socket, []string{containertest.Namespace}, func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		warnings = append(warnings, err.Error())
+	})
+	t.Cleanup(w.Stop)
+	before := d.Run(t, containertest.Options{Name: "before"})
+	if c := waitKnown(t, coll, before.ID, true); c.Source != "containerd" {
+		t.Fatalf("container before the restart found by %s, want containerd", c.Source)
+	}
+
+	d.Restart(t)
+	after := d.Run(t, containertest.Options{Name: "after"})
+	// The return is said once the reconnection's scan has named the container: wait for both.
+	named := func() bool {
+		c := coll.Get(after.ID)
+		mu.Lock()
+		defer mu.Unlock()
+		return c != nil && c.Source == "containerd" && c.Name == "after" && len(warnings) >= 2
+	}
+	deadline := time.Now().Add(testutil.Wait)
+	for !named() {
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("container started after the restart is %+v within %v, want it named by containerd; warnings: %q", coll.Get(after.ID), testutil.Wait, warnings)
+		}
+		time.Sleep(20 * time.Millisecond) // the index is fed by containerd's event stream
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "event stream ended") || !strings.Contains(warnings[1], "answers again") {
+		t.Errorf("warnings = %q, want the stream's end, then containerd's return", warnings)
+	}
+	if c := coll.Get(before.ID); c == nil || c.Name != "before" {
+		t.Errorf("container from before the restart is %+v, want it still known by name", c)
 	}
 }

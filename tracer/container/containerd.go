@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -290,15 +291,21 @@ func ociRuntime(rt containers.RuntimeInfo) string {
 const rescanEvery = 2 * time.Second
 
 // Watch fills coll from containerd and the CRI (containerd's plugin, CRI-O) and, when containerd
-// is unreachable or its event stream ends, from the cgroup paths of running processes, rescanned
-// until ctx ends or the watcher is stopped. Running processes are scanned once in any case, for
-// containers of other runtimes. warn is told of each fallback, in one line.
+// is unreachable or its event stream ends (a restart), from the cgroup paths of running processes,
+// rescanned until containerd answers again: then the watcher reconnects, rescans it and follows its
+// events, so that new containers are named again. Running processes are scanned once in any case,
+// for containers of other runtimes. warn is told of each fallback, and of each return, in one line.
+// It runs until ctx ends or the watcher is stopped.
 func Watch(ctx context.Context, coll *Collection, socket string, nss []string, warn func(error)) *Watcher {
 	w, ctx := newWatcher(ctx)
-	err := w.containerd(ctx, coll, socket, nss, func(err error) {
-		warn(fmt.Errorf("%w; new containers are attributed by cgroup path", err))
-		w.goWatch(func() { coll.rescan(ctx) })
-	})
+	var connect func() error
+	connect = func() error {
+		return w.containerd(ctx, coll, socket, nss, func(err error) {
+			warn(fmt.Errorf("%w; new containers are attributed by cgroup path until it answers again", err))
+			w.goWatch(func() { coll.untilConnected(ctx, connect, warn) })
+		})
+	}
+	err := connect()
 	for _, s := range cri.Sockets(socket) {
 		// Names from the CRI where a runtime serves it; containerd without its CRI plugin
 		// (and a node without CRI-O) have nothing to add.
@@ -307,13 +314,28 @@ func Watch(ctx context.Context, coll *Collection, socket string, nss []string, w
 	coll.ScanProcesses()
 	if err != nil {
 		warn(fmt.Errorf("%w; attributing containers by cgroup path", err))
-		w.goWatch(func() { coll.rescan(ctx) })
+		w.goWatch(func() { coll.untilConnected(ctx, connect, warn) })
 	}
 	return w
 }
 
-func (c *Collection) rescan(ctx context.Context) {
-	every(ctx, rescanEvery, func() { c.ScanProcesses() })
+// untilConnected rescans running processes by cgroup path until connect succeeds (containerd
+// answers again) or ctx ends.
+func (c *Collection) untilConnected(ctx context.Context, connect func() error, warn func(error)) {
+	t := time.NewTicker(rescanEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.ScanProcesses()
+		if connect() == nil {
+			warn(errors.New("containerd answers again: containers are named from it again"))
+			return
+		}
+	}
 }
 
 // every calls f every d until ctx ends.

@@ -244,6 +244,15 @@ func (d *Daemon) Crash(t testing.TB) {
 	t.Cleanup(func() { d.start(t) }) // runs before Stop, which was registered earlier
 }
 
+// Restart kills the daemon as Crash does, then starts it again on the same socket and state, as
+// a node's service manager would.
+func (d *Daemon) Restart(t testing.TB) {
+	d.Client.Close()
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	d.start(t)
+}
+
 func (d *Daemon) importImage(t testing.TB) {
 	t.Helper()
 	var image bytes.Buffer
