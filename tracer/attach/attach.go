@@ -7,6 +7,7 @@ package attach
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -114,7 +115,7 @@ candidates:
 			s.release = release
 		}
 		if err := s.tryCandidate(spec, names); err != nil {
-			choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: reason(err)})
+			choice.Rejected = append(choice.Rejected, Rejection{Candidate: desc, Reason: whyNot(spec, names, err)})
 			continue
 		}
 		s.hookOf[h.Name] = names
@@ -276,6 +277,18 @@ func candidates(spec *ebpf.CollectionSpec, h Hook) (kinds, descs []string, err e
 		kinds, descs = append(kinds, kind), append(descs, desc)
 	}
 	return kinds, descs, nil
+}
+
+// whyNot says why a candidate failed with err: what the kernel lacks for one of its programs, with
+// the first release that has it, or else the error, shortened.
+func whyNot(spec *ebpf.CollectionSpec, names []string, err error) string {
+	for _, n := range names {
+		kind, target, _ := strings.Cut(spec.Programs[n].SectionName, "/")
+		if l := lacked(runtime.GOARCH, kernel.Release(), kind, target, err, kernelHas); l != "" {
+			return l
+		}
+	}
+	return reason(err)
 }
 
 // reason shortens a load or attach error to what an operator needs to read.

@@ -197,11 +197,18 @@ const MinRelease = "5.10"
 func OutOfScope() string { return outOfScope(Release()) }
 
 func outOfScope(release string) string {
-	major, minor, ok := releaseNumbers(release)
-	if ok && (major < 5 || major == 5 && minor < 10) {
+	if Older(release, MinRelease) {
 		return fmt.Sprintf("kernel %s is older than %s, the oldest ghostwatch supports", release, MinRelease)
 	}
 	return ""
+}
+
+// Older tells whether release ("6.1.0-57-arm64", as uname gives it) is of a series before series
+// ("6.4"); false when either does not parse.
+func Older(release, series string) bool {
+	rm, rn, ok1 := releaseNumbers(release)
+	sm, sn, ok2 := releaseNumbers(series)
+	return ok1 && ok2 && (rm < sm || rm == sm && rn < sn)
 }
 
 func releaseNumbers(rel string) (major, minor int, ok bool) {
