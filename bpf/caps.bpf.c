@@ -149,13 +149,18 @@ static __always_inline void check(const struct cred *cred, struct user_namespace
 		return;
 	struct task_struct *task = gw_current();
 	struct pt_regs *regs = gw_syscall_regs(task);
-	__s32 syscall = regs ? (__s32)GW_SYSCALL_NR(BPF_CORE_READ, regs) : -1;
+	/* Loads, not probe reads, where the kernel allows (bpf_task_pt_regs gives a pointer the
+	 * verifier knows): --unique drops most checks right after them. */
+	__s32 syscall = !regs			 ? -1
+			: gw_has(TASK_PT_REGS) ? (__s32)GW_SYSCALL_NR(LOAD, regs)
+					       : (__s32)GW_SYSCALL_NR(BPF_CORE_READ, regs);
 	if (unique) {
-		struct unique_key k = {.mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum), .cap = cap, .ret = ret,
+		struct unique_key k = {.mntns = GW_TASK(task, nsproxy, mnt_ns, ns.inum), .cap = cap, .ret = ret,
 				       .syscall = syscall};
+		/* A lookup first: an LRU map's update takes a free node under its locks before it looks
+		 * for the key, then gives it back. BPF_NOEXIST: of two CPUs racing on a new key, one writes. */
 		__u8 one = 1;
-		/* BPF_NOEXIST: of two CPUs racing on a new key, one writes. */
-		if (bpf_map_update_elem(&seen, &k, &one, BPF_NOEXIST))
+		if (bpf_map_lookup_elem(&seen, &k) || bpf_map_update_elem(&seen, &k, &one, BPF_NOEXIST))
 			return;
 	}
 	struct check_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

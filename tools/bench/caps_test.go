@@ -5,9 +5,11 @@ import (
 	"io"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkCaps measures what `trace caps` adds to every syscall (a getppid loop: no capability
@@ -93,4 +95,62 @@ func ratio(a, b float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", a/b)
+}
+
+// BenchmarkCapsUnique measures, in the kernel's accounting of program run time, what a check costs
+// the cap_capable program when every check is written (`trace caps`), when --unique finds it seen
+// already, and when --denied drops it at once, beside the empty floor program: over setuid loops
+// (whose checks --unique writes once), since on a busy machine the wall clock moves by more than that.
+func BenchmarkCapsUnique(b *testing.B) {
+	loop, ghostwatch, floor, ours := prepare(b)
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stats.Close()
+	checks := []string{"check_btf", "check_fexit", "check_kprobe", "check_kretprobe"}
+	configs := []struct {
+		config
+		programs []string
+	}{
+		{config{"floor: empty program on cap_capable", floorOn(floor, ours, nil, floor.CapCapableBtf), 0}, []string{"cap_capable_btf"}},
+		{config{"trace caps: every check written", traceCaps(ghostwatch, "--capset=false"), 0}, checks},
+		{config{"trace caps --unique: each seen before", traceCaps(ghostwatch, "--unique", "--capset=false"), 0}, checks},
+		{config{"trace caps --denied: each allowed", traceCaps(ghostwatch, "--denied", "--capset=false"), 0}, checks},
+	}
+	// The run time of the loop alone: the floor's program stays loaded between its runs, and a
+	// tracer's programs run for ghostwatch's own checks before the loop.
+	total := func(names []string) (time.Duration, uint64) {
+		var d time.Duration
+		var n uint64
+		for _, st := range runTimes(b, names...) {
+			d, n = d+st.Runtime, n+st.RunCount
+		}
+		return d, n
+	}
+	perRun := map[string][]float64{}
+	for range rounds {
+		for _, c := range configs {
+			alone(b, ours)
+			runLoop(b, loop, "setuid", 400000, func(b *testing.B, pid int, mntns uint32) func() {
+				end := c.setup(b, pid, mntns)
+				d0, n0 := total(c.programs)
+				return func() {
+					d, n := total(c.programs)
+					if n > n0 {
+						perRun[c.name] = append(perRun[c.name], float64(d-d0)/float64(n-n0))
+					}
+					end()
+				}
+			})
+		}
+	}
+	fmt.Printf("\nkernel time of the cap_capable program per run, setuid loop, --capset=false, median of %d rounds\n", rounds)
+	fmt.Printf("(BPF_STATS_RUN_TIME, which adds a clock read per run)\n")
+	for _, c := range configs {
+		fmt.Printf("%-42s %10.1f ns\n", c.name, median(perRun[c.name]))
+	}
+	written, unique, denied := median(perRun[configs[1].name]), median(perRun[configs[2].name]), median(perRun[configs[3].name])
+	fmt.Printf("--unique's lookup costs %.1f ns beside --denied's first test, and saves %.1f ns of writing: %.2f\n",
+		unique-denied, written-unique, (unique-denied)/(written-unique))
 }

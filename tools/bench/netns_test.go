@@ -163,6 +163,16 @@ func BenchmarkNetnsTrace(b *testing.B) {
 
 // printRunTime prints the kernel's accounting of the named programs' run time, per run.
 func printRunTime(b *testing.B, names ...string) {
+	for name, st := range runTimes(b, names...) {
+		if st.RunCount > 0 {
+			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", name, float64(st.Runtime.Nanoseconds())/float64(st.RunCount), st.RunCount)
+		}
+	}
+}
+
+// runTimes is the kernel's accounting of the named programs loaded now (BPF_STATS_RUN_TIME), by name.
+func runTimes(b *testing.B, names ...string) map[string]*ebpf.ProgramStats {
+	stats := map[string]*ebpf.ProgramStats{}
 	for id, name := range testutil.Programs(b) {
 		if !slices.Contains(names, name) {
 			continue
@@ -171,9 +181,10 @@ func printRunTime(b *testing.B, names ...string) {
 		if err != nil {
 			continue // unloaded meanwhile
 		}
-		if st, err := p.Stats(); err == nil && st.RunCount > 0 {
-			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", name, float64(st.Runtime.Nanoseconds())/float64(st.RunCount), st.RunCount)
+		if st, err := p.Stats(); err == nil {
+			stats[name] = st
 		}
 		p.Close()
 	}
+	return stats
 }
