@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type SetnsAncestor struct {
+	_    structs.HostLayout
+	Pid  uint32
+	Comm [16]int8
+}
+
 type SetnsEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -28,15 +34,20 @@ type SetnsEvent struct {
 		Comm     [16]int8
 		Kind     uint32
 	}
-	Ret       int64
-	Flags     uint64
-	Fd        int32
-	FdKind    SetnsSetnsFdKind
-	Syscall   SetnsSetnsSyscall
-	TargetPid uint32
-	NsMask    uint32
-	Target    [8]uint32
-	_         [4]byte
+	Ret          int64
+	Flags        uint64
+	Fd           int32
+	FdKind       SetnsSetnsFdKind
+	Syscall      SetnsSetnsSyscall
+	TargetPid    uint32
+	NsMask       uint32
+	Target       [8]uint32
+	_            [4]byte
+	ExeDirIno    uint64
+	ExeDirDev    uint32
+	RuntimePid   uint32
+	RuntimeStart uint64
+	Ancestry     [4]SetnsAncestor
 }
 
 type SetnsMntnsFilter uint32
@@ -46,6 +57,21 @@ const (
 	SetnsMntnsFilterFILTER_MNTNS_ONLY   SetnsMntnsFilter = 1
 	SetnsMntnsFilterFILTER_MNTNS_EXCEPT SetnsMntnsFilter = 2
 )
+
+type SetnsRtArgs struct {
+	_         structs.HostLayout
+	StartTime uint64
+	Len       uint32
+	Args      [320]int8
+	_         [4]byte
+}
+
+type SetnsSession struct {
+	_         structs.HostLayout
+	Id        uint64
+	EnteredBy uint32
+	Forked    uint32
+}
 
 type SetnsSetnsFdKind uint32
 
@@ -61,6 +87,7 @@ type SetnsSetnsKind uint32
 
 const (
 	SetnsSetnsKindSETNS_CALL SetnsSetnsKind = 1
+	SetnsSetnsKindSETNS_THEN SetnsSetnsKind = 2
 )
 
 type SetnsSetnsSyscall uint32
@@ -72,21 +99,58 @@ const (
 	SetnsSetnsSyscallSYSCALL_CLONE3  SetnsSetnsSyscall = 4
 )
 
+type SetnsThenEvent struct {
+	_   structs.HostLayout
+	Hdr struct {
+		_        structs.HostLayout
+		TsBootNs uint64
+		CgroupId uint64
+		Pid      uint32
+		Tid      uint32
+		Ppid     uint32
+		Uid      uint32
+		Gid      uint32
+		Ns       [8]uint32
+		Comm     [16]int8
+		Kind     uint32
+	}
+	Session   uint64
+	EnteredBy uint32
+	Exec      uint32
+	Ret       int64
+	ExitCode  int32
+	Argc      uint32
+	File      [128]int8
+	Args      [6][48]int8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	SetnsMapEvents          = "events"
+	SetnsMapExecs           = "execs"
+	SetnsMapFailed          = "failed"
 	SetnsMapFilterMntns     = "filter_mntns"
 	SetnsMapLost            = "lost"
 	SetnsMapPending         = "pending"
+	SetnsMapRtScratch       = "rt_scratch"
+	SetnsMapRuntimes        = "runtimes"
 	SetnsMapScratch         = "scratch"
+	SetnsMapSessions        = "sessions"
+	SetnsMapThenScratch     = "then_scratch"
 	SetnsProgClone3Enter    = "clone3_enter"
 	SetnsProgClone3Exit     = "clone3_exit"
 	SetnsProgCloneEnter     = "clone_enter"
 	SetnsProgCloneExit      = "clone_exit"
 	SetnsProgCommitFentry   = "commit_fentry"
 	SetnsProgCommitKprobe   = "commit_kprobe"
+	SetnsProgExecveEnter    = "execve_enter"
+	SetnsProgExecveExit     = "execve_exit"
+	SetnsProgExecveatEnter  = "execveat_enter"
+	SetnsProgExecveatExit   = "execveat_exit"
+	SetnsProgExitBtf        = "exit_btf"
+	SetnsProgExitRaw        = "exit_raw"
 	SetnsProgForkBtf        = "fork_btf"
 	SetnsProgForkRaw        = "fork_raw"
 	SetnsProgSetnsEnter     = "setns_enter"
@@ -98,6 +162,7 @@ const (
 	SetnsVarFilterTgid      = "filter_tgid"
 	SetnsVarGwLacks         = "gw_lacks"
 	SetnsVarUnusedKind      = "unused_kind"
+	SetnsVarUnusedThen      = "unused_then"
 )
 
 // LoadSetns returns the embedded CollectionSpec for Setns.
@@ -142,18 +207,24 @@ type SetnsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SetnsProgramSpecs struct {
-	Clone3Enter  *ebpf.ProgramSpec `ebpf:"clone3_enter"`
-	Clone3Exit   *ebpf.ProgramSpec `ebpf:"clone3_exit"`
-	CloneEnter   *ebpf.ProgramSpec `ebpf:"clone_enter"`
-	CloneExit    *ebpf.ProgramSpec `ebpf:"clone_exit"`
-	CommitFentry *ebpf.ProgramSpec `ebpf:"commit_fentry"`
-	CommitKprobe *ebpf.ProgramSpec `ebpf:"commit_kprobe"`
-	ForkBtf      *ebpf.ProgramSpec `ebpf:"fork_btf"`
-	ForkRaw      *ebpf.ProgramSpec `ebpf:"fork_raw"`
-	SetnsEnter   *ebpf.ProgramSpec `ebpf:"setns_enter"`
-	SetnsExit    *ebpf.ProgramSpec `ebpf:"setns_exit"`
-	UnshareEnter *ebpf.ProgramSpec `ebpf:"unshare_enter"`
-	UnshareExit  *ebpf.ProgramSpec `ebpf:"unshare_exit"`
+	Clone3Enter   *ebpf.ProgramSpec `ebpf:"clone3_enter"`
+	Clone3Exit    *ebpf.ProgramSpec `ebpf:"clone3_exit"`
+	CloneEnter    *ebpf.ProgramSpec `ebpf:"clone_enter"`
+	CloneExit     *ebpf.ProgramSpec `ebpf:"clone_exit"`
+	CommitFentry  *ebpf.ProgramSpec `ebpf:"commit_fentry"`
+	CommitKprobe  *ebpf.ProgramSpec `ebpf:"commit_kprobe"`
+	ExecveEnter   *ebpf.ProgramSpec `ebpf:"execve_enter"`
+	ExecveExit    *ebpf.ProgramSpec `ebpf:"execve_exit"`
+	ExecveatEnter *ebpf.ProgramSpec `ebpf:"execveat_enter"`
+	ExecveatExit  *ebpf.ProgramSpec `ebpf:"execveat_exit"`
+	ExitBtf       *ebpf.ProgramSpec `ebpf:"exit_btf"`
+	ExitRaw       *ebpf.ProgramSpec `ebpf:"exit_raw"`
+	ForkBtf       *ebpf.ProgramSpec `ebpf:"fork_btf"`
+	ForkRaw       *ebpf.ProgramSpec `ebpf:"fork_raw"`
+	SetnsEnter    *ebpf.ProgramSpec `ebpf:"setns_enter"`
+	SetnsExit     *ebpf.ProgramSpec `ebpf:"setns_exit"`
+	UnshareEnter  *ebpf.ProgramSpec `ebpf:"unshare_enter"`
+	UnshareExit   *ebpf.ProgramSpec `ebpf:"unshare_exit"`
 }
 
 // SetnsMapSpecs contains maps before they are loaded into the kernel.
@@ -161,10 +232,16 @@ type SetnsProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type SetnsMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	Execs       *ebpf.MapSpec `ebpf:"execs"`
+	Failed      *ebpf.MapSpec `ebpf:"failed"`
 	FilterMntns *ebpf.MapSpec `ebpf:"filter_mntns"`
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
 	Pending     *ebpf.MapSpec `ebpf:"pending"`
+	RtScratch   *ebpf.MapSpec `ebpf:"rt_scratch"`
+	Runtimes    *ebpf.MapSpec `ebpf:"runtimes"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
+	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
+	ThenScratch *ebpf.MapSpec `ebpf:"then_scratch"`
 }
 
 // SetnsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -176,6 +253,7 @@ type SetnsVariableSpecs struct {
 	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
 	GwLacks         *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedThen      *ebpf.VariableSpec `ebpf:"unused_then"`
 }
 
 // SetnsObjects contains all objects after they have been loaded into the kernel.
@@ -199,19 +277,31 @@ func (o *SetnsObjects) Close() error {
 // It can be passed to LoadSetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SetnsMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
+	Execs       *ebpf.Map `ebpf:"execs"`
+	Failed      *ebpf.Map `ebpf:"failed"`
 	FilterMntns *ebpf.Map `ebpf:"filter_mntns"`
 	Lost        *ebpf.Map `ebpf:"lost"`
 	Pending     *ebpf.Map `ebpf:"pending"`
+	RtScratch   *ebpf.Map `ebpf:"rt_scratch"`
+	Runtimes    *ebpf.Map `ebpf:"runtimes"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
+	Sessions    *ebpf.Map `ebpf:"sessions"`
+	ThenScratch *ebpf.Map `ebpf:"then_scratch"`
 }
 
 func (m *SetnsMaps) Close() error {
 	return _SetnsClose(
 		m.Events,
+		m.Execs,
+		m.Failed,
 		m.FilterMntns,
 		m.Lost,
 		m.Pending,
+		m.RtScratch,
+		m.Runtimes,
 		m.Scratch,
+		m.Sessions,
+		m.ThenScratch,
 	)
 }
 
@@ -224,24 +314,31 @@ type SetnsVariables struct {
 	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
 	GwLacks         *ebpf.Variable `ebpf:"gw_lacks"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedThen      *ebpf.Variable `ebpf:"unused_then"`
 }
 
 // SetnsPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadSetnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SetnsPrograms struct {
-	Clone3Enter  *ebpf.Program `ebpf:"clone3_enter"`
-	Clone3Exit   *ebpf.Program `ebpf:"clone3_exit"`
-	CloneEnter   *ebpf.Program `ebpf:"clone_enter"`
-	CloneExit    *ebpf.Program `ebpf:"clone_exit"`
-	CommitFentry *ebpf.Program `ebpf:"commit_fentry"`
-	CommitKprobe *ebpf.Program `ebpf:"commit_kprobe"`
-	ForkBtf      *ebpf.Program `ebpf:"fork_btf"`
-	ForkRaw      *ebpf.Program `ebpf:"fork_raw"`
-	SetnsEnter   *ebpf.Program `ebpf:"setns_enter"`
-	SetnsExit    *ebpf.Program `ebpf:"setns_exit"`
-	UnshareEnter *ebpf.Program `ebpf:"unshare_enter"`
-	UnshareExit  *ebpf.Program `ebpf:"unshare_exit"`
+	Clone3Enter   *ebpf.Program `ebpf:"clone3_enter"`
+	Clone3Exit    *ebpf.Program `ebpf:"clone3_exit"`
+	CloneEnter    *ebpf.Program `ebpf:"clone_enter"`
+	CloneExit     *ebpf.Program `ebpf:"clone_exit"`
+	CommitFentry  *ebpf.Program `ebpf:"commit_fentry"`
+	CommitKprobe  *ebpf.Program `ebpf:"commit_kprobe"`
+	ExecveEnter   *ebpf.Program `ebpf:"execve_enter"`
+	ExecveExit    *ebpf.Program `ebpf:"execve_exit"`
+	ExecveatEnter *ebpf.Program `ebpf:"execveat_enter"`
+	ExecveatExit  *ebpf.Program `ebpf:"execveat_exit"`
+	ExitBtf       *ebpf.Program `ebpf:"exit_btf"`
+	ExitRaw       *ebpf.Program `ebpf:"exit_raw"`
+	ForkBtf       *ebpf.Program `ebpf:"fork_btf"`
+	ForkRaw       *ebpf.Program `ebpf:"fork_raw"`
+	SetnsEnter    *ebpf.Program `ebpf:"setns_enter"`
+	SetnsExit     *ebpf.Program `ebpf:"setns_exit"`
+	UnshareEnter  *ebpf.Program `ebpf:"unshare_enter"`
+	UnshareExit   *ebpf.Program `ebpf:"unshare_exit"`
 }
 
 func (p *SetnsPrograms) Close() error {
@@ -252,6 +349,12 @@ func (p *SetnsPrograms) Close() error {
 		p.CloneExit,
 		p.CommitFentry,
 		p.CommitKprobe,
+		p.ExecveEnter,
+		p.ExecveExit,
+		p.ExecveatEnter,
+		p.ExecveatExit,
+		p.ExitBtf,
+		p.ExitRaw,
 		p.ForkBtf,
 		p.ForkRaw,
 		p.SetnsEnter,

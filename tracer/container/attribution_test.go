@@ -49,7 +49,7 @@ func listed(coll *container.Collection, id string) bool {
 	return false
 }
 
-func startTracer(t *testing.T, f gadget.Filter, coll *container.Collection) *gadget.Tracer[*setns.Event] {
+func startTracer(t *testing.T, f gadget.Filter, coll *container.Collection) *gadget.Tracer[gadget.Event] {
 	t.Helper()
 	tr, err := setns.New(f, coll)
 	if err != nil {
@@ -59,9 +59,14 @@ func startTracer(t *testing.T, f gadget.Filter, coll *container.Collection) *gad
 	return tr
 }
 
-func collect(t *testing.T, tr *gadget.Tracer[*setns.Event]) *gadgettest.Collector[*setns.Event] {
+// collect keeps the calls, not what followed them.
+func collect(t *testing.T, tr *gadget.Tracer[gadget.Event]) *gadgettest.Collector[*setns.Event] {
 	return gadgettest.Collect(t, func(ctx context.Context, emit func(*setns.Event)) error {
-		return tr.Run(ctx, emit, nil)
+		return tr.Run(ctx, func(e gadget.Event) {
+			if c, ok := e.(*setns.Event); ok {
+				emit(c)
+			}
+		}, nil)
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/gen/header"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
+	"github.com/ghostwatch/ghostwatch/tracer/lru"
 )
 
 // Grace is how long a removed container still resolves.
@@ -66,6 +67,9 @@ type Collection struct {
 	cgroups  *cgroupPaths
 	host     map[string]uint32 // the host's namespaces: never a container's
 	swept    time.Time         // the last look for containers known by cgroup alone whose cgroup is gone
+	// announced are containers a runtime created and has not started: what their labels say,
+	// until they are added (their task created) or pushed out by newer ones.
+	announced *lru.Cache[string, *event.Container]
 }
 
 // sweepEvery is how often containers known by their cgroup alone are looked at: no runtime tells of
@@ -73,17 +77,21 @@ type Collection struct {
 // --host fill the kernel filter's list of mount namespaces.
 const sweepEvery = 10 * time.Second
 
+// announcedMax bounds the containers created and not started that the index remembers.
+const announcedMax = 256
+
 // NewCollection returns an empty index.
 func NewCollection() *Collection {
 	return &Collection{
-		byID:     map[string]*Container{},
-		byNS:     map[string]map[uint32][]*Container{},
-		byCgroup: map[uint64]*Container{},
-		subs:     map[int]func(Change){},
-		taskSubs: map[int]func(TaskEvent){},
-		now:      time.Now,
-		cgroups:  newCgroupPaths(),
-		host:     hostNamespaces(),
+		byID:      map[string]*Container{},
+		byNS:      map[string]map[uint32][]*Container{},
+		byCgroup:  map[uint64]*Container{},
+		subs:      map[int]func(Change){},
+		taskSubs:  map[int]func(TaskEvent){},
+		now:       time.Now,
+		cgroups:   newCgroupPaths(),
+		host:      hostNamespaces(),
+		announced: lru.New[string, *event.Container](announcedMax, 0),
 	}
 }
 
@@ -174,6 +182,9 @@ func (c *Collection) add(ct *Container) {
 		fill(ct, old)
 	}
 	c.byID[ct.ID] = ct
+	if ct.Source != "cgroup" { // a cgroup path names no container: its announcement still does
+		c.announced.Delete(ct.ID)
+	}
 	for name, inode := range ct.NS {
 		if inode == 0 || inode == c.host[name] {
 			continue // a container sharing the host's namespace does not own it
@@ -278,6 +289,34 @@ func (c *Collection) unindex(ct *Container) {
 	if c.byCgroup[ct.CgroupID] == ct {
 		delete(c.byCgroup, ct.CgroupID)
 	}
+}
+
+// Announce remembers a container its runtime has created and not started yet, so that what
+// happens while it starts (its runtime entering namespaces) can name it.
+func (c *Collection) Announce(ct *event.Container) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byID[ct.ID]; !ok {
+		c.announced.Put(ct.ID, ct)
+	}
+}
+
+// Lookup returns a container by id, indexed or announced, and whether it is a pod's sandbox; nil
+// if it is neither.
+func (c *Collection) Lookup(id string) (ct *event.Container, sandbox bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	x, indexed := c.byID[id]
+	if indexed && x.Source != "cgroup" {
+		return x.Container, x.Sandbox
+	}
+	if a, ok := c.announced.Get(id); ok {
+		return a, false
+	}
+	if indexed {
+		return x.Container, x.Sandbox
+	}
+	return nil, false
 }
 
 // Get returns a container by id, or nil.

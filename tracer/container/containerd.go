@@ -113,7 +113,7 @@ func (wt *Watcher) containerd(ctx context.Context, coll *Collection, socket stri
 	w := &Containerd{client: client, namespaces: nss, coll: coll}
 	// Subscribe before scanning, so that nothing happens unseen in between.
 	sctx, stop := context.WithCancel(ctx)
-	envelopes, errs := client.EventService().Subscribe(sctx, `topic~="^/tasks/"`)
+	envelopes, errs := client.EventService().Subscribe(sctx, `topic~="^/tasks/"`, `topic=="/containers/create"`)
 	if err := w.scan(ctx); err != nil {
 		stop()
 		client.Close()
@@ -189,6 +189,13 @@ func (w *Containerd) handle(ctx context.Context, env *events.Envelope) {
 	}
 	nctx := namespaces.WithNamespace(ctx, env.Namespace)
 	switch e := ev.(type) {
+	case *apievents.ContainerCreate:
+		// Named before it runs: its runtime's entering the pod's namespaces names it.
+		if c, err := w.client.LoadContainer(nctx, e.ID); err == nil {
+			if info, err := c.Info(nctx, containerd.WithoutRefreshedMetadata); err == nil {
+				w.coll.Announce(labeled(info))
+			}
+		}
 	case *apievents.TaskCreate:
 		// Read before asking containerd about it: a short-lived container can have run and
 		// exited by the time the answers come, and then /proc has nothing left to show.
@@ -216,27 +223,15 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 	if err != nil {
 		return
 	}
-	l := info.Labels
 	ct := &Container{
-		Container: &event.Container{
-			ID:           info.ID,
-			Name:         l[labelContainerName],
-			Runtime:      "containerd",
-			Image:        info.Image,
-			Pod:          l[labelPodName],
-			K8sNamespace: l[labelPodNamespace],
-			PodUID:       l[labelPodUID],
-		},
+		Container:  labeled(info),
 		Namespace:  ns,
-		Sandbox:    l[labelKind] == "sandbox",
+		Sandbox:    info.Labels[labelKind] == "sandbox",
 		Pid:        init.pid,
 		NS:         init.ns,
 		CgroupPath: init.cgroupPath,
 		CgroupID:   init.cgroupID,
 		Source:     "containerd",
-	}
-	if ct.Name == "" {
-		ct.Name = l[labelNerdctlName]
 	}
 	ct.OCIRuntime = ociRuntime(info.Runtime)
 	var spec struct {
@@ -269,6 +264,17 @@ func (w *Containerd) add(ctx context.Context, ns string, c containerd.Container,
 		}
 	}
 	w.coll.Add(ct)
+}
+
+// labeled is what a containerd container's labels and image say of it.
+func labeled(info containers.Container) *event.Container {
+	l := info.Labels
+	ct := &event.Container{ID: info.ID, Name: l[labelContainerName], Runtime: "containerd", Image: info.Image,
+		Pod: l[labelPodName], K8sNamespace: l[labelPodNamespace], PodUID: l[labelPodUID]}
+	if ct.Name == "" {
+		ct.Name = l[labelNerdctlName]
+	}
+	return ct
 }
 
 // ociRuntime is the binary the runc shim runs for a container: its options' BinaryName, or runc.

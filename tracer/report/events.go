@@ -23,6 +23,7 @@ type header struct {
 
 type proc struct {
 	PID  uint32 `json:"pid"`
+	TID  uint32 `json:"tid"`
 	Comm string `json:"comm"`
 }
 
@@ -120,9 +121,48 @@ type setnsObj struct {
 	NSTypes         []string `json:"ns_types"`
 	TargetContainer *owner   `json:"target_container"`
 	Result          string   `json:"result"`
-	// Class is how the entry came about (an exec, nsenter, a debug container...), where the
+	// Entry is how the entry came about (an exec, nsenter, a debug container...), where the
 	// gadget says.
-	Class string `json:"class"`
+	Entry *entryObj `json:"entry"`
+	// A then event: what followed the entry made by thread EnteredBy at EnteredAt.
+	EnteredAt time.Time `json:"entered_at"`
+	EnteredBy uint32    `json:"entered_by"`
+	Argv      []string  `json:"argv"`
+	ExitCode  *int      `json:"exit_code"`
+}
+
+type entryObj struct {
+	Class     string     `json:"class"`
+	Heuristic bool       `json:"heuristic"`
+	Why       string     `json:"why"`
+	Container *owner     `json:"container"`
+	ExecID    string     `json:"exec_id"`
+	Ancestry  []ancestor `json:"ancestry"`
+}
+
+type ancestor struct {
+	Comm string `json:"comm"`
+}
+
+// about is what names an entry beside its class: the exec id, the container created (and, for a
+// guess, why), or the ancestry of a host tool (sshd>bash).
+func (e *entryObj) about() string {
+	switch {
+	case e.ExecID != "":
+		return "exec id " + e.ExecID
+	case e.Heuristic && e.Container != nil:
+		return e.Container.label() + ", a guess: " + e.Why
+	case e.Container != nil:
+		return e.Container.label()
+	}
+	var up []string
+	for i := len(e.Ancestry) - 1; i >= 0; i-- {
+		up = append(up, e.Ancestry[i].Comm)
+	}
+	if len(up) == 0 {
+		return ""
+	}
+	return "via " + strings.Join(up, ">")
 }
 
 // causeLabel is a cause as a person reads it: "rule by sh (pid 10930): file=devices.deny rule=a".

@@ -79,7 +79,8 @@ func TestLanesAndGenericMarks(t *testing.T) {
 		`{"time":"`+at(0)+`","type":"devices","kind":"rule","proc":{"pid":5,"comm":"runc"},"devices":{"file":"devices.deny","written":"a","cgroup":{"path":"/k8s.io/d1","container":`+db+`},"result":"ok"}}`,
 		`{"time":"`+at(10)+`","type":"devices","kind":"denied","proc":{"pid":6,"comm":"head"},"container":`+db+`,"devices":{"path":"/dev/urandom","device":"c 1:9","access":"r","syscall":"openat","cause":{"time":"`+at(0)+`","kind":"rule","before_ns":10000000,"pid":5,"comm":"runc","file":"devices.deny","rule":"a"}}}`,
 		`{"time":"`+at(20)+`","type":"devices","kind":"window","proc":{"pid":5,"comm":"runc"},"devices":{"cgroup":{"path":"/k8s.io/d1","container":`+db+`},"opened":"`+at(0)+`","closed":"`+at(20)+`","deny_all":true,"opened_by":{"pid":5,"comm":"runc","file":"devices.deny","rule":"a"},"denied":1,"denied_paths":["/dev/urandom"]}}`,
-		`{"time":"`+at(30)+`","type":"setns","proc":{"pid":8,"comm":"nsenter"},"setns":{"syscall":"setns","ns_types":["net"],"target_container":`+db+`,"result":"ok","class":"nsenter"}}`,
+		`{"time":"`+at(30)+`","type":"setns","proc":{"pid":8,"tid":8,"comm":"nsenter"},"setns":{"syscall":"setns","ns_types":["net"],"target_container":`+db+`,"result":"ok","entry":{"class":"nsenter","ancestry":[{"pid":7,"comm":"bash"},{"pid":6,"comm":"sshd"}]}}}`,
+		`{"time":"`+at(31)+`","type":"setns","kind":"then","proc":{"pid":8,"tid":8,"comm":"tcpdump"},"setns":{"entered_at":"`+at(30)+`","entered_by":8,"exec":true,"file":"/usr/bin/tcpdump","argv":["tcpdump","-i","eth0"],"result":"ENOENT","ret":-2}}`,
 		`{"time":"`+at(40)+`","type":"oom","kind":"kill","proc":{"pid":77,"comm":"postgres"},"container":`+db+`,"oom":{"constraint":"memcg","memcg":{"path":"/k8s.io/d1","usage_bytes":104857600,"limit_bytes":104857600,"at_limit":true},"victim":{"rss_bytes":99614720},"trigger":{"pid":78,"comm":"psql","same":false}}}`,
 		`{"time":"`+at(45)+`","type":"oom","kind":"exit","proc":{"pid":77,"comm":"postgres"},"container":`+db+`,"oom":{"killed_at":"`+at(40)+`","exit_status":137,"exited_at":"`+at(45)+`","runtime_oom":true,"restart_count":3}}`,
 		`{"time":"`+at(50)+`","type":"signals","kind":"failed","proc":{"pid":3,"comm":"sh"},"signals":{"signal":"SIGHUP","signo":1,"result":"ESRCH","call":"kill","pid":7}}`,
@@ -88,8 +89,8 @@ func TestLanesAndGenericMarks(t *testing.T) {
 		`not json at all`,
 		`{"type":"summary","gadget":"devices","events":6,"lost":3,"duration":"1s"}`,
 	)
-	if p.Events != 9 || p.BadLines != 1 || len(p.Summaries) != 1 || p.Summaries[0].Lost != 3 {
-		t.Errorf("events %d, bad lines %d, summaries %+v: want 9, 1 and one with 3 lost", p.Events, p.BadLines, p.Summaries)
+	if p.Events != 10 || p.BadLines != 1 || len(p.Summaries) != 1 || p.Summaries[0].Lost != 3 {
+		t.Errorf("events %d, bad lines %d, summaries %+v: want 10, 1 and one with 3 lost", p.Events, p.BadLines, p.Summaries)
 	}
 	devices := findRow(t, p, "pod db-0 (prod)", "devices")
 	if got := spanKinds(p, devices); len(got) != 1 || got[0] != "window 0-20" || devices.Spans[3] != 1 {
@@ -105,8 +106,11 @@ func TestLanesAndGenericMarks(t *testing.T) {
 		t.Errorf("device marks:\n%s\nwant:\n%s", strings.Join(kinds, "\n"), strings.Join(want, "\n"))
 	}
 	entry := findRow(t, p, "pod db-0 (prod)", "entries: nsenter")
-	if l := p.Labels[entry.Marks[2]]; l != "setns net by nsenter (pid 8) from the host: ok" {
+	if l := p.Labels[entry.Marks[2]]; l != "nsenter (via sshd>bash): setns net by nsenter (pid 8) from the host: ok" {
 		t.Errorf("entry says %q", l)
+	}
+	if len(entry.Marks) != 8 || p.Labels[entry.Marks[6]] != "then tcpdump -i eth0: ENOENT" {
+		t.Errorf("entry row %v: want the entry, then the exec that failed beside it", entry.Marks)
 	}
 	oom := findRow(t, p, "pod db-0 (prod)", "oom")
 	if p.Kinds[oom.Marks[1]].Name != "oom" || p.Labels[oom.Marks[2]] != "OOM kill of postgres (pid 77): memcg /k8s.io/d1 at 100 of 100 MiB, victim rss 95 MiB, triggered by psql (pid 78)" {

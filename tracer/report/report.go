@@ -139,11 +139,19 @@ type model struct {
 	lifeOrder  []*life
 	// laneTitles names lanes by their keys.
 	laneTitles map[string]string
+	// entries are the last entry per thread, for the then event that follows it.
+	entries map[uint32]entered
+}
+
+// entered is an entry's place: a then event that follows it goes beside it.
+type entered struct {
+	at           time.Time
+	laneKey, row string
 }
 
 func newModel() *model {
 	return &model{lanes: map[string]*lane{}, labelIndex: map[string]int{}, lives: map[uint64]*life{},
-		laneTitles: map[string]string{}}
+		laneTitles: map[string]string{}, entries: map[uint32]entered{}}
 }
 
 func (m *model) label(s string) int {
@@ -275,7 +283,11 @@ func (m *model) add(line []byte) {
 		}
 	case "setns":
 		var s setnsObj
-		if json.Unmarshal(obj, &s) == nil {
+		if json.Unmarshal(obj, &s) == nil && h.Kind == "then" {
+			if m.addThen(&h, &s, line) {
+				return
+			}
+		} else if json.Unmarshal(obj, &s) == nil {
 			m.addSetns(&h, &s, actor, line)
 			return
 		}
@@ -451,15 +463,39 @@ func (m *model) addSetns(h *header, s *setnsObj, actor string, line []byte) {
 		laneKey = m.laneOf(h.Container, "")
 	}
 	rowName := "entries"
-	if s.Class != "" {
-		rowName = "entries: " + s.Class
-	}
 	from := "the host"
 	if h.Container != nil {
 		from = h.Container.label()
 	}
 	label := fmt.Sprintf("%s %s by %s from %s: %s", s.Syscall, strings.Join(s.NSTypes, ","), actor, from, s.Result)
+	if e := s.Entry; e != nil {
+		rowName = "entries: " + e.Class
+		if about := e.about(); about != "" {
+			label = e.Class + " (" + about + "): " + label
+		}
+		m.entries[h.Proc.TID] = entered{at: h.Time, laneKey: laneKey, row: rowName}
+	}
 	m.addMark(laneKey, rowName, orderEntries, h.Time, "entry", label, line)
+}
+
+// addThen marks what followed an entry beside it: the command run, and how it went ("then
+// tcpdump -i eth0: ENOENT"). It reports false for one whose entry the report has not seen.
+func (m *model) addThen(h *header, s *setnsObj, line []byte) bool {
+	e, ok := m.entries[s.EnteredBy]
+	if !ok || e.at.Sub(s.EnteredAt).Abs() > time.Microsecond {
+		return false
+	}
+	label := "then "
+	if len(s.Argv) > 0 {
+		label += strings.Join(s.Argv, " ") + ": " + s.Result
+	} else {
+		label += "no exec: " + s.Result
+	}
+	if s.ExitCode != nil {
+		label += fmt.Sprintf(" (exit code %d)", *s.ExitCode)
+	}
+	m.addMark(e.laneKey, e.row, orderEntries, h.Time, "entry", label, line)
+	return true
 }
 
 // addOther places an event of a kind the report has no rule for (yet): a mark on a row named after

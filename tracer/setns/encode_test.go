@@ -15,8 +15,8 @@ import (
 func TestJSONMatchesEncodingJSON(t *testing.T) {
 	dec := gadget.NewDecoder(&Gadget, event.NewClock(), nil)
 	var j gadget.JSONLines // one writer: the second event's actor, the first's, is copied
-	for _, setns := range []bool{true, false} {
-		ev, err := dec.Decode(setnstest.Record(setns))
+	for _, raw := range [][]byte{setnstest.Record(true), setnstest.Record(false), setnstest.ThenRecord(true), setnstest.ThenRecord(false)} {
+		ev, err := dec.Decode(raw)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,8 +37,8 @@ func TestDropsAreCountedNotSilent(t *testing.T) {
 	var reported atomic.Uint64
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // deliver what is buffered, then stop
-	if err := tr.Run(ctx, func(e *Event) {
-		if e.Setns.Syscall == "unshare" {
+	if err := tr.Run(ctx, func(e gadget.Event) {
+		if c, ok := e.(*Event); ok && c.Setns.Syscall == "unshare" {
 			delivered++
 		}
 	}, func(total uint64) { reported.Store(total) }); err != nil {

@@ -3,6 +3,7 @@
 package setns
 
 import (
+	gencni "github.com/ghostwatch/ghostwatch/gen/cni"
 	gen "github.com/ghostwatch/ghostwatch/gen/setns"
 	"github.com/ghostwatch/ghostwatch/tracer/attach"
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
@@ -19,6 +20,8 @@ const (
 	HookSyscalls = "syscalls"
 	HookFork     = "clone-child"
 	HookCommit   = "commit"
+	HookExec     = "exec"
+	HookExit     = "exit"
 )
 
 // Gadget describes the setns gadget.
@@ -39,6 +42,13 @@ var Gadget = gadget.Descriptor{
 		// The nsproxy the kernel installs; without it the caller's namespaces are read at exit.
 		{Name: HookCommit, Candidates: [][]string{{gen.SetnsProgCommitFentry}, {gen.SetnsProgCommitKprobe}},
 			Without: "the targets of unshare are read from the caller's namespaces at syscall exit, which gives the same inodes; setns targets always come from the fd at entry"},
+		// Execs and exits: runtimes' arguments, taken as they exec (the container and exec id of
+		// an entry), and what a process that entered runs first, or its exit without exec.
+		{Name: HookExec, Candidates: [][]string{
+			{gen.SetnsProgExecveEnter, gen.SetnsProgExecveExit, gen.SetnsProgExecveatEnter, gen.SetnsProgExecveatExit}},
+			Without: "a runtime's entries have no class (start, exec, debug), and there are no then events"},
+		{Name: HookExit, Candidates: [][]string{{gen.SetnsProgExitBtf}, {gen.SetnsProgExitRaw}},
+			Without: "no then event for a process that exits without a successful exec"},
 	},
 	Kinds: []gadget.Kind{gadget.NewKind[gen.SetnsEvent, Event]("call", uint32(gen.SetnsSetnsKindSETNS_CALL),
 		gadget.Field{Name: "syscall", Meaning: "`setns`, `unshare`, `clone` or `clone3`"},
@@ -48,18 +58,27 @@ var Gadget = gadget.Descriptor{
 		gadget.Field{Name: "target_pid", Meaning: "the process a pidfd refers to, or a clone's child"},
 		gadget.Field{Name: "targets", Meaning: "for each type in `ns_types`, the inode of the namespace entered or created; 0 when there is none (bad fd, failed unshare/clone). For `pid` and `time` after unshare or clone, the namespace the caller's children get, as in `/proc/PID/ns/pid_for_children`"},
 		gadget.Field{Name: "target_container", Meaning: "the container that owns the target namespaces (same fields as `container`); absent when none does (the host's, or a namespace of no known container)"},
+		gadget.Field{Name: "entry", Meaning: "how the actor came, when it enters a container or is a runtime or CNI plugin ([entry classes](#entry-classes)): `class` (`start`, `exec`, `debug`, `nsenter`, `cni`, `agent`), `heuristic` and `why` (a `debug` is a guess from signs, named there), `container` (start, debug, exec: the container the runtime creates or runs a process in, from its arguments), `exec_id` (exec), `ancestry` (the actor's parent first, up to 4: `pid`, `comm`)"},
 		gadget.Field{Name: "result", Meaning: "`ok`, or the errno name (`EBADF`, `EINVAL`, `EPERM`, ...)"},
 		gadget.Field{Name: "ret", Meaning: "the raw return value: 0, the child pid for clone, or `-errno`"},
-	)},
+	),
+		gadget.NewKind[gen.SetnsThenEvent, Then]("then", uint32(gen.SetnsSetnsKindSETNS_THEN),
+			gadget.Field{Name: "entered_at`, `entered_by", Meaning: "the `time` and `proc.tid` of the `call` event (a successful setns: the last, when a thread makes several in a row, as runc does) that began the session: what its process, or the child it forked, did first after entering"},
+			gadget.Field{Name: "exec", Meaning: "true: an exec, whose result follows; false: the process exited without one (runc and crun look the command up themselves, so a missing one is an exit)"},
+			gadget.Field{Name: "file`, `argv", Meaning: "the path as passed to execve, and the first 6 arguments (47 bytes of each)"},
+			gadget.Field{Name: "result`, `ret", Meaning: "`ok` or the errno name (`ENOENT`: not found) and `-errno`: the first exec that succeeded, else the last that failed (execvp tries each PATH directory); `exit` without exec"},
+			gadget.Field{Name: "exit_code", Meaning: "without exec: the kernel's exit code (status << 8, or the signal)"},
+		)},
 	Columns: []encode.Column{{Name: "SYSCALL", Width: 7}, {Name: "FD", Width: 9}, {Name: "TARGETS", Width: 36},
-		{Name: "TARGET CONTAINER", Width: 16}, {Name: "RESULT"}},
-	Selftest: gadget.Selftest{Command: []string{"unshare", "--uts", "true"}},
+		{Name: "TARGET CONTAINER", Width: 16}, {Name: "ENTRY", Width: 24}, {Name: "RESULT"}},
+	Selftest:     gadget.Selftest{Command: []string{"unshare", "--uts", "true"}},
+	NewProcessor: newEntries,
 }
 
 // New loads and attaches the gadget; Close undoes it. r, if not nil, attributes events to
-// containers.
-func New(f gadget.Filter, r event.Resolver) (*gadget.Tracer[*Event], error) {
-	return gadget.OpenTracer[*Event](&Gadget, gadget.Options{Filter: f}, r)
+// containers. Its events are calls (*Event) and what followed an entry (*Then).
+func New(f gadget.Filter, r event.Resolver) (*gadget.Tracer[gadget.Event], error) {
+	return gadget.OpenTracer[gadget.Event](&Gadget, gadget.Options{Filter: f}, r)
 }
 
 // Event is one namespace call.
@@ -67,6 +86,7 @@ type Event struct {
 	event.Header
 	Setns Details `json:"setns"`
 	fd    int32   // what Setns.FD points at
+	signs signs   // what classifies Setns.Entry (the processor does)
 }
 
 // Details is the gadget-specific part of an event.
@@ -84,8 +104,10 @@ type Details struct {
 	Targets event.NSInodes `json:"targets"`
 	// TargetContainer owns the target namespaces (absent: none, or the host's).
 	TargetContainer *event.Container `json:"target_container,omitempty"`
-	Result          string           `json:"result"` // "ok" or the errno name
-	Ret             int64            `json:"ret"`
+	// Entry says how the actor came (nil: no entry into a container).
+	Entry  *Entry `json:"entry,omitempty"`
+	Result string `json:"result"` // "ok" or the errno name
+	Ret    int64  `json:"ret"`
 }
 
 var syscallNames = map[gen.SetnsSetnsSyscall]string{
@@ -137,6 +159,8 @@ func (ev *Event) Decode(rec *gen.SetnsEvent, h *event.Header, r event.Resolver) 
 			ev.Setns.TargetContainer = r.Owner(ty, inode)
 		}
 	}
+	ev.signs = signs{ancestry: rec.Ancestry, exeDir: gencni.CniDirKey{Ino: rec.ExeDirIno, Dev: rec.ExeDirDev},
+		runtimePid: rec.RuntimePid, runtimeStart: rec.RuntimeStart}
 }
 
 // Head returns the common part.
@@ -171,12 +195,15 @@ func (ev *Event) AppendJSON(j *encode.JSON) {
 		j.Key("target_container")
 		j.B = d.TargetContainer.AppendJSON(j.B)
 	}
+	if d.Entry != nil {
+		d.Entry.appendJSON(j)
+	}
 	j.String("result", d.Result)
 	j.Int("ret", d.Ret)
 	j.End()
 }
 
-// AppendRow appends SYSCALL, FD, TARGETS, TARGET CONTAINER and RESULT.
+// AppendRow appends SYSCALL, FD, TARGETS, TARGET CONTAINER, ENTRY and RESULT.
 func (ev *Event) AppendRow(r *encode.Row) {
 	d := &ev.Setns
 	r.Cell(d.Syscall)
@@ -206,6 +233,8 @@ func (ev *Event) AppendRow(r *encode.Row) {
 		r.Uint(uint64(d.Targets.Inode[ty.Index]))
 	}
 	r.Cell(d.TargetContainer.Label())
+	r.Begin()
+	d.Entry.appendCell(r, ev.Proc.Comm)
 	r.Begin()
 	if d.Ret > 0 {
 		r.Str("ok (child ")

@@ -45,17 +45,44 @@ func nsFile(name string) string {
 const allNewNS = unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWPID | unix.CLONE_NEWUSER |
 	unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME
 
-func newTracer(t *testing.T, f gadget.Filter) (*gadget.Tracer[*Event], *gadgettest.Collector[*Event]) {
+func newTracer(t *testing.T, f gadget.Filter) (*gadget.Tracer[gadget.Event], *gadgettest.Collector[*Event]) {
 	testutil.RequirePrivileged(t)
-	tr, err := New(f, nil)
+	tr, c, _ := startTracer(t, f, nil)
+	return tr, c
+}
+
+// startTracer loads the gadget and collects its calls and its then events apart.
+func startTracer(t *testing.T, f gadget.Filter, r event.Resolver) (*gadget.Tracer[gadget.Event], *gadgettest.Collector[*Event], *gadgettest.Collector[*Then]) {
+	tr, err := New(f, r)
 	if err != nil {
 		t.Fatalf("loading setns gadget: %v", err)
 	}
 	t.Cleanup(func() { tr.Close() })
-	c := gadgettest.Collect(t, func(ctx context.Context, emit func(*Event)) error {
-		return tr.Run(ctx, emit, nil)
+	thens := make(chan *Then, 1024)
+	calls := gadgettest.Collect(t, func(ctx context.Context, emit func(*Event)) error {
+		return tr.Run(ctx, func(e gadget.Event) {
+			switch e := e.(type) {
+			case *Event:
+				emit(e)
+			case *Then:
+				select {
+				case thens <- e.Clone().(*Then):
+				default: // not read: the test does not look for them
+				}
+			}
+		}, nil)
 	})
-	return tr, c
+	then := gadgettest.Collect(t, func(ctx context.Context, emit func(*Then)) error {
+		for {
+			select {
+			case e := <-thens:
+				emit(e)
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	})
+	return tr, calls, then
 }
 
 // onThread runs f on a thread of its own (namespace changes stay there) and returns its tid.

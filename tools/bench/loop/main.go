@@ -1,7 +1,7 @@
 //go:build amd64
 
 // Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
-// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev|kill0|sigself|sigchild N
+// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev|kill0|sigself|sigchild|execfail N
 // It makes x86-64's syscalls (open and stat, which arm64 does not have), compared with earlier
 // runs of the same calls: make bench runs on amd64.
 package main
@@ -18,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev|kill0|sigself|sigchild N")
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev|kill0|sigself|sigchild|execfail N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -94,6 +94,15 @@ func main() {
 		for i := 0; i < n; i++ {
 			if _, _, errno := syscall.RawSyscall(syscall.SYS_UNSHARE, syscall.CLONE_NEWUTS, 0, 0); errno != 0 {
 				fmt.Fprintln(os.Stderr, "loop: unshare:", errno)
+				os.Exit(1)
+			}
+		}
+	case "execfail": // an execve of a file that is not there: the exec hooks' cost without the exec's
+		missing := []byte("/nonexistent/gw-bench\x00")
+		argv := []uintptr{uintptr(unsafePointer(missing)), 0}
+		for i := 0; i < n; i++ {
+			if _, _, errno := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafePointer(missing)), uintptr(unsafePointerArgv(argv)), 0); errno != syscall.ENOENT {
+				fmt.Fprintln(os.Stderr, "loop: execve:", errno)
 				os.Exit(1)
 			}
 		}

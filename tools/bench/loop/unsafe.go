@@ -10,3 +10,5 @@ import (
 func unsafePointer(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
 
 func unsafePointerStat(st *syscall.Stat_t) unsafe.Pointer { return unsafe.Pointer(st) }
+
+func unsafePointerArgv(argv []uintptr) unsafe.Pointer { return unsafe.Pointer(&argv[0]) }

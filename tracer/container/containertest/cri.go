@@ -32,6 +32,7 @@ func (d *Daemon) RunPodNS(t testing.TB, name string, ns *runtimeapi.NamespaceOpt
 	p := &Pod{Name: name, Namespace: "default", UID: fmt.Sprintf("uid-%s-%d", name, time.Now().UnixNano())}
 	p.config = &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID},
+		Labels:       p.labels(),
 		Hostname:     name,
 		LogDirectory: t.TempDir(),
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
@@ -49,6 +50,16 @@ func (d *Daemon) RunPodNS(t testing.TB, name string, ns *runtimeapi.NamespaceOpt
 	p.ID = resp.PodSandboxId
 	t.Cleanup(func() { d.removePod(p.ID) })
 	return p
+}
+
+// labels are those the kubelet gives a pod's sandbox and containers, and more (key, value pairs).
+func (p *Pod) labels(kv ...string) map[string]string {
+	l := map[string]string{"io.kubernetes.pod.name": p.Name, "io.kubernetes.pod.namespace": p.Namespace,
+		"io.kubernetes.pod.uid": p.UID}
+	for i := 0; i+1 < len(kv); i += 2 {
+		l[kv[i]] = kv[i+1]
+	}
+	return l
 }
 
 // PodContainer describes a container of a pod.
@@ -77,6 +88,7 @@ func (p *Pod) Run(t testing.TB, d *Daemon, c PodContainer) string {
 		PodSandboxId: p.ID,
 		Config: &runtimeapi.ContainerConfig{
 			Metadata: &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: c.Attempt},
+			Labels:   p.labels("io.kubernetes.container.name", c.Name),
 			Image:    &runtimeapi.ImageSpec{Image: ImageName},
 			Command:  args,
 			LogPath:  fmt.Sprintf("%s-%d.log", c.Name, c.Attempt),

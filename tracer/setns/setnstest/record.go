@@ -32,3 +32,22 @@ func Record(setns bool) []byte {
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec))
 }
+
+// ThenRecord is a then record: an exec of tcpdump that failed with ENOENT (exec true), or an exit
+// with status 1 without exec.
+func ThenRecord(exec bool) []byte {
+	var rec gen.SetnsThenEvent
+	rec.Hdr.Kind = uint32(gen.SetnsSetnsKindSETNS_THEN)
+	rec.Hdr.TsBootNs, rec.Session, rec.EnteredBy = 223456789, 123456789, 4243
+	rec.Hdr.Pid, rec.Hdr.Tid, rec.Hdr.Ppid = 4242, 4242, 1
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec.Hdr.Comm[0])), len(rec.Hdr.Comm)), "nsenter")
+	if exec {
+		rec.Exec, rec.Ret, rec.Argc = 1, -2, 2
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec.File[0])), len(rec.File)), "/usr/bin/tcpdump")
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec.Args[0][0])), len(rec.Args[0])), "tcpdump")
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec.Args[1][0])), len(rec.Args[1])), "-i\"eth0\"")
+	} else {
+		rec.ExitCode = 1 << 8
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec))
+}
