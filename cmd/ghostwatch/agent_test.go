@@ -427,11 +427,24 @@ func TestAgentDiskFull(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	skipAgentInVM(t)
 	const comm = "gw-storm"
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	// A file takes all but 128 KiB: the record fills the rest within a storm or two whatever the
+	// machine's load (1 MiB took over 10 s of storms for a race-built agent on a busy 2-CPU host).
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "filler"), make([]byte, int64(st.Bavail)*st.Bsize-128<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(mnt, "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	ag := startAgent(t, dir, "--gadgets", "setns")
 	deadline := time.Now().Add(testutil.Wait)
 	for ag.metric(t, "ghostwatch_events_lost_total", `cause="disk_full"`) == 0 {
