@@ -150,6 +150,7 @@ const (
 	CapsMapChecking        = "checking"
 	CapsMapEvents          = "events"
 	CapsMapFilterMntns     = "filter_mntns"
+	CapsMapLastKey         = "last_key"
 	CapsMapLost            = "lost"
 	CapsMapPending         = "pending"
 	CapsMapScratch         = "scratch"
@@ -234,6 +235,7 @@ type CapsMapSpecs struct {
 	Checking    *ebpf.MapSpec `ebpf:"checking"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	FilterMntns *ebpf.MapSpec `ebpf:"filter_mntns"`
+	LastKey     *ebpf.MapSpec `ebpf:"last_key"`
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
 	Pending     *ebpf.MapSpec `ebpf:"pending"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
@@ -280,6 +282,7 @@ type CapsMaps struct {
 	Checking    *ebpf.Map `ebpf:"checking"`
 	Events      *ebpf.Map `ebpf:"events"`
 	FilterMntns *ebpf.Map `ebpf:"filter_mntns"`
+	LastKey     *ebpf.Map `ebpf:"last_key"`
 	Lost        *ebpf.Map `ebpf:"lost"`
 	Pending     *ebpf.Map `ebpf:"pending"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
@@ -291,6 +294,7 @@ func (m *CapsMaps) Close() error {
 		m.Checking,
 		m.Events,
 		m.FilterMntns,
+		m.LastKey,
 		m.Lost,
 		m.Pending,
 		m.Scratch,
