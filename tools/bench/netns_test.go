@@ -162,10 +162,18 @@ func BenchmarkNetnsTrace(b *testing.B) {
 }
 
 // printRunTime prints the kernel's accounting of the named programs' run time, per run.
-func printRunTime(b *testing.B, names ...string) {
+func printRunTime(b *testing.B, names ...string) { printRunTimeSince(b, nil, names...) }
+
+// printRunTimeSince prints it since before (runTimes): for programs loaded once and run in
+// several loops, the floor's.
+func printRunTimeSince(b *testing.B, before map[string]*ebpf.ProgramStats, names ...string) {
 	for name, st := range runTimes(b, names...) {
-		if st.RunCount > 0 {
-			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", name, float64(st.Runtime.Nanoseconds())/float64(st.RunCount), st.RunCount)
+		runs, t := st.RunCount, st.Runtime
+		if p, ok := before[name]; ok {
+			runs, t = runs-p.RunCount, t-p.Runtime
+		}
+		if runs > 0 {
+			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", name, float64(t.Nanoseconds())/float64(runs), runs)
 		}
 	}
 }
