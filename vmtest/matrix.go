@@ -10,16 +10,8 @@ type Row struct{ Series, Arch string }
 var Matrix = []Row{{"5.10", "amd64"}, {"6.1", "amd64"}, {"6.12", "amd64"}, {"6.1", "arm64"}, {"6.12", "arm64"}}
 
 // Pending are the rows that do not pass yet, with why: `make vmtest` (and so `make test` and CI)
-// leaves them out unless KERNELS or ARCH names them.
-var Pending = map[Row]string{
-	{"6.1", "arm64"}:  armPending,
-	{"6.12", "arm64"}: armPending,
-}
-
-// armPending: the arm64 rows pass but for tests that waited 10 s for ghostwatch to start under
-// TCG (now a minute), not yet run again; at 19-23 min a row on a loaded machine, CI's 90 minutes
-// are not shown to hold with them. `make vmtest ARCH=arm64` runs them.
-const armPending = "passed but for 10 s start waits (since raised), not re-run; CI's 90 min not shown to hold with them"
+// leaves them out unless KERNELS or ARCH names them. Every row passes now.
+var Pending = map[Row]string{}
 
 // Override is, per row, the hooks ("gadget/hook") that must not take their best candidate there,
 // and the attach kind they must take instead ("none" for none). arm64's 6.1 has no fentry/fexit
