@@ -2,7 +2,6 @@ package oom
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container"
@@ -93,31 +92,31 @@ func (e *Exit) AppendRow(r *encode.Row) {
 
 // joiner joins kills to their containers' exits on a goroutine of its own, as the runtime's events
 // come (they come from another goroutine, at their own pace); what it cannot join within ExitWait
-// it gives up on, each give-up an event and a count.
+// it gives up on, each give-up an event.
 type joiner struct {
-	kills   chan *Event
-	tasks   chan container.TaskEvent
-	out     chan *Exit
-	done    chan struct{}
-	wg      sync.WaitGroup
-	unsub   func()
-	dropped atomic.Uint64 // task events the joiner had no room for
-	gaveUp  atomic.Uint64
-	lost    atomic.Uint64 // results the Run goroutine had no room for
-	now     func() time.Time
+	kills chan *Event
+	tasks chan container.TaskEvent
+	out   chan *Exit
+	done  chan struct{}
+	wg    sync.WaitGroup
+	unsub func()
+	// forgot counts what the joiner had no room for (the gadget's losses, cause forgotten): the
+	// runtime's task events (a kill may then go without its exit), and its results.
+	forgot func(uint64)
+	now    func() time.Time
 }
 
 // queue is each channel's room: kills are rare, task events come per container start and exit.
 const queue = 1024
 
-func newJoiner(src TaskSource) *joiner {
+func newJoiner(src TaskSource, forgot func(uint64)) *joiner {
 	j := &joiner{kills: make(chan *Event, queue), tasks: make(chan container.TaskEvent, queue),
-		out: make(chan *Exit, queue), done: make(chan struct{}), now: time.Now}
+		out: make(chan *Exit, queue), done: make(chan struct{}), forgot: forgot, now: time.Now}
 	j.unsub = src.SubscribeTasks(func(t container.TaskEvent) {
 		select {
 		case j.tasks <- t:
 		default:
-			j.dropped.Add(1) // never block the runtime's watcher
+			j.forgot(1) // never block the runtime's watcher
 		}
 	})
 	j.wg.Add(1)
@@ -219,7 +218,6 @@ func (j *joiner) run() {
 }
 
 func (j *joiner) giveUp(k *Event, why string) {
-	j.gaveUp.Add(1)
 	j.send(&Exit{Header: k.Header, KilledAt: k.Time, GaveUp: why})
 }
 
@@ -233,20 +231,21 @@ func (j *joiner) send(e *Exit) {
 	select {
 	case j.out <- e:
 	default:
-		j.lost.Add(1)
+		j.forgot(1)
 	}
 }
 
 // exits is the oom gadget's processor: kills pass through at once, and each kill of a
 // containerd container's process is followed by an Exit when the joiner has one.
 type exits struct {
-	j *joiner // nil: no runtime events to join
+	j      *joiner // nil: no runtime events to join
+	forgot func(uint64)
 }
 
 // UseResolver starts the joiner where the resolver relays the runtime's task events.
 func (x *exits) UseResolver(r event.Resolver) {
 	if src, ok := r.(TaskSource); ok {
-		x.j = newJoiner(src)
+		x.j = newJoiner(src, x.forgot)
 	}
 }
 
@@ -260,7 +259,6 @@ func (x *exits) Process(ev gadget.Event, emit func(gadget.Event)) {
 	select {
 	case x.j.kills <- k.Clone().(*Event):
 	default:
-		x.j.gaveUp.Add(1)
 		e := &Exit{Header: k.Header, KilledAt: k.Time, GaveUp: "queue full"}
 		e.Kind, e.Time = KindExit, k.Time
 		emit(e)
@@ -280,15 +278,6 @@ func (x *exits) Flush(_ time.Time, final bool, emit func(gadget.Event)) {
 		x.j.wg.Wait()
 	}
 	x.drain(emit)
-}
-
-// Counts are the joiner's give-ups (each also an Exit event), the runtime's task events it had
-// no room for, and the Exits the run had no room for; zero where nothing is joined.
-func (x *exits) Counts() (gaveUp, droppedTasks, lostExits uint64) {
-	if x.j == nil {
-		return 0, 0, 0
-	}
-	return x.j.gaveUp.Load(), x.j.dropped.Load(), x.j.lost.Load()
 }
 
 func (x *exits) drain(emit func(gadget.Event)) {

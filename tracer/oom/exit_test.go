@@ -56,7 +56,7 @@ func TestExitJoin(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			proc, err := oom.Gadget.NewProcessor(nil, nil)
+			proc, err := oom.Gadget.NewProcessor(&gadget.Gadget{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -42,9 +42,11 @@ var Gadget = gadget.Descriptor{
 		gadget.Field{Name: "trigger", Meaning: "the task whose allocation failed: `pid`, `tid`, `comm`, `container`, and `same` when it is the victim"},
 		gadget.Field{Name: "order`, `gfp_mask`, `points`, `totalpages", Meaning: "from `oom_control` only: the failed allocation's order and flags, the victim's badness, and the pages the kill was constrained to"},
 	)},
-	Derived:      []gadget.Kind{{Name: KindExit, Fields: exitFields}},
-	NewProcessor: func(*gadget.Gadget, gadget.Params) (gadget.Processor, error) { return &exits{}, nil },
-	Columns:      []encode.Column{{Name: "CONSTRAINT", Width: 10}, {Name: "WHAT"}},
+	Derived: []gadget.Kind{{Name: KindExit, Fields: exitFields}},
+	NewProcessor: func(g *gadget.Gadget, _ gadget.Params) (gadget.Processor, error) {
+		return &exits{forgot: g.Forgot}, nil
+	},
+	Columns: []encode.Column{{Name: "CONSTRAINT", Width: 10}, {Name: "WHAT"}},
 	// A memory cgroup of its own with an 8 MiB limit, in which the shell doubles a string until
 	// it is killed; a child of it, outside, removes the cgroup once it has died. v1 memory where
 	// it is mounted (this machine), else v2 (vmtest's guests).
