@@ -14,9 +14,10 @@ var Matrix = []Row{{"5.10", "amd64"}, {"6.1", "amd64"}, {"6.12", "amd64"}, {"6.1
 var Pending = map[Row]string{}
 
 // Override is, per row, the hooks ("gadget/hook") that must not take their best candidate there,
-// and the attach kind they must take instead ("none" for none). arm64's 6.1 has no fentry/fexit
-// (no direct-call trampolines there).
+// and the attach kind they must take instead ("none" for none). 5.10 has no netlink_extack
+// tracepoint; arm64's 6.1 has no fentry/fexit (no direct-call trampolines there).
 var Override = map[Row]map[string]string{
+	{"5.10", "amd64"}: {"netlink/extack": "kprobe"},
 	{"6.1", "arm64"}: {
 		"caps/check": "kprobe", "caps/capset": "tracepoint", "devices/rule": "tracepoint",
 		"devices/denied": "tp_btf", "netns/created": "kretprobe", "netns/destroyed": "kprobe", "oom/kill": "kprobe", "setns/commit": "kprobe",
@@ -33,7 +34,8 @@ var Lacks = map[string]string{
 
 // Expect returns the attach kind every hook ("gadget/hook") must take on the row, given the kind
 // of each hook's best candidate (registry.BestChoices): Debian's kernels offer every attach point
-// on amd64, so each hook takes its best there, and Override lists the exceptions.
+// on amd64 but for 5.10's missing tracepoint, so each hook takes its best there, and Override lists
+// the exceptions.
 func (r Row) Expect(best map[string]string) map[string]string {
 	out := maps.Clone(best)
 	maps.Copy(out, Override[r])

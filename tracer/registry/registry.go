@@ -11,6 +11,7 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/cni"
 	"github.com/ghostwatch/ghostwatch/tracer/devices"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/netlink"
 	"github.com/ghostwatch/ghostwatch/tracer/netns"
 	"github.com/ghostwatch/ghostwatch/tracer/oom"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
@@ -29,6 +30,7 @@ var All = []*gadget.Descriptor{
 	&signals.Gadget,
 	&seccomp.Gadget,
 	&cni.Gadget,
+	&netlink.Gadget,
 }
 
 // Streams are the gadgets `ghostwatch trace` streams.
