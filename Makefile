@@ -87,7 +87,7 @@ vmtest: ## the privileged suite in VMs on Debian's kernels (KERNELS="5.10 6.1 6.
 	tools/setup.sh
 	$(GO) run ./vmtest/cmd/vmtest
 
-bench: ## costs beside floors and peers in one run (as root): seccomp recording, trace caps, trace devices, netns holders, trace netns, trace oom, trace setns, trace signals, streaming, the agent, history
+bench: ## costs beside floors and peers in one run (as root): seccomp recording, trace caps, trace devices, netns holders, trace netns, trace oom, trace setns, trace signals, trace cni, trace netlink, streaming, the agent, history
 	tools/setup.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./tools/bench
 

@@ -58,3 +58,21 @@ int BPF_PROG(floor_signal, int sig, struct kernel_siginfo *info, struct task_str
 {
 	return 0;
 }
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(floor_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return 0;
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(floor_datagram, const struct sk_buff *skb, int len)
+{
+	return 0;
+}
+
+SEC("tp_btf/netlink_extack")
+int BPF_PROG(floor_extack, const char *msg)
+{
+	return 0;
+}

@@ -17,7 +17,10 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	FloorProgCapCapableBtf   = "cap_capable_btf"
+	FloorProgFloorDatagram   = "floor_datagram"
+	FloorProgFloorExec       = "floor_exec"
 	FloorProgFloorExit       = "floor_exit"
+	FloorProgFloorExtack     = "floor_extack"
 	FloorProgFloorFork       = "floor_fork"
 	FloorProgFloorMarkVictim = "floor_mark_victim"
 	FloorProgFloorSignal     = "floor_signal"
@@ -69,7 +72,10 @@ type FloorSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type FloorProgramSpecs struct {
 	CapCapableBtf   *ebpf.ProgramSpec `ebpf:"cap_capable_btf"`
+	FloorDatagram   *ebpf.ProgramSpec `ebpf:"floor_datagram"`
+	FloorExec       *ebpf.ProgramSpec `ebpf:"floor_exec"`
 	FloorExit       *ebpf.ProgramSpec `ebpf:"floor_exit"`
+	FloorExtack     *ebpf.ProgramSpec `ebpf:"floor_extack"`
 	FloorFork       *ebpf.ProgramSpec `ebpf:"floor_fork"`
 	FloorMarkVictim *ebpf.ProgramSpec `ebpf:"floor_mark_victim"`
 	FloorSignal     *ebpf.ProgramSpec `ebpf:"floor_signal"`
@@ -127,7 +133,10 @@ type FloorVariables struct {
 // It can be passed to LoadFloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type FloorPrograms struct {
 	CapCapableBtf   *ebpf.Program `ebpf:"cap_capable_btf"`
+	FloorDatagram   *ebpf.Program `ebpf:"floor_datagram"`
+	FloorExec       *ebpf.Program `ebpf:"floor_exec"`
 	FloorExit       *ebpf.Program `ebpf:"floor_exit"`
+	FloorExtack     *ebpf.Program `ebpf:"floor_extack"`
 	FloorFork       *ebpf.Program `ebpf:"floor_fork"`
 	FloorMarkVictim *ebpf.Program `ebpf:"floor_mark_victim"`
 	FloorSignal     *ebpf.Program `ebpf:"floor_signal"`
@@ -139,7 +148,10 @@ type FloorPrograms struct {
 func (p *FloorPrograms) Close() error {
 	return _FloorClose(
 		p.CapCapableBtf,
+		p.FloorDatagram,
+		p.FloorExec,
 		p.FloorExit,
+		p.FloorExtack,
 		p.FloorFork,
 		p.FloorMarkVictim,
 		p.FloorSignal,

@@ -196,3 +196,26 @@ func runTimes(b *testing.B, names ...string) map[string]*ebpf.ProgramStats {
 	}
 	return stats
 }
+
+// runTimeUnder runs the loop once more under each configuration, with the kernel's accounting of
+// programs' run time on, and prints what the named programs (programs[i] for configs[i]) take per
+// run: on a busy machine the wall clock moves by more than such programs cost.
+func runTimeUnder(b *testing.B, loop string, ours map[string]bool, configs []config, run loopRun, programs ...[]string) {
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stats.Close()
+	fmt.Printf("\nkernel time per run in one %s loop (BPF_STATS_RUN_TIME, which adds a clock read per run)\n", run.mode)
+	for i, c := range configs {
+		alone(b, ours)
+		runLoop(b, loop, run.mode, run.calls, func(b *testing.B, pid int, mntns uint32) func() {
+			end := c.setup(b, pid, mntns)
+			return func() {
+				fmt.Println(c.name)
+				printRunTime(b, programs[i]...)
+				end()
+			}
+		})
+	}
+}

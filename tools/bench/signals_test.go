@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
-
 	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
@@ -35,22 +32,6 @@ func BenchmarkSignals(b *testing.B) {
 	// The wall clock of a busy machine moves by more than these programs cost: the kernel's
 	// accounting of their run time, over one sigchild loop (a signal_generate and a kill exit per
 	// call) under each.
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stats.Close()
-	fmt.Printf("\nkernel time per run in one sigchild loop (BPF_STATS_RUN_TIME, which adds a clock read per run)\n")
-	programs := [][]string{{"floor_signal", "syscall_tp"}, {"signal_generate", "kill_exit"}}
-	for i, c := range configs[1:] {
-		alone(b, ours)
-		runLoop(b, loop, "sigchild", 1000000, func(b *testing.B, pid int, mntns uint32) func() {
-			end := c.setup(b, pid, mntns)
-			return func() {
-				fmt.Println(c.name)
-				printRunTime(b, programs[i]...)
-				end()
-			}
-		})
-	}
+	runTimeUnder(b, loop, ours, configs[1:], loopRun{"sigchild", 1000000},
+		[]string{"floor_signal", "syscall_tp"}, []string{"signal_generate", "kill_exit"})
 }

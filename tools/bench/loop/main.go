@@ -1,7 +1,7 @@
 //go:build amd64
 
 // Command loop is the workload of `make bench`: after "go" on stdin it makes N syscalls and prints
-// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev|kill0|sigself|sigchild|execfail N
+// the nanoseconds they took. Usage: loop getppid|mix|setuid|write|fork|forknet|exec|dgram|unshare|capsdev|kill0|sigself|sigchild|execfail N
 // It makes x86-64's syscalls (open and stat, which arm64 does not have), compared with earlier
 // runs of the same calls: make bench runs on amd64.
 package main
@@ -18,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|unshare|capsdev|kill0|sigself|sigchild|execfail N")
+		fmt.Fprintln(os.Stderr, "usage: loop getppid|mix|setuid|write|fork|forknet|exec|dgram|unshare|capsdev|kill0|sigself|sigchild|execfail N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -89,6 +89,28 @@ func main() {
 			}
 			var ws syscall.WaitStatus
 			syscall.Wait4(int(pid), &ws, 0, nil)
+		}
+	case "exec": // fork and exec of /bin/true: the execs a node makes, none of them a CNI plugin
+		argv := []string{"/bin/true"}
+		for i := 0; i < n; i++ {
+			pid, err := syscall.ForkExec("/bin/true", argv, &syscall.ProcAttr{})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loop: exec:", err)
+				os.Exit(1)
+			}
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+		}
+	case "dgram": // a byte written to a unix datagram socket pair and read: a read that copies a
+		// socket buffer, as TCP's, unix sockets' and netlink's do (UDP's linear datagrams do not)
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loop:", err)
+			os.Exit(1)
+		}
+		for i := 0; i < n; i++ {
+			syscall.Write(fds[0], buf[:1])
+			syscall.Read(fds[1], buf)
 		}
 	case "unshare": // the storm: each call a namespace change that trace setns reports
 		for i := 0; i < n; i++ {
