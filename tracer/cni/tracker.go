@@ -63,7 +63,8 @@ type podAdds struct {
 	comm        string
 	containerID string
 	netns       string
-	outcome     string // "running", "ok", or its error
+	outcome     string        // "running", "ok", or its error
+	cause       *gadget.Cause // what this sandbox's attempt retried; nil for the first
 }
 
 func newTracker(g *gadget.Gadget, p gadget.Params) *tracker {
@@ -257,14 +258,19 @@ func (t *tracker) retry(v *inv) {
 		return
 	}
 	if p.netns == v.ev.NetNS && p.containerID == v.ev.ContainerID {
-		return // the same sandbox again: not a retry with a new one
+		// Another network of the same sandbox (containerd adds its networks side by side, so
+		// loopback's ADD may start before or after the main one's): the same attempt.
+		if p.count > 1 {
+			v.ev.Attempt, v.ev.Cause = p.count, p.cause
+		}
+		return
 	}
 	p.count++
 	v.ev.Attempt = p.count
 	v.ev.Cause = &gadget.Cause{Time: p.last, Kind: "add", Before: v.ev.Start.Sub(p.last), PID: p.pid, Comm: p.comm,
 		Attrs: []gadget.Attr{{Key: "container_id", Value: p.containerID}, {Key: "netns", Value: p.netns}, {Key: "outcome", Value: p.outcome}}}
 	*p = podAdds{count: p.count, last: v.ev.Start, pid: v.ev.Proc.PID, comm: v.ev.Proc.Comm,
-		containerID: v.ev.ContainerID, netns: v.ev.NetNS, outcome: "running"}
+		containerID: v.ev.ContainerID, netns: v.ev.NetNS, outcome: "running", cause: v.ev.Cause}
 	t.adds.Put(key, p)
 }
 

@@ -182,9 +182,10 @@ func TestTrackerRetryLoop(t *testing.T) {
 	if !strings.Contains(third.What(), "RETRY: ADD number 3") {
 		t.Errorf("row: %s", third.What())
 	}
-	// The same sandbox again (a CHECK-like repeat) is no retry; another pod is no retry.
-	if again := add(13, "s3", "/run/netns/c", 0); again.Cause != nil {
-		t.Errorf("same sandbox flagged: %+v", again.Cause)
+	// The same sandbox again (its other network: containerd adds loopback beside the main one, in
+	// either order) is the same attempt, not a new one; another pod is no retry.
+	if again := add(13, "s3", "/run/netns/c", 0); again.Attempt != 3 || again.Cause == nil || again.Cause.PID != 11 {
+		t.Errorf("the same sandbox's other ADD: attempt %d cause %+v, want 3 caused by pid 11", again.Attempt, again.Cause)
 	}
 	f.exec(14, 1, 14, "/opt/cni/bin/bridge", true, cniEnv("ADD", "o", "/run/netns/o", "other-0")...)
 	if other := f.last(KindStart); other.Cause != nil {
