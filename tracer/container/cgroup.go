@@ -218,7 +218,7 @@ func (c *Collection) fromCgroup(h *event.Raw) *Container {
 	}
 	// A container of its own: the cache hands the same reference to every caller, and Add fills in
 	// the container it is given, while events may hold what Actor returned.
-	own := &event.Container{ID: ref.ID, Runtime: ref.Runtime}
+	own := c.unindexed(ref.ID, ref.Runtime)
 	ct := &Container{Container: own, CgroupID: h.CgroupId, CgroupPath: path, Source: "cgroup", NS: map[string]uint32{}}
 	for _, t := range event.NSTypes {
 		ct.NS[t.Name] = h.Ns[t.Index]

@@ -406,7 +406,18 @@ func (c *Collection) Cgroup(path string) *event.Container {
 	if ct := c.Get(id); ct != nil {
 		return ct.Container
 	}
-	return &event.Container{ID: id, Runtime: runtime}
+	return c.unindexed(id, runtime)
+}
+
+// unindexed makes a container the index does not hold, from what names it: its runtime's
+// announcement (containerd's /containers/create, with its labels) if there is one, so that what
+// it does before its task event arrives has its name and pod; else its id and runtime alone.
+func (c *Collection) unindexed(id, runtime string) *event.Container {
+	ct := &event.Container{ID: id, Runtime: runtime}
+	if a, ok := c.announced.Get(id); ok {
+		ct.Name, ct.Image, ct.Pod, ct.K8sNamespace, ct.PodUID, ct.Attempt = a.Name, a.Image, a.Pod, a.K8sNamespace, a.PodUID, a.Attempt
+	}
+	return ct
 }
 
 func first(list []*Container) *Container {

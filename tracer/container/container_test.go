@@ -263,6 +263,37 @@ func TestCgroupContainerFoundByManyDecoders(t *testing.T) {
 	}
 }
 
+// A container its runtime announced (containerd's /containers/create) and whose task event has not
+// come yet is named from the announcement when its cgroup is first seen: the events of its first
+// moments carry its name and pod (TestAgentIncidents's deny-all window came before the task event
+// and was found by cgroup alone, without its pod).
+func TestCgroupContainerNamedByItsAnnouncement(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	root, _ := unified()
+	id := strings.Repeat("ab", 32)
+	dir := filepath.Join(root, "/gw-test-"+strconv.Itoa(os.Getpid())+"/docker-"+id+".scope")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir); os.Remove(filepath.Dir(dir)) })
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	c := NewCollection()
+	c.Announce(&event.Container{ID: id, Name: "db", Runtime: "containerd", Pod: "db-0", K8sNamespace: "default"})
+	ct := c.Actor(raw(4242, st.Ino))
+	if ct == nil || ct.ID != id || ct.Name != "db" || ct.Pod != "db-0" || ct.K8sNamespace != "default" || ct.Runtime != "docker" {
+		t.Fatalf("cgroup %d: container %+v, want %s named db of pod default/db-0 (runtime from its cgroup path)", st.Ino, ct, id)
+	}
+	// A devices cgroup's path (the devices gadget's rule events) names it the same way.
+	other := strings.Repeat("ef", 32)
+	c.Announce(&event.Container{ID: other, Name: "web", Runtime: "containerd", Pod: "web-0"})
+	if ct := c.Cgroup("/k8s.io/" + other); ct == nil || ct.Name != "web" || ct.Pod != "web-0" {
+		t.Errorf("devices cgroup of an announced container: %+v, want web of pod web-0", ct)
+	}
+}
+
 // A container known by its cgroup alone (no runtime tells of its end) is removed once its cgroup
 // is gone: it leaves the index, and subscribers (the kernel filter of --host) hear of it.
 func TestCgroupOnlyContainerLeavesWithItsCgroup(t *testing.T) {
