@@ -30,6 +30,7 @@ func agentCommand() *cli.Command {
 		dataDirFlag,
 		&cli.StringFlag{Name: "retain", Value: defaultRetain, Usage: "the most the flight record keeps on disk (e.g. 1GiB, 500M): the oldest events go first"},
 		&cli.DurationFlag{Name: "retain-for", Value: defaultRetainFor, Usage: "events older than this are deleted (0: only --retain bounds the record)"},
+		&cli.DurationFlag{Name: "flush-every", Value: flightrec.DefaultFlushEvery, Usage: "the longest an event waits in memory before it is written: what a killed agent can lose (counted by the next one)"},
 		&cli.StringFlag{Name: "metrics-addr", Value: defaultMetricsAddr, Usage: "where /metrics, /healthz and /readyz are served (\"\": nowhere)"},
 		&cli.BoolFlag{Name: "metrics-k8s-namespace-label", Usage: "label the event counter by Kubernetes namespace (one series per namespace, kind and gadget)"},
 		&cli.StringFlag{Name: "buffer-size", Usage: "each gadget's ring buffer: a power of two from 64K to 1G (e.g. 8M); default 1M"},
@@ -99,7 +100,10 @@ func agentOptions(c *cli.Context) (agent.Options, error) {
 	if retain < flightrec.MinRetain {
 		return o, usagef("--retain %s is less than the least the record needs, %dMiB", c.String("retain"), flightrec.MinRetain>>20)
 	}
-	o.Record = flightrec.Options{Retain: int64(retain), RetainFor: c.Duration("retain-for")}
+	o.Record = flightrec.Options{Retain: int64(retain), RetainFor: c.Duration("retain-for"), FlushEvery: c.Duration("flush-every")}
+	if o.Record.FlushEvery == 0 {
+		return o, usagef("--flush-every must be more than 0")
+	}
 	o.DataDir = c.String("data-dir")
 	if o.DataDir == "" {
 		return o, usagef("--data-dir must not be empty")

@@ -161,6 +161,7 @@ func TestAgentUsageErrors(t *testing.T) {
 		{[]string{"--retain", "lots"}, `--retain "lots" is not a size`},
 		{[]string{"--retain", "1M"}, "--retain 1M is less than the least the record needs, 16MiB"},
 		{[]string{"--retain-for", "-1h"}, "--retain-for must not be negative"},
+		{[]string{"--flush-every", "0s"}, "--flush-every must be more than 0"},
 		{[]string{"--buffer-size", "3M"}, "--buffer-size 3M is not a power of two"},
 		{[]string{"--data-dir", ""}, "--data-dir must not be empty"},
 		{[]string{"--netns-linger", "soon"}, "invalid value"},
@@ -369,7 +370,10 @@ func TestAgentKilledMidStorm(t *testing.T) {
 	const comm = "gw-storm"
 	before := bpftoolPrograms(t)
 	dir := t.TempDir()
-	ag := startAgent(t, dir, "--gadgets", "setns")
+	// Full blocks (4 MiB) are written at once, the last one only at a flush: with no flush before
+	// the kill, the agent is killed with the storm's last events taken and not written, however
+	// fast the machine writes (a flush every second raced the kill).
+	ag := startAgent(t, dir, "--gadgets", "setns", "--flush-every", "1h")
 	if err := testutil.Storm(calls, comm); err != nil {
 		t.Fatal(err)
 	}
