@@ -128,7 +128,7 @@ var slowFields = []gadget.Field{
 // ExecRecord is an exec in an invocation's process tree, as the kernel recorded it; the tracker folds
 // it into the invocation.
 type ExecRecord struct {
-	event.Header
+	gadget.Folded
 	rec *gen.CniExecEvent // the ring buffer's record while it is processed; Clone copies it
 }
 
@@ -137,25 +137,12 @@ func (e *ExecRecord) Decode(rec *gen.CniExecEvent, h *event.Header, _ event.Reso
 	e.Header, e.rec = *h, rec
 }
 
-// Head returns the common part.
-func (e *ExecRecord) Head() *event.Header { return &e.Header }
-
 // Clone returns a copy that owns its record.
 func (e *ExecRecord) Clone() gadget.Event { c := *e; r := *e.rec; c.rec = &r; return &c }
 
-// AppendJSON appends what a folded record is: only tests write one.
-func (e *ExecRecord) AppendJSON(j *encode.JSON) {
-	j.Object()
-	j.Uint("root", uint64(e.rec.Root))
-	j.End()
-}
-
-// AppendRow appends the same in a table.
-func (e *ExecRecord) AppendRow(r *encode.Row) { r.Cell("exec") }
-
 // OutputRecord is what a process of an invocation wrote to fd 1 or 2.
 type OutputRecord struct {
-	event.Header
+	gadget.Folded
 	rec *gen.CniOutputEvent
 }
 
@@ -164,25 +151,12 @@ func (o *OutputRecord) Decode(rec *gen.CniOutputEvent, h *event.Header, _ event.
 	o.Header, o.rec = *h, rec
 }
 
-// Head returns the common part.
-func (o *OutputRecord) Head() *event.Header { return &o.Header }
-
 // Clone returns a copy that owns its record.
 func (o *OutputRecord) Clone() gadget.Event { c := *o; r := *o.rec; c.rec = &r; return &c }
 
-// AppendJSON appends what a folded record is: only tests write one.
-func (o *OutputRecord) AppendJSON(j *encode.JSON) {
-	j.Object()
-	j.Uint("root", uint64(o.rec.Root))
-	j.End()
-}
-
-// AppendRow appends the same in a table.
-func (o *OutputRecord) AppendRow(r *encode.Row) { r.Cell("output") }
-
 // ExitRecord is the exit of a process of an invocation.
 type ExitRecord struct {
-	event.Header
+	gadget.Folded
 	Root    uint32
 	Code    int32
 	Dropped uint32
@@ -190,21 +164,8 @@ type ExitRecord struct {
 
 // Decode fills the event from a kernel record.
 func (x *ExitRecord) Decode(rec *gen.CniExitEvent, h *event.Header, _ event.Resolver) {
-	*x = ExitRecord{Header: *h, Root: rec.Root, Code: rec.Code, Dropped: rec.Dropped}
+	*x = ExitRecord{Folded: gadget.Folded{Header: *h}, Root: rec.Root, Code: rec.Code, Dropped: rec.Dropped}
 }
-
-// Head returns the common part.
-func (x *ExitRecord) Head() *event.Header { return &x.Header }
 
 // Clone returns a copy.
 func (x *ExitRecord) Clone() gadget.Event { c := *x; return &c }
-
-// AppendJSON appends what a folded record is: only tests write one.
-func (x *ExitRecord) AppendJSON(j *encode.JSON) {
-	j.Object()
-	j.Uint("root", uint64(x.Root))
-	j.End()
-}
-
-// AppendRow appends the same in a table.
-func (x *ExitRecord) AppendRow(r *encode.Row) { r.Cell("exit") }

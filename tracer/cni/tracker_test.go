@@ -55,17 +55,17 @@ func (f *feeder) exec(pid, ppid, root uint32, file string, inBinDir bool, env ..
 	fill(rec.File[:], file)
 	rec.ArgsLen = fill(rec.Args[:], file+"\x00-x\x00")
 	rec.EnvLen = fill(rec.Env[:], strings.Join(env, "\x00"))
-	f.tr.Process(&ExecRecord{Header: f.header(pid, ppid, base(file)), rec: rec}, f.emit)
+	f.tr.Process(&ExecRecord{Folded: gadget.Folded{Header: f.header(pid, ppid, base(file))}, rec: rec}, f.emit)
 }
 
 func (f *feeder) output(pid, root, fd uint32, data string) {
 	rec := &gen.CniOutputEvent{Root: root, Fd: fd, Count: uint32(len(data))}
 	rec.Len = fill(rec.Data[:], data)
-	f.tr.Process(&OutputRecord{Header: f.header(pid, 0, ""), rec: rec}, f.emit)
+	f.tr.Process(&OutputRecord{Folded: gadget.Folded{Header: f.header(pid, 0, "")}, rec: rec}, f.emit)
 }
 
 func (f *feeder) exit(pid, root uint32, code int32) {
-	f.tr.Process(&ExitRecord{Header: f.header(pid, 0, ""), Root: root, Code: code}, f.emit)
+	f.tr.Process(&ExitRecord{Folded: gadget.Folded{Header: f.header(pid, 0, "")}, Root: root, Code: code}, f.emit)
 }
 
 func (f *feeder) last(kind string) *Invocation {

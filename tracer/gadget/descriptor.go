@@ -183,6 +183,19 @@ type Kind struct {
 // Fold returns the kind marked Folded.
 func (k Kind) Fold() Kind { k.Folded = true; return k }
 
+// Folded is embedded by a folded kind's record: the processor folds the record into its derived
+// events and never emits it, so it has no JSON or row of its own, only what Event asks for.
+type Folded struct{ event.Header }
+
+// Head returns the common part.
+func (f *Folded) Head() *event.Header { return &f.Header }
+
+// AppendJSON appends an empty object: a folded record is never written.
+func (*Folded) AppendJSON(j *encode.JSON) { j.Object(); j.End() }
+
+// AppendRow appends nothing: a folded record is never written.
+func (*Folded) AppendRow(*encode.Row) {}
+
 // Field documents one member of a gadget's JSON object.
 type Field struct {
 	Name, Meaning string

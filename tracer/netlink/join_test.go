@@ -54,7 +54,7 @@ func TestAddressInUseNamesItsHolder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			j := &joiner{take: netns.Take}
 			ext := &extackRecord{Event{Header: event.Header{Time: time.Now(), Proc: event.Proc{PID: 42, Comm: "ipvlan"}}, Message: tt.message, NetNS: 1, bootNs: 7}}
-			ack := &ackRecord{Header: ext.Header, extackNs: 7, ack: Ack{Error: tt.errno, Protocol: unix.NETLINK_ROUTE,
+			ack := &ackRecord{Folded: gadget.Folded{Header: ext.Header}, extackNs: 7, ack: Ack{Error: tt.errno, Protocol: unix.NETLINK_ROUTE,
 				Request: parseRequest(unix.NETLINK_ROUTE, request(unix.RTM_NEWADDR, []byte{unix.AF_INET, 24, 0, 0, 3, 0, 0, 0}, rtattr(unix.IFA_LOCAL, tt.addr)))}}
 			var out []*Event
 			emit := func(e gadget.Event) { out = append(out, e.(*Event)) }

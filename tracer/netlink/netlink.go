@@ -83,15 +83,12 @@ func (e *extackRecord) Decode(rec *gen.NetlinkExtackEvent, h *event.Header, r ev
 	e.Event = Event{Header: *h, Message: event.CString(rec.Msg[:]), NetNS: h.NS.Net, bootNs: rec.Hdr.TsBootNs, resolver: r}
 }
 
-// Head returns the common part.
-func (e *extackRecord) Head() *event.Header { return &e.Header }
-
 // Clone returns a copy.
 func (e *extackRecord) Clone() gadget.Event { c := *e; return &c }
 
 // ackRecord is the ack a process read while a message of its was pending.
 type ackRecord struct {
-	event.Header
+	gadget.Folded
 	extackNs  uint64
 	ack       Ack
 	sockNetNS uint32
@@ -104,21 +101,8 @@ func (a *ackRecord) Decode(rec *gen.NetlinkAckEvent, h *event.Header, _ event.Re
 	a.ack.Request = parseRequest(rec.Protocol, rec.Req[:min(int(rec.ReqLen), len(rec.Req))])
 }
 
-// Head returns the common part.
-func (a *ackRecord) Head() *event.Header { return &a.Header }
-
 // Clone returns a copy.
 func (a *ackRecord) Clone() gadget.Event { c := *a; return &c }
-
-// AppendJSON appends what a folded record is: only tests write one.
-func (a *ackRecord) AppendJSON(j *encode.JSON) {
-	j.Object()
-	j.Int("error", int64(a.ack.Error))
-	j.End()
-}
-
-// AppendRow appends the same in a table.
-func (a *ackRecord) AppendRow(r *encode.Row) { r.Cell("ack") }
 
 // Event is a request answered with an extended-ack message.
 type Event struct {
