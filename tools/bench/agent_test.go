@@ -22,7 +22,6 @@ import (
 	"github.com/ghostwatch/ghostwatch/tracer/agent"
 	"github.com/ghostwatch/ghostwatch/tracer/flightrec"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
-	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/registry"
 )
 
@@ -32,11 +31,6 @@ import (
 // 10k device denials a second, every event delivered or counted.
 func BenchmarkAgent(b *testing.B) {
 	loop, ghostwatch, floor, ours := prepare(b)
-	release, err := kernel.Use(kernel.Tracefs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer release()
 
 	points := agentAttachPoints(b)
 	var names []string
@@ -45,7 +39,7 @@ func BenchmarkAgent(b *testing.B) {
 	}
 	fmt.Printf("\nagent defaults on this kernel: %d attach points that run programs: %s\n", len(points), strings.Join(names, ", "))
 	configs := []config{
-		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
+		untraced,
 		{"floor: empty programs on the same attach points", floorAt(floor, ours, points), 0},
 		{"ghostwatch agent (defaults)", runAgent(ghostwatch), 0},
 	}

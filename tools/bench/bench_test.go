@@ -25,6 +25,7 @@ import (
 
 	floorgen "github.com/ghostwatch/ghostwatch/gen/floor"
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/registry"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
@@ -266,10 +267,23 @@ func againstFloor(b *testing.B, loop string, configs []config, unit string, runs
 	}
 }
 
+// untraced is the configuration every comparison starts with: the loop alone.
+var untraced = config{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0}
+
+// besideFloor is a gadget benchmark's configurations in againstFloor's order: untraced, the floor
+// (floorOn's), then the tracers measured.
+func besideFloor(floor config, tracers ...config) []config {
+	return append([]config{untraced, floor}, tracers...)
+}
+
 // floorOn is a floor: the empty tracepoint program on each syscall tracepoint named, and each
 // empty tp_btf program given, attached alone.
-func floorOn(floor *floorgen.FloorPrograms, ours map[string]bool, syscallTracepoints []string, btf ...*ebpf.Program) setup {
-	return func(b *testing.B, _ int, _ uint32) func() {
+func floorOn(floor *floorgen.FloorPrograms, ours map[string]bool, syscallTracepoints []string, btf ...*ebpf.Program) config {
+	name := "floor: empty programs on the same attach points"
+	if len(syscallTracepoints)+len(btf) == 1 {
+		name = "floor: empty program on the same attach point"
+	}
+	return config{name, func(b *testing.B, _ int, _ uint32) func() {
 		var links []link.Link
 		closeAll := func() {
 			for _, l := range links {
@@ -294,19 +308,24 @@ func floorOn(floor *floorgen.FloorPrograms, ours map[string]bool, syscallTracepo
 		}
 		alone(b, ours)
 		return closeAll
-	}
+	}, 0}
 }
 
-// prepare is what every benchmark starts with: the loop and ghostwatch built, the floor's empty
-// programs loaded (closed when the benchmark ends), and the names of our programs, none of which
-// may be loaded while a floor runs.
+// prepare is what every benchmark starts with: the loop and ghostwatch built, tracefs mounted (a
+// floor's syscall tracepoints are found there), the floor's empty programs loaded (closed when the
+// benchmark ends), and the names of our programs, none of which may be loaded while a floor runs.
 func prepare(b *testing.B) (loop, ghostwatch string, floor *floorgen.FloorPrograms, ours map[string]bool) {
 	testutil.RequirePrivileged(b)
+	release, err := kernel.Use(kernel.Tracefs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(release)
 	dir := b.TempDir()
 	loop = build(b, dir, "loop", "./loop")
 	ghostwatch = build(b, dir, "ghostwatch", "../../cmd/ghostwatch")
 	floor = &floorgen.FloorPrograms{}
-	if err := floorgen.LoadFloorObjects(floor, nil); err != nil {
+	if err = floorgen.LoadFloorObjects(floor, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { floor.Close() })

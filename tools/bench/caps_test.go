@@ -30,7 +30,7 @@ func BenchmarkCaps(b *testing.B) {
 		}
 	}
 	configs := []config{
-		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
+		untraced,
 		{"floor: empty program on sys_enter", empty(floor.SysEnterBtf), 0},
 		{"floor: empty program on cap_capable", empty(floor.CapCapableBtf), 0},
 		{"ghostwatch trace caps -o json", traceCaps(ghostwatch), 0},
@@ -64,6 +64,11 @@ func BenchmarkCaps(b *testing.B) {
 // traceCaps runs `trace caps` as a user would, its events written to /dev/null.
 func traceCaps(ghostwatch string, args ...string) setup {
 	return traceGadget(ghostwatch, "caps", args...)
+}
+
+// traced is the configuration of `trace NAME -o json`, as a user runs it.
+func traced(ghostwatch, name string) config {
+	return config{"ghostwatch trace " + name + " -o json", traceGadget(ghostwatch, name), 0}
 }
 
 // traceGadget runs `trace NAME -o json` as a user would, its events written to /dev/null.
@@ -113,7 +118,7 @@ func BenchmarkCapsUnique(b *testing.B) {
 		config
 		programs []string
 	}{
-		{config{"floor: empty program on cap_capable", floorOn(floor, ours, nil, floor.CapCapableBtf), 0}, []string{"cap_capable_btf"}},
+		{config{"floor: empty program on cap_capable", floorOn(floor, ours, nil, floor.CapCapableBtf).setup, 0}, []string{"cap_capable_btf"}},
 		{config{"trace caps: every check written", traceCaps(ghostwatch, "--capset=false"), 0}, checks},
 		{config{"trace caps --unique: each seen before", traceCaps(ghostwatch, "--unique", "--capset=false"), 0}, checks},
 		{config{"trace caps --denied: each allowed", traceCaps(ghostwatch, "--denied", "--capset=false"), 0}, checks},
@@ -128,7 +133,7 @@ func BenchmarkCapsUnique(b *testing.B) {
 		}
 		return d, n
 	}
-	perRun := map[string][]float64{}
+	runNs := map[string][]float64{}
 	for range rounds {
 		for _, c := range configs {
 			alone(b, ours)
@@ -138,7 +143,7 @@ func BenchmarkCapsUnique(b *testing.B) {
 				return func() {
 					d, n := total(c.programs)
 					if n > n0 {
-						perRun[c.name] = append(perRun[c.name], float64(d-d0)/float64(n-n0))
+						runNs[c.name] = append(runNs[c.name], float64(d-d0)/float64(n-n0))
 					}
 					end()
 				}
@@ -148,9 +153,9 @@ func BenchmarkCapsUnique(b *testing.B) {
 	fmt.Printf("\nkernel time of the cap_capable program per run, setuid loop, --capset=false, median of %d rounds\n", rounds)
 	fmt.Printf("(BPF_STATS_RUN_TIME, which adds a clock read per run)\n")
 	for _, c := range configs {
-		fmt.Printf("%-42s %10.1f ns\n", c.name, median(perRun[c.name]))
+		fmt.Printf("%-42s %10.1f ns\n", c.name, median(runNs[c.name]))
 	}
-	written, unique, denied := median(perRun[configs[1].name]), median(perRun[configs[2].name]), median(perRun[configs[3].name])
+	written, unique, denied := median(runNs[configs[1].name]), median(runNs[configs[2].name]), median(runNs[configs[3].name])
 	fmt.Printf("--unique's lookup costs %.1f ns beside --denied's first test, and saves %.1f ns of writing: %.2f\n",
 		unique-denied, written-unique, (unique-denied)/(written-unique))
 }

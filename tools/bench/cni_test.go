@@ -1,8 +1,6 @@
 package bench
 
-import (
-	"testing"
-)
+import "testing"
 
 // BenchmarkCNI measures what `trace cni` adds to the execs a node makes that are not CNI plugins
 // (fork and exec of /bin/true), beside the floor: empty programs on the same attach points (exec,
@@ -10,13 +8,9 @@ import (
 // above the floor is the exec hook's lookup of the binary's directory among the bin dirs.
 func BenchmarkCNI(b *testing.B) {
 	loop, ghostwatch, floor, ours := prepare(b)
-	configs := []config{
-		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
-		{"floor: empty programs on the same attach points", floorOn(floor, ours, []string{"sys_enter_write"},
-			floor.FloorExec, floor.FloorFork, floor.FloorExit), 0},
-		{"ghostwatch trace cni -o json", traceGadget(ghostwatch, "cni"), 0},
-		{"ghostwatch trace cni --plugin-output=false", traceGadget(ghostwatch, "cni", "--plugin-output=false"), 0},
-	}
+	configs := besideFloor(floorOn(floor, ours, []string{"sys_enter_write"}, floor.FloorExec, floor.FloorFork, floor.FloorExit),
+		traced(ghostwatch, "cni"),
+		config{"ghostwatch trace cni --plugin-output=false", traceGadget(ghostwatch, "cni", "--plugin-output=false"), 0})
 	againstFloor(b, loop, configs, "exec", loopRun{"exec", 2000})
 	// The exec hook's lookup is the difference, far below an exec's own cost and the wall clock's
 	// noise: the kernel's accounting of each program's run time.
@@ -31,11 +25,7 @@ func BenchmarkCNI(b *testing.B) {
 // lookup when the process has no message pending.
 func BenchmarkNetlink(b *testing.B) {
 	loop, ghostwatch, floor, ours := prepare(b)
-	configs := []config{
-		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
-		{"floor: empty programs on the same attach points", floorOn(floor, ours, nil, floor.FloorDatagram, floor.FloorExtack), 0},
-		{"ghostwatch trace netlink -o json", traceGadget(ghostwatch, "netlink"), 0},
-	}
+	configs := besideFloor(floorOn(floor, ours, nil, floor.FloorDatagram, floor.FloorExtack), traced(ghostwatch, "netlink"))
 	againstFloor(b, loop, configs, "send and read", loopRun{"dgram", 200000})
 	runTimeUnder(b, loop, ours, configs[1:], loopRun{"dgram", 200000},
 		[]string{"floor_datagram", "floor_extack"}, []string{"ack_btf", "extack_btf"})

@@ -1,10 +1,6 @@
 package bench
 
-import (
-	"testing"
-
-	"github.com/ghostwatch/ghostwatch/tracer/kernel"
-)
+import "testing"
 
 // BenchmarkDevices measures what `trace devices` adds to every write on the node (a loop of
 // one-byte writes to /dev/null, which its rule hook looks at and drops) and to every other
@@ -12,19 +8,9 @@ import (
 // empty programs on the same tracepoints, attached alone.
 func BenchmarkDevices(b *testing.B) {
 	loop, ghostwatch, floor, ours := prepare(b)
-	release, err := kernel.Use(kernel.Tracefs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer release()
-
 	// The floor: empty programs on every attach point trace devices takes here, each syscall
 	// tracepoint (write's and bpf()'s ends) and tp_btf on every syscall's exit.
-	floorLinks := floorOn(floor, ours, []string{"sys_enter_write", "sys_exit_write", "sys_enter_bpf", "sys_exit_bpf"}, floor.SysExitBtf)
-	configs := []config{
-		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
-		{"floor: empty programs on the same attach points", floorLinks, 0},
-		{"ghostwatch trace devices -o json", traceGadget(ghostwatch, "devices"), 0},
-	}
+	configs := besideFloor(floorOn(floor, ours, []string{"sys_enter_write", "sys_exit_write", "sys_enter_bpf", "sys_exit_bpf"}, floor.SysExitBtf),
+		traced(ghostwatch, "devices"))
 	againstFloor(b, loop, configs, "syscall", loopRun{"write", 1000000}, loopRun{"getppid", 1000000})
 }

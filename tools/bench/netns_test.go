@@ -11,7 +11,6 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
@@ -114,50 +113,14 @@ func census(b *testing.B) (procs, fds int) {
 // finer than the loop's noise.
 func BenchmarkNetnsTrace(b *testing.B) {
 	loop, ghostwatch, floor, ours := prepare(b)
-	release, err := kernel.Use(kernel.Tracefs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer release()
-	configs := []config{
-		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
-		{"floor: empty programs on the same attach points",
-			floorOn(floor, ours, []string{"sys_enter_unshare", "sys_exit_unshare", "sys_exit_setns"}, floor.FloorFork, floor.FloorExit), 0},
-		{"ghostwatch trace netns -o json", traceGadget(ghostwatch, "netns"), 0},
-	}
+	configs := besideFloor(floorOn(floor, ours, []string{"sys_enter_unshare", "sys_exit_unshare", "sys_exit_setns"}, floor.FloorFork, floor.FloorExit),
+		traced(ghostwatch, "netns"))
 	againstFloor(b, loop, configs, "process", loopRun{"fork", 100000}, loopRun{"forknet", 100000})
 	// A process's life costs tens of µs and moves by about a µs from run to run, more than the
 	// programs cost: the kernel's own accounting of their run time tells what they add.
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stats.Close()
 	for _, mode := range []string{"fork", "forknet"} {
-		fmt.Printf("\nkernel time of the programs (BPF_STATS_RUN_TIME, which itself adds a clock read per run) in one %s loop\n", mode)
-		var before [2]*ebpf.ProgramStats
-		for i, p := range []*ebpf.Program{floor.FloorFork, floor.FloorExit} {
-			if before[i], err = p.Stats(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		runLoop(b, loop, mode, 100000, floorOn(floor, ours, nil, floor.FloorFork, floor.FloorExit))
-		for i, p := range []*ebpf.Program{floor.FloorFork, floor.FloorExit} {
-			after, err := p.Stats()
-			if err != nil {
-				b.Fatal(err)
-			}
-			runs := after.RunCount - before[i].RunCount
-			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", "floor: empty "+[]string{"fork", "exit"}[i], float64((after.Runtime-before[i].Runtime).Nanoseconds())/float64(max(runs, 1)), runs)
-		}
-		alone(b, ours) // the previous mode's tracer, freed a little after it exits, is not counted here
-		runLoop(b, loop, mode, 100000, func(b *testing.B, n int, pid uint32) func() {
-			stop := traceGadget(ghostwatch, "netns")(b, n, pid)
-			return func() {
-				printRunTime(b, "member_fork", "member_exit")
-				stop()
-			}
-		})
+		runTimeUnder(b, loop, ours, configs[1:], loopRun{mode, 100000},
+			[]string{"floor_fork", "floor_exit"}, []string{"member_fork", "member_exit"})
 	}
 }
 
@@ -167,15 +130,26 @@ func printRunTime(b *testing.B, names ...string) { printRunTimeSince(b, nil, nam
 // printRunTimeSince prints it since before (runTimes): for programs loaded once and run in
 // several loops, the floor's.
 func printRunTimeSince(b *testing.B, before map[string]*ebpf.ProgramStats, names ...string) {
-	for name, st := range runTimes(b, names...) {
-		runs, t := st.RunCount, st.Runtime
-		if p, ok := before[name]; ok {
-			runs, t = runs-p.RunCount, t-p.Runtime
-		}
-		if runs > 0 {
-			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", name, float64(t.Nanoseconds())/float64(runs), runs)
+	now := runTimes(b, names...)
+	for _, name := range names {
+		if ns, runs := perRun(now, before, name); runs > 0 {
+			fmt.Printf("%-48s %10.1f ns per run (%d runs)\n", name, ns, runs)
 		}
 	}
+}
+
+// perRun is the named program's run time per run, and its runs, from its run times now and before
+// (nil or without it: since it was loaded); 0 runs where it is not loaded now.
+func perRun(now, before map[string]*ebpf.ProgramStats, name string) (ns float64, runs uint64) {
+	st, ok := now[name]
+	if !ok {
+		return 0, 0
+	}
+	runs, t := st.RunCount, st.Runtime
+	if p, ok := before[name]; ok {
+		runs, t = runs-p.RunCount, t-p.Runtime
+	}
+	return float64(t.Nanoseconds()) / float64(max(runs, 1)), runs
 }
 
 // runTimes is the kernel's accounting of the named programs loaded now (BPF_STATS_RUN_TIME), by name.
@@ -199,7 +173,8 @@ func runTimes(b *testing.B, names ...string) map[string]*ebpf.ProgramStats {
 
 // runTimeUnder runs the loop once more under each configuration, with the kernel's accounting of
 // programs' run time on, and prints what the named programs (programs[i] for configs[i]) take per
-// run: on a busy machine the wall clock moves by more than such programs cost.
+// run in that loop (a floor's programs stay loaded and ran in the loops before): on a busy machine
+// the wall clock moves by more than such programs cost.
 func runTimeUnder(b *testing.B, loop string, ours map[string]bool, configs []config, run loopRun, programs ...[]string) {
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
@@ -211,9 +186,10 @@ func runTimeUnder(b *testing.B, loop string, ours map[string]bool, configs []con
 		alone(b, ours)
 		runLoop(b, loop, run.mode, run.calls, func(b *testing.B, pid int, mntns uint32) func() {
 			end := c.setup(b, pid, mntns)
+			before := runTimes(b, programs[i]...)
 			return func() {
 				fmt.Println(c.name)
-				printRunTime(b, programs[i]...)
+				printRunTimeSince(b, before, programs[i]...)
 				end()
 			}
 		})

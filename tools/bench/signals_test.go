@@ -3,8 +3,6 @@ package bench
 import (
 	"fmt"
 	"testing"
-
-	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 )
 
 // BenchmarkSignals measures what `trace signals` adds to a node's ordinary signalling, which its
@@ -14,17 +12,9 @@ import (
 // syscall tracepoints' slow path makes every syscall take.
 func BenchmarkSignals(b *testing.B) {
 	loop, ghostwatch, floor, ours := prepare(b)
-	release, err := kernel.Use(kernel.Tracefs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer release()
-	configs := []config{
-		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
-		{"floor: empty programs on the same attach points", floorOn(floor, ours,
-			[]string{"sys_exit_kill", "sys_exit_tkill", "sys_exit_tgkill", "sys_exit_pidfd_send_signal"}, floor.FloorSignal), 0},
-		{"ghostwatch trace signals -o json", traceGadget(ghostwatch, "signals"), 0},
-	}
+	configs := besideFloor(floorOn(floor, ours,
+		[]string{"sys_exit_kill", "sys_exit_tkill", "sys_exit_tgkill", "sys_exit_pidfd_send_signal"}, floor.FloorSignal),
+		traced(ghostwatch, "signals"))
 	againstFloor(b, loop, configs, "call",
 		loopRun{"kill0", 1000000}, loopRun{"sigself", 1000000}, loopRun{"sigchild", 1000000}, loopRun{"getppid", 1000000})
 	fmt.Println("target: trace signals <= 1.3x floor")
