@@ -25,8 +25,10 @@ const (
 	FloorProgFloorMarkVictim = "floor_mark_victim"
 	FloorProgFloorSignal     = "floor_signal"
 	FloorProgSysEnterBtf     = "sys_enter_btf"
+	FloorProgSysEnterMntns   = "sys_enter_mntns"
 	FloorProgSysExitBtf      = "sys_exit_btf"
 	FloorProgSyscallTp       = "syscall_tp"
+	FloorVarNoMntns          = "no_mntns"
 )
 
 // LoadFloor returns the embedded CollectionSpec for Floor.
@@ -80,6 +82,7 @@ type FloorProgramSpecs struct {
 	FloorMarkVictim *ebpf.ProgramSpec `ebpf:"floor_mark_victim"`
 	FloorSignal     *ebpf.ProgramSpec `ebpf:"floor_signal"`
 	SysEnterBtf     *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
+	SysEnterMntns   *ebpf.ProgramSpec `ebpf:"sys_enter_mntns"`
 	SysExitBtf      *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
 	SyscallTp       *ebpf.ProgramSpec `ebpf:"syscall_tp"`
 }
@@ -94,6 +97,7 @@ type FloorMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type FloorVariableSpecs struct {
+	NoMntns *ebpf.VariableSpec `ebpf:"no_mntns"`
 }
 
 // FloorObjects contains all objects after they have been loaded into the kernel.
@@ -126,6 +130,7 @@ func (m *FloorMaps) Close() error {
 //
 // It can be passed to LoadFloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type FloorVariables struct {
+	NoMntns *ebpf.Variable `ebpf:"no_mntns"`
 }
 
 // FloorPrograms contains all programs after they have been loaded into the kernel.
@@ -141,6 +146,7 @@ type FloorPrograms struct {
 	FloorMarkVictim *ebpf.Program `ebpf:"floor_mark_victim"`
 	FloorSignal     *ebpf.Program `ebpf:"floor_signal"`
 	SysEnterBtf     *ebpf.Program `ebpf:"sys_enter_btf"`
+	SysEnterMntns   *ebpf.Program `ebpf:"sys_enter_mntns"`
 	SysExitBtf      *ebpf.Program `ebpf:"sys_exit_btf"`
 	SyscallTp       *ebpf.Program `ebpf:"syscall_tp"`
 }
@@ -156,6 +162,7 @@ func (p *FloorPrograms) Close() error {
 		p.FloorMarkVictim,
 		p.FloorSignal,
 		p.SysEnterBtf,
+		p.SysEnterMntns,
 		p.SysExitBtf,
 		p.SyscallTp,
 	)
