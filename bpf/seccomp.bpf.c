@@ -6,7 +6,9 @@
  * The hot path is sys_enter, run for every syscall on the node. It is built for the processes
  * not being recorded: with no recording under way they leave after one load; otherwise after
  * direct loads of their mount namespace (tp_btf's typed task pointer, no helper per hop) and one
- * compare against a slot of a table indexed by that number, with no lookup call. Recordings the
+ * compare against a slot of a table indexed by that number, with no lookup call, and, while a
+ * process tree is recorded, a load of their tgid and one compare against a slot of the members'
+ * table indexed by it, with no lookup call either. Recordings the
  * kernel begins by itself (arming) start there too, at a filter install or an exec, so no other
  * program runs on syscalls: a syscall tracepoint would slow every syscall of the node. */
 #include "common.h"
@@ -48,6 +50,17 @@ struct rec_slot {
 	struct recording rec;
 };
 
+#define MEMBER_SLOTS 4096 /* a power of two: a member's slot is its tgid's low bits */
+#define MEMBER_MASK (MEMBER_SLOTS - 1)
+
+/* A process of a recorded tree, by tgid. A tgid whose slot holds another lives in the members
+ * table, and the slot counts it, so that a process whose slot neither holds it nor counts any
+ * is known to be in no tree without a lookup. */
+struct member_slot {
+	__u64 member;  /* 0 (free), or a member: its tgid in the low half, its tree's key in the high */
+	__u64 spilled; /* tgids with this slot that live in members */
+};
+
 /* The one kind of event this gadget writes: a recording the kernel began by itself. */
 enum seccomp_kind {
 	SECCOMP_ARMED = 1,
@@ -74,9 +87,16 @@ const enum seccomp_kind *unused_kind __attribute__((unused));
 /* Shared with user space, which maps this section (.bss) and claims and releases slots and
  * counts recordings with the same atomic operations as the kernel. */
 struct rec_slot slots[SLOTS];
-/* Recordings under way. 0: every syscall leaves after reading this. */
+/* Claimed with compare-and-swap by the kernel at a fork and by user space at StartTree; before
+ * 5.12 (no compare-and-swap in the kernel, which could not free a slot at an exit) members all
+ * live in the members table. */
+struct member_slot member_slots[MEMBER_SLOTS];
+/* Recordings under way. 0: every syscall leaves after reading this. Counted before a recording is
+ * added and uncounted after it is gone, so that it never counts fewer than there are. */
 volatile __u32 live = 0;
-/* Process trees recorded. 0: no tgid lookup. */
+/* Process trees recorded (among live). 0: no tgid lookup; all of live: no mount namespace is
+ * recorded, so none is read. Counted after the tree's root is a member and uncounted before its
+ * recording ends, so that it never counts more than there are. */
 volatile __u32 trees = 0;
 /* Recordings (or tree members) the kernel could not add because a table was full: reported. */
 volatile __u32 not_recorded = 0;
@@ -89,7 +109,7 @@ struct {
 	__type(value, struct recording);
 } spill SEC(".maps");
 
-/* Processes of recorded trees: tgid to the tree's key. */
+/* Processes of recorded trees whose slot was taken: tgid to the tree's key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -153,6 +173,58 @@ static __always_inline struct recording *find(__u32 key)
 	if (!s->spilled)
 		return NULL;
 	return bpf_map_lookup_elem(&spill, &key);
+}
+
+/* The key of the tree tgid is a member of; 0 if none (no key is 0). */
+static __always_inline __u32 tree_of(__u32 tgid)
+{
+	struct member_slot *s = &member_slots[tgid & MEMBER_MASK];
+	__u64 m = s->member;
+	if ((__u32)m == tgid && m)
+		return m >> 32;
+	if (!s->spilled)
+		return 0;
+	__u32 *root = bpf_map_lookup_elem(&members, &tgid);
+	return root ? *root : 0;
+}
+
+/* Make tgid a member of the tree root: in its slot if free (or its already), else in members.
+ * Before 5.12 (!fetch) always in members. */
+static __always_inline void add_member(__u32 tgid, __u32 root, const bool fetch)
+{
+	struct member_slot *s = &member_slots[tgid & MEMBER_MASK];
+	__u64 m = (__u64)root << 32 | tgid;
+	if (fetch) {
+		__u64 old = __sync_val_compare_and_swap(&s->member, 0, m);
+		if (!old || ((__u32)old == tgid && __sync_val_compare_and_swap(&s->member, old, m) == old))
+			return;
+	}
+	/* Counted in its slot first, so that no syscall of it misses the members table. */
+	__sync_fetch_and_add(&s->spilled, 1);
+	long err = bpf_map_update_elem(&members, &tgid, &root, BPF_NOEXIST);
+	if (!err)
+		return;
+	__sync_fetch_and_add(&s->spilled, -1); /* not added: counted once already, or not at all */
+	if (err != -EEXIST || bpf_map_update_elem(&members, &tgid, &root, BPF_EXIST))
+		__sync_fetch_and_add(&not_recorded, 1); /* a member not recorded: said, not silent */
+}
+
+/* tgid is gone: it is a member nowhere, in its slot or in members, so that a process given the
+ * same tgid later is not taken for one. */
+static __always_inline void drop_member(__u32 tgid, const bool fetch)
+{
+	struct member_slot *s = &member_slots[tgid & MEMBER_MASK];
+	if (fetch) {
+		/* User space may move the slot to another tree meanwhile (StartTree of a subtree): a
+		 * few tries, each lost only to such a move. */
+		for (int i = 0; i < 4; i++) {
+			__u64 m = s->member;
+			if ((__u32)m != tgid || !m || __sync_val_compare_and_swap(&s->member, m, 0) == m)
+				break;
+		}
+	}
+	if (s->spilled && !bpf_map_delete_elem(&members, &tgid))
+		__sync_fetch_and_add(&s->spilled, -1);
 }
 
 /* Before 5.12 there is no atomic or: a bit is set with an atomic add, which must happen once, so
@@ -264,6 +336,7 @@ static __always_inline struct recording *arm(struct task_struct *t, enum arm_rea
 	if (!arm_new && !bpf_map_lookup_elem(&expected, &mntns))
 		return NULL;
 	struct rec_slot *s = &slots[mntns & SLOT_MASK];
+	__sync_fetch_and_add(&live, 1); /* first: while trees are all that live counts, no namespace is looked up */
 	/* Before 5.12 (no compare-and-swap) the kernel's recordings all live in spill. */
 	struct recording *r = fetch ? claim(s, mntns, id) : NULL;
 	if (!r) {
@@ -274,13 +347,15 @@ static __always_inline struct recording *arm(struct task_struct *t, enum arm_rea
 			__sync_fetch_and_add(&s->spilled, -1);
 			if (!bpf_map_lookup_elem(&spill, &mntns)) /* not there already: the table is full */
 				__sync_fetch_and_add(&not_recorded, 1);
+			__sync_fetch_and_add(&live, -1);
 			return NULL;
 		}
 		r = bpf_map_lookup_elem(&spill, &mntns);
-		if (!r)
+		if (!r) {
+			__sync_fetch_and_add(&live, -1);
 			return NULL;
+		}
 	}
-	__sync_fetch_and_add(&live, 1);
 	tell_armed(mntns, reason);
 	return r;
 }
@@ -344,16 +419,19 @@ static __always_inline int on_sys_enter(struct pt_regs *regs, long id, const boo
 {
 	struct task_struct *t = NULL;
 	struct recording *r = NULL;
-	if (live) {
+	__u32 n = live;
+	if (n) {
 		t = gw_current();
-		__u32 key = task_mntns(t);
-		if (key)
-			r = find(key);
-		if (!r && trees) {
-			__u32 tgid = GW_TASK(t, tgid);
-			__u32 *root = bpf_map_lookup_elem(&members, &tgid);
+		__u32 tr = trees;
+		if (n != tr) { /* a mount namespace is recorded */
+			__u32 key = task_mntns(t);
+			if (key)
+				r = find(key);
+		}
+		if (!r && tr) {
+			__u32 root = tree_of(GW_TASK(t, tgid));
 			if (root)
-				r = find(*root);
+				r = find(root);
 		}
 	}
 	if (!r) {
@@ -384,30 +462,50 @@ int BPF_PROG(sys_enter_nofetch, struct pt_regs *regs, long id)
 }
 
 /* A process forked by a member of a recorded tree joins the tree. */
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(tree_fork, struct task_struct *parent, struct task_struct *child)
+static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, const bool fetch)
 {
 	if (!trees || child->pid != child->tgid) /* a thread is in its process's tree already */
 		return 0;
-	__u32 tgid = parent->tgid;
-	__u32 *root = bpf_map_lookup_elem(&members, &tgid);
-	if (!root)
-		return 0;
-	__u32 key = *root, ctgid = child->tgid;
-	if (bpf_map_update_elem(&members, &ctgid, &key, BPF_ANY))
-		__sync_fetch_and_add(&not_recorded, 1); /* a member not recorded: said, not silent */
+	__u32 root = tree_of(parent->tgid);
+	if (root)
+		add_member(child->tgid, root, fetch);
 	return 0;
 }
 
-/* A process of a recorded tree ended (its last thread): its tgid may be reused by another. */
+/* A process ended (its last thread): its tgid may be reused by another. Whatever the count of
+ * trees: a member added as that count fell to 0 must still leave (user space removes a stopped
+ * tree's members after uncounting it). */
+static __always_inline int on_exit(struct task_struct *p, const bool fetch)
+{
+	if (p->signal->live.counter)
+		return 0;
+	drop_member(p->tgid, fetch);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(tree_fork, struct task_struct *parent, struct task_struct *child)
+{
+	return on_fork(parent, child, true);
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(tree_exit, struct task_struct *p)
 {
-	if (!trees || p->signal->live.counter)
-		return 0;
-	__u32 tgid = p->tgid;
-	bpf_map_delete_elem(&members, &tgid);
-	return 0;
+	return on_exit(p, true);
+}
+
+/* Before 5.12: members all in the members table. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(tree_fork_nofetch, struct task_struct *parent, struct task_struct *child)
+{
+	return on_fork(parent, child, false);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(tree_exit_nofetch, struct task_struct *p)
+{
+	return on_exit(p, false);
 }
 
 /* Run once by user space at load with --new: the mount namespaces tasks are in now are not new. */

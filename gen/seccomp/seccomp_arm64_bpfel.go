@@ -45,6 +45,12 @@ type SeccompEvent struct {
 	Reason SeccompArmReason
 }
 
+type SeccompMemberSlot struct {
+	_       structs.HostLayout
+	Member  uint64
+	Spilled uint64
+}
+
 type SeccompRecSlot struct {
 	_       structs.HostLayout
 	Key     uint64
@@ -94,11 +100,14 @@ const (
 	SeccompProgSysEnter        = "sys_enter"
 	SeccompProgSysEnterNofetch = "sys_enter_nofetch"
 	SeccompProgTreeExit        = "tree_exit"
+	SeccompProgTreeExitNofetch = "tree_exit_nofetch"
 	SeccompProgTreeFork        = "tree_fork"
+	SeccompProgTreeForkNofetch = "tree_fork_nofetch"
 	SeccompVarArmNew           = "arm_new"
 	SeccompVarArming           = "arming"
 	SeccompVarGwLacks          = "gw_lacks"
 	SeccompVarLive             = "live"
+	SeccompVarMemberSlots      = "member_slots"
 	SeccompVarNotRecorded      = "not_recorded"
 	SeccompVarSlots            = "slots"
 	SeccompVarTrees            = "trees"
@@ -153,7 +162,9 @@ type SeccompProgramSpecs struct {
 	SysEnter        *ebpf.ProgramSpec `ebpf:"sys_enter"`
 	SysEnterNofetch *ebpf.ProgramSpec `ebpf:"sys_enter_nofetch"`
 	TreeExit        *ebpf.ProgramSpec `ebpf:"tree_exit"`
+	TreeExitNofetch *ebpf.ProgramSpec `ebpf:"tree_exit_nofetch"`
 	TreeFork        *ebpf.ProgramSpec `ebpf:"tree_fork"`
+	TreeForkNofetch *ebpf.ProgramSpec `ebpf:"tree_fork_nofetch"`
 }
 
 // SeccompMapSpecs contains maps before they are loaded into the kernel.
@@ -177,6 +188,7 @@ type SeccompVariableSpecs struct {
 	Arming      *ebpf.VariableSpec `ebpf:"arming"`
 	GwLacks     *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	Live        *ebpf.VariableSpec `ebpf:"live"`
+	MemberSlots *ebpf.VariableSpec `ebpf:"member_slots"`
 	NotRecorded *ebpf.VariableSpec `ebpf:"not_recorded"`
 	Slots       *ebpf.VariableSpec `ebpf:"slots"`
 	Trees       *ebpf.VariableSpec `ebpf:"trees"`
@@ -234,6 +246,7 @@ type SeccompVariables struct {
 	Arming      *ebpf.Variable `ebpf:"arming"`
 	GwLacks     *ebpf.Variable `ebpf:"gw_lacks"`
 	Live        *ebpf.Variable `ebpf:"live"`
+	MemberSlots *ebpf.Variable `ebpf:"member_slots"`
 	NotRecorded *ebpf.Variable `ebpf:"not_recorded"`
 	Slots       *ebpf.Variable `ebpf:"slots"`
 	Trees       *ebpf.Variable `ebpf:"trees"`
@@ -250,7 +263,9 @@ type SeccompPrograms struct {
 	SysEnter        *ebpf.Program `ebpf:"sys_enter"`
 	SysEnterNofetch *ebpf.Program `ebpf:"sys_enter_nofetch"`
 	TreeExit        *ebpf.Program `ebpf:"tree_exit"`
+	TreeExitNofetch *ebpf.Program `ebpf:"tree_exit_nofetch"`
 	TreeFork        *ebpf.Program `ebpf:"tree_fork"`
+	TreeForkNofetch *ebpf.Program `ebpf:"tree_fork_nofetch"`
 }
 
 func (p *SeccompPrograms) Close() error {
@@ -259,7 +274,9 @@ func (p *SeccompPrograms) Close() error {
 		p.SysEnter,
 		p.SysEnterNofetch,
 		p.TreeExit,
+		p.TreeExitNofetch,
 		p.TreeFork,
+		p.TreeForkNofetch,
 	)
 }
 

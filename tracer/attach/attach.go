@@ -334,6 +334,9 @@ func (s *Set) Iter(program string) *link.Iter {
 	return it
 }
 
+// Chosen returns the names of the programs of a hook's chosen candidate; nil if none attached.
+func (s *Set) Chosen(hook string) []string { return s.hookOf[hook] }
+
 // Kind returns the attach kind chosen for a hook, or "" if none attached.
 func (s *Set) Kind(hook string) string {
 	for _, c := range s.Choices {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -37,10 +38,12 @@ var Gadget = gadget.Descriptor{
 	Mode:     gadget.Recorder,
 	Load:     gen.LoadSeccomp,
 	Features: []kernel.Feature{kernel.TaskBTF, kernel.FetchAtomics},
-	Needs:    map[string]kernel.Feature{gen.SeccompProgSysEnter: kernel.FetchAtomics},
+	Needs: map[string]kernel.Feature{gen.SeccompProgSysEnter: kernel.FetchAtomics,
+		gen.SeccompProgTreeFork: kernel.FetchAtomics, gen.SeccompProgTreeExit: kernel.FetchAtomics},
 	Hooks: []attach.Hook{
 		{Name: HookSyscalls, Candidates: [][]string{{gen.SeccompProgSysEnter}, {gen.SeccompProgSysEnterNofetch}}},
-		{Name: HookTrees, Candidates: [][]string{{gen.SeccompProgTreeFork, gen.SeccompProgTreeExit}}},
+		{Name: HookTrees, Candidates: [][]string{{gen.SeccompProgTreeFork, gen.SeccompProgTreeExit},
+			{gen.SeccompProgTreeForkNofetch, gen.SeccompProgTreeExitNofetch}}},
 		{Name: HookRunning, Candidates: [][]string{{gen.SeccompProgIgnoreRunning}}},
 	},
 	Kinds: []gadget.Kind{gadget.NewKind[gen.SeccompEvent, Armed]("armed", uint32(gen.SeccompSeccompKindSECCOMP_ARMED),
@@ -86,7 +89,6 @@ type Options struct {
 type Recorder struct {
 	*gadget.Gadget
 	table     *table
-	members   *ebpf.Map
 	ignored   *ebpf.Map
 	expected  *ebpf.Map
 	arming    *ebpf.Variable
@@ -152,12 +154,13 @@ func New(o Options) (*Recorder, error) {
 		return nil, err
 	}
 	set := g.Set()
-	t, err := mapTable(set.Map(".bss"), set.Map(gen.SeccompMapSpill), spec)
+	claim := slices.Contains(set.Chosen(HookTrees), gen.SeccompProgTreeExit)
+	t, err := mapTable(set.Map(".bss"), set.Map(gen.SeccompMapSpill), set.Map(gen.SeccompMapMembers), spec, claim)
 	if err != nil {
 		g.Close()
 		return nil, err
 	}
-	r := &Recorder{Gadget: g, table: t, members: set.Map(gen.SeccompMapMembers), ignored: set.Map(gen.SeccompMapIgnored),
+	r := &Recorder{Gadget: g, table: t, ignored: set.Map(gen.SeccompMapIgnored),
 		expected: set.Map(gen.SeccompMapExpected), arming: set.Variable(gen.SeccompVarArming), opts: o,
 		origin: map[uint32]*int{}, trees: map[uint32]bool{}, syscalls: true}
 	if o.New {
@@ -270,15 +273,15 @@ func (r *Recorder) StartTree(pid uint32) error {
 // kernel, once its root is a member: Stop uncounts exactly the trees counted, or the kernel's
 // count would wrap and every syscall of the node look its process up.
 func (r *Recorder) addTree(pid uint32) error {
-	if err := r.members.Put(pid, pid); err != nil {
-		return fmt.Errorf("recording process %d: %w", pid, err)
+	if err := r.table.addMember(pid, pid); err != nil {
+		return err
 	}
 	r.trees[pid] = true
 	// From here on the kernel adds the tree's new processes; those it had are found in /proc.
 	atomic.AddUint32(r.table.trees, 1)
 	for _, child := range container.Descendants(pid) {
-		if err := r.members.Put(child, pid); err != nil {
-			return fmt.Errorf("recording process %d: %w", child, err)
+		if err := r.table.addMember(child, pid); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -321,8 +324,16 @@ func (r *Recorder) Stop(key uint32) (Syscalls, error) {
 
 func (r *Recorder) stop(key uint32) (Syscalls, error) {
 	tree := r.trees[key]
+	if tree {
+		// Uncounted first: while the kernel's count of trees is that of all recordings, it reads
+		// no mount namespace, so it must never count more trees than there are.
+		atomic.AddUint32(r.table.trees, ^uint32(0))
+	}
 	rec, _, err := r.table.end(key)
 	if err != nil {
+		if tree {
+			atomic.AddUint32(r.table.trees, 1)
+		}
 		return Syscalls{}, err
 	}
 	// Ended in the kernel: what counts it is undone whatever fails on the way.
@@ -334,8 +345,7 @@ func (r *Recorder) stop(key uint32) (Syscalls, error) {
 	}
 	if tree {
 		delete(r.trees, key)
-		atomic.AddUint32(r.table.trees, ^uint32(0))
-		r.forgetMembers(key)
+		r.table.dropTree(key)
 	}
 	if n, ok := r.origin[key]; ok {
 		delete(r.origin, key)
@@ -344,20 +354,6 @@ func (r *Recorder) stop(key uint32) (Syscalls, error) {
 		errs = append(errs, r.setActive())
 	}
 	return syscallsOf(rec), errors.Join(errs...)
-}
-
-// forgetMembers deletes the processes of a tree no longer recorded.
-func (r *Recorder) forgetMembers(root uint32) {
-	var tgid, key uint32
-	var gone []uint32
-	for it := r.members.Iterate(); it.Next(&tgid, &key); {
-		if key == root {
-			gone = append(gone, tgid)
-		}
-	}
-	for _, tgid := range gone {
-		r.members.Delete(tgid)
-	}
 }
 
 func bits(words []uint64) []uint32 {

@@ -1,14 +1,19 @@
 package seccomp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -200,13 +205,17 @@ func TestStartTreeFailsWhole(t *testing.T) {
 	defer rec.Close()
 	// Fill the table with tgids above PID_MAX_LIMIT: no process is ever one of them.
 	const notPid = 1 << 23
-	for i := range rec.members.MaxEntries() {
-		if err := rec.members.Put(notPid+i, uint32(notPid)); err != nil {
+	members := rec.table.members
+	for i := range members.MaxEntries() {
+		if err := members.Put(notPid+i, uint32(notPid)); err != nil {
 			t.Fatalf("filling the members table at %d: %v", i, err)
 		}
 	}
 	h := testutil.StartHolder(t, 0)
 	root := uint32(h.Pid)
+	// And the root's slot, with a tgid that is no process's, so that the root must go to the table.
+	slot := rec.table.memberSlot(root)
+	atomic.StoreUint64(&slot.Member, uint64(notPid)<<32|uint64(notPid|root))
 	trees := func() uint32 { return atomic.LoadUint32(rec.table.trees) }
 
 	if err := rec.StartTree(root); err == nil {
@@ -225,7 +234,7 @@ func TestStartTreeFailsWhole(t *testing.T) {
 	// With room (the holder is sh and its cat), the same tree records, once however often it is
 	// started, and one Stop ends it.
 	for i := range uint32(16) {
-		if err := rec.members.Delete(notPid + i); err != nil {
+		if err := members.Delete(notPid + i); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -242,5 +251,102 @@ func TestStartTreeFailsWhole(t *testing.T) {
 	}
 	if trees() != 0 || rec.Live() != 0 {
 		t.Errorf("after Stop: %d trees, %d live; want 0 and 0", trees(), rec.Live())
+	}
+}
+
+// cloneArgs is the kernel's struct clone_args up to set_tid_size (CLONE_ARGS_SIZE_VER1).
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal, stack, stackSize, tls, setTID, setTIDSize uint64
+}
+
+// spawnAs starts a process with the given pid (clone3's set_tid: the pid must be free) that calls
+// getpriority and exits, and waits for it. It is a copy of this process that makes raw syscalls
+// only, as a forked Go child does before its exec.
+func spawnAs(t *testing.T, pid uint32) {
+	t.Helper()
+	tid := [1]uint64{uint64(pid)}
+	args := cloneArgs{exitSignal: uint64(unix.SIGCHLD), setTID: uint64(uintptr(unsafe.Pointer(&tid[0]))), setTIDSize: 1}
+	got, errno := cloneAndGetpriority(&args)
+	runtime.KeepAlive(&tid)
+	if errno != 0 {
+		t.Fatalf("clone3 with pid %d: %v", pid, errno)
+	}
+	var ws unix.WaitStatus
+	var err error = unix.EINTR
+	for err == unix.EINTR {
+		_, err = unix.Wait4(int(got), &ws, 0, nil)
+	}
+	if err != nil || ws.ExitStatus() != 0 {
+		t.Fatalf("pid %d: wait4: %v, status %v", got, err, ws)
+	}
+	if uint32(got) != pid {
+		t.Fatalf("clone3 made pid %d, asked for %d", got, pid)
+	}
+}
+
+//go:norace
+//go:nosplit
+func cloneAndGetpriority(args *cloneArgs) (uintptr, syscall.Errno) {
+	pid, _, err := syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
+	if err == 0 && pid == 0 { // the child
+		syscall.RawSyscall(unix.SYS_GETPRIORITY, unix.PRIO_PROCESS, 0, 0)
+		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+	return pid, err
+}
+
+// A member's tgid is free once it exits: a process outside the tree that is given the same tgid
+// later is not recorded (a slot or entry left behind at the exit would have it recorded).
+func TestExitedMemberTgidReused(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	rec, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	// The root starts a child once recorded, which prints its pid and exits; the root waits for
+	// it (its pid is free again) and says so.
+	tree := exec.Command("sh", "-c", `read x && sh -c 'echo $$' && echo reaped && read y`)
+	stdin, err := tree.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := tree.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); tree.Wait() }()
+	root := uint32(tree.Process.Pid)
+	if err := rec.StartTree(root); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Write([]byte("go\n"))
+	out := bufio.NewScanner(stdout)
+	var child uint64
+	if !out.Scan() {
+		t.Fatal("the tree's child printed nothing")
+	}
+	if child, err = strconv.ParseUint(out.Text(), 10, 32); err != nil {
+		t.Fatalf("the tree's child printed %q", out.Text())
+	}
+	if !out.Scan() || out.Text() != "reaped" {
+		t.Fatalf("the root printed %q, want reaped", out.Text())
+	}
+
+	spawnAs(t, uint32(child)) // outside the tree: a child of this process
+
+	s, err := rec.Stop(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := names(s.Native)
+	if !slices.Contains(got, "execve") {
+		t.Errorf("recorded %v: no execve of the tree's child", got)
+	}
+	if slices.Contains(got, "getpriority") {
+		t.Errorf("recorded %v: getpriority, of a process outside the tree given the exited member's tgid %d", got, child)
 	}
 }

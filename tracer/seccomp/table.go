@@ -19,19 +19,25 @@ const (
 	slotBusy = 0xFFFFFFFF
 )
 
-// table is the kernel's table of recordings: the slots and counters of the object's .bss, mapped
-// into this process, so that user space claims and releases slots with the same atomic operations
-// as the kernel, and spilled recordings in their hash map.
+// table is the kernel's table of recordings and of the processes of recorded trees: the slots
+// and counters of the object's .bss, mapped into this process, so that user space claims and
+// releases slots with the same atomic operations as the kernel, and what did not fit in a slot in
+// hash maps.
 type table struct {
 	mem         []byte
 	slots       []gen.SeccompRecSlot
 	live, trees *uint32
 	notRecorded *uint32
 	spill       *ebpf.Map
+	memberSlots []gen.SeccompMemberSlot
+	members     *ebpf.Map
+	// claimMembers: the kernel frees a member's slot at its exit (with compare-and-swap, 5.12), so
+	// members may take slots; else they all live in members.
+	claimMembers bool
 }
 
 // mapTable maps the .bss of a loaded recorder; spec is its object's, for the variables' offsets.
-func mapTable(bss, spill *ebpf.Map, spec *ebpf.CollectionSpec) (*table, error) {
+func mapTable(bss, spill, members *ebpf.Map, spec *ebpf.CollectionSpec, claimMembers bool) (*table, error) {
 	page := os.Getpagesize()
 	size := (int(bss.ValueSize()) + page - 1) / page * page
 	mem, err := unix.Mmap(bss.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
@@ -42,13 +48,17 @@ func mapTable(bss, spill *ebpf.Map, spec *ebpf.CollectionSpec) (*table, error) {
 		return unsafe.Pointer(&mem[spec.Variables[name].Offset])
 	}
 	n := int(spec.Variables[gen.SeccompVarSlots].Size()) / int(unsafe.Sizeof(gen.SeccompRecSlot{}))
+	m := int(spec.Variables[gen.SeccompVarMemberSlots].Size()) / int(unsafe.Sizeof(gen.SeccompMemberSlot{}))
 	return &table{
-		mem:         mem,
-		slots:       unsafe.Slice((*gen.SeccompRecSlot)(at(gen.SeccompVarSlots)), n),
-		live:        (*uint32)(at(gen.SeccompVarLive)),
-		trees:       (*uint32)(at(gen.SeccompVarTrees)),
-		notRecorded: (*uint32)(at(gen.SeccompVarNotRecorded)),
-		spill:       spill,
+		mem:          mem,
+		slots:        unsafe.Slice((*gen.SeccompRecSlot)(at(gen.SeccompVarSlots)), n),
+		live:         (*uint32)(at(gen.SeccompVarLive)),
+		trees:        (*uint32)(at(gen.SeccompVarTrees)),
+		notRecorded:  (*uint32)(at(gen.SeccompVarNotRecorded)),
+		spill:        spill,
+		memberSlots:  unsafe.Slice((*gen.SeccompMemberSlot)(at(gen.SeccompVarMemberSlots)), m),
+		members:      members,
+		claimMembers: claimMembers,
 	}, nil
 }
 
@@ -135,4 +145,62 @@ func copySlot(s *gen.SeccompRecSlot) (rec gen.SeccompRecording) {
 	rec.OutOfRange = atomic.LoadUint64(&s.Rec.OutOfRange)
 	rec.MntnsId = atomic.LoadUint64(&s.Rec.MntnsId)
 	return rec
+}
+
+func (t *table) memberSlot(tgid uint32) *gen.SeccompMemberSlot {
+	return &t.memberSlots[int(tgid)%len(t.memberSlots)]
+}
+
+// addMember makes tgid a member of the tree root, as the kernel's add_member does: in its slot if
+// the slot is free or holds tgid already, else in members, counted in the slot.
+func (t *table) addMember(tgid, root uint32) error {
+	s := t.memberSlot(tgid)
+	m := uint64(root)<<32 | uint64(tgid)
+	for t.claimMembers {
+		old := atomic.LoadUint64(&s.Member)
+		if old != 0 && uint32(old) != tgid {
+			break
+		}
+		if atomic.CompareAndSwapUint64(&s.Member, old, m) {
+			return nil
+		}
+	}
+	// Counted in its slot first, so that no syscall of it misses the members table.
+	atomic.AddUint64(&s.Spilled, 1)
+	err := t.members.Update(tgid, root, ebpf.UpdateNoExist)
+	if err == nil {
+		return nil
+	}
+	atomic.AddUint64(&s.Spilled, ^uint64(0)) // counted once already, or not added
+	if errors.Is(err, ebpf.ErrKeyExist) {
+		if err = t.members.Update(tgid, root, ebpf.UpdateExist); errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil // it exited meanwhile
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("recording process %d: %w", tgid, err)
+	}
+	return nil
+}
+
+// dropTree removes the members of the tree root, from their slots and from members.
+func (t *table) dropTree(root uint32) {
+	for i := range t.memberSlots {
+		s := &t.memberSlots[i]
+		if m := atomic.LoadUint64(&s.Member); m != 0 && uint32(m>>32) == root {
+			atomic.CompareAndSwapUint64(&s.Member, m, 0) // lost only to its exit, which frees it
+		}
+	}
+	var tgid, key uint32
+	var gone []uint32
+	for it := t.members.Iterate(); it.Next(&tgid, &key); {
+		if key == root {
+			gone = append(gone, tgid)
+		}
+	}
+	for _, tgid := range gone {
+		if t.members.Delete(tgid) == nil { // else deleted at its exit, which uncounted it
+			atomic.AddUint64(&t.memberSlot(tgid).Spilled, ^uint64(0))
+		}
+	}
 }
