@@ -47,15 +47,8 @@ func BenchmarkSeccompRecording(b *testing.B) {
 	loop, ghostwatch, floor, ours := prepare(b)
 	other := startOther(b)
 	configs := []config{
-		{"no tracer", func(*testing.B, int, uint32) func() { return func() {} }, 0},
-		{"floor: empty program on sys_enter", func(b *testing.B, _ int, _ uint32) func() {
-			l, err := link.AttachTracing(link.TracingOptions{Program: floor.SysEnterBtf})
-			if err != nil {
-				b.Fatal(err)
-			}
-			alone(b, ours)
-			return func() { l.Close() }
-		}, 0},
+		untraced,
+		{"floor: empty program on sys_enter", floorOn(floor, ours, nil, floor.SysEnterBtf).setup, 0},
 	}
 	configs = append(configs, recorderConfigs(other)...)
 	configs = append(configs,
@@ -130,8 +123,8 @@ func kernelTime(b *testing.B, loop string, ours map[string]bool, floor *floorgen
 		prog string
 	}
 	configs := []timed{
-		{config{"floor: empty program on sys_enter", floorOn(floor, ours, nil, floor.SysEnterBtf), 0}, "sys_enter_btf"},
-		{config{"least: current task's mount namespace read", floorOn(floor, ours, nil, floor.SysEnterMntns), 0}, "sys_enter_mntns"},
+		{config{"floor: empty program on sys_enter", floorOn(floor, ours, nil, floor.SysEnterBtf).setup, 0}, "sys_enter_btf"},
+		{config{"least: current task's mount namespace read", floorOn(floor, ours, nil, floor.SysEnterMntns).setup, 0}, "sys_enter_mntns"},
 	}
 	for _, c := range recorder {
 		configs = append(configs, timed{c, "sys_enter"})
