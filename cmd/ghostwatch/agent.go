@@ -21,7 +21,7 @@ import (
 const (
 	defaultRetain      = "1GiB"
 	defaultRetainFor   = 24 * time.Hour
-	defaultMetricsAddr = "127.0.0.1:9090"
+	defaultMetricsAddr = "127.0.0.1:9659" // not 9090, Prometheus' own: docs/agent.md#metrics
 )
 
 func agentCommand() *cli.Command {
