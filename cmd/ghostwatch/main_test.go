@@ -151,9 +151,10 @@ func failsUnprivileged(t *testing.T, cmd *exec.Cmd) {
 
 // tracing is a running `ghostwatch trace ...` child.
 type tracing struct {
-	cmd    *exec.Cmd
-	lines  chan string // stdout
-	stderr *syncBuffer
+	cmd        *exec.Cmd
+	lines      chan string // stdout
+	stderr     *syncBuffer
+	stderrRead chan struct{} // closed once stderr is read to its end
 }
 
 // startTracing runs ghostwatch with args and returns once it reports that it is attached.
@@ -172,7 +173,7 @@ func startTracingWith(t *testing.T, readyLine string, args ...string) *tracing {
 func startTracingTo(t *testing.T, out *os.File, readyLine string, args ...string) *tracing {
 	t.Helper()
 	cmd := command(args...)
-	tr := &tracing{cmd: cmd, lines: make(chan string, 1024), stderr: &syncBuffer{}}
+	tr := &tracing{cmd: cmd, lines: make(chan string, 1024), stderr: &syncBuffer{}, stderrRead: make(chan struct{})}
 	if out != nil {
 		cmd.Stdout = out
 		close(tr.lines)
@@ -204,6 +205,7 @@ func startTracingTo(t *testing.T, out *os.File, readyLine string, args ...string
 	})
 	ready := make(chan struct{})
 	go func() {
+		defer close(tr.stderrRead)
 		sc := bufio.NewScanner(stderrPipe)
 		for sc.Scan() {
 			tr.stderr.WriteLine(sc.Text())
@@ -248,11 +250,14 @@ func (tr *tracing) next(t *testing.T, what string, match func(map[string]any) bo
 	}
 }
 
-// wait waits for the process to end and returns its exit status.
+// wait waits for the process to end and returns its exit status, with all it wrote on stderr
+// in tr.stderr: Wait closes the pipe, so it comes after the read that found the pipe's end (a
+// summary written just before the exit was lost to a Wait that came first, if the reading
+// goroutine had not run yet).
 func (tr *tracing) wait(t *testing.T) int {
 	t.Helper()
 	done := make(chan struct{})
-	go func() { tr.cmd.Wait(); close(done) }()
+	go func() { <-tr.stderrRead; tr.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(testutil.Wait):
