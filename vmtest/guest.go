@@ -5,6 +5,8 @@ type Spec struct {
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
 	Dir  string   `json:"dir"`
+	// Modules are kernel modules (by guest path) to load first, in order.
+	Modules []Module `json:"modules"`
 }
 
 // SpecPath is where the guest init finds its Spec.

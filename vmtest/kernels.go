@@ -12,13 +12,20 @@ import (
 	"strings"
 )
 
-// Kernel is a Debian kernel unpacked into the cache.
+// Kernel is a Debian kernel unpacked into the cache: its image and its modules.
 type Kernel struct {
 	Series  string // "6.1", as asked for
 	Arch    string // amd64 or arm64
 	Package string // linux-image-6.1.0-56-amd64-unsigned
 	Release string // 6.1.0-56-amd64
 	Image   string // path to the vmlinuz
+}
+
+// ModulesDir is where the modules of the kernel whose image FetchKernel unpacked at image are:
+// <package>/lib/modules/<release>, beside <package>/boot/vmlinuz-<release>.
+func ModulesDir(image string) string {
+	release := strings.TrimPrefix(filepath.Base(image), "vmlinuz-")
+	return filepath.Join(filepath.Dir(filepath.Dir(image)), "lib", "modules", release)
 }
 
 // kernelPackage matches Debian's plain kernel packages of a series and architecture (not -rt,
@@ -41,8 +48,9 @@ func KernelApt(series, arch, cache string) Apt {
 	return Apt{Dir: filepath.Join(cache, "apt-"+suite+"-"+arch), Suite: suite, Arch: arch}
 }
 
-// FetchKernel finds the newest kernel package of a series in Debian's archive and unpacks it into
-// cache (apt-get download + dpkg-deb -x: nothing is installed). An unpacked one is reused. Some
+// FetchKernel finds the newest kernel package of a series in Debian's archive and unpacks its image
+// and modules into cache (apt-get download + dpkg-deb -x: nothing is installed). An unpacked one is
+// reused (unpacked again if it has no modules: vmtest kept none before guests loaded some). Some
 // listed security builds are not downloadable: the next older is tried then.
 func FetchKernel(series, arch, cache string) (Kernel, error) {
 	k := Kernel{Series: series, Arch: arch}
@@ -68,7 +76,7 @@ func FetchKernel(series, arch, cache string) (Kernel, error) {
 		k.Release = strings.TrimSuffix(strings.TrimPrefix(k.Package, "linux-image-"), "-unsigned")
 		dir := filepath.Join(cache, k.Package)
 		k.Image = filepath.Join(dir, "boot", "vmlinuz-"+k.Release)
-		if _, err := os.Stat(k.Image); err == nil {
+		if _, err := os.Stat(ModulesDir(k.Image)); err == nil {
 			return k, nil
 		}
 		if err := unpackKernel(a, k, dir, cache); err != nil {
@@ -95,9 +103,12 @@ func unpackKernel(a Apt, k Kernel, dir, cache string) error {
 	if out, err := exec.Command("dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
 		return fmt.Errorf("dpkg-deb -x %s: %v: %s", deb, err, out)
 	}
-	// Only /boot is needed: the guest loads no modules.
-	os.RemoveAll(filepath.Join(tmp, "lib"))
+	// /boot and /lib/modules are what guests need (GuestModules).
 	os.RemoveAll(filepath.Join(tmp, "usr"))
+	if _, err := os.Stat(filepath.Join(tmp, "lib", "modules", k.Release)); err != nil {
+		return fmt.Errorf("%s has no modules: %w", k.Package, err)
+	}
+	os.RemoveAll(dir)
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}

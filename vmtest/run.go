@@ -44,7 +44,8 @@ type Options struct {
 }
 
 // RunTest boots a guest that runs binary with args as go test would in dir (the package's
-// directory, whose testdata/ goes along) and returns its exit status.
+// directory, whose testdata/ goes along), once GuestModules of the kernel (ModulesDir) are loaded,
+// and returns its exit status.
 func RunTest(ctx context.Context, o Options, dir, binary string, args ...string) (int, error) {
 	rd := NewInitramfs()
 	rd.AddFile("/init", o.Init, 0o755)
@@ -73,7 +74,11 @@ func RunTest(ctx context.Context, o Options, dir, binary string, args ...string)
 			return 0, err
 		}
 	}
-	spec, err := json.Marshal(Spec{Args: append([]string{guestBinary}, args...), Env: guestEnv(), Dir: guestDir})
+	modules, err := rd.addModules(ModulesDir(o.Kernel), GuestModules)
+	if err != nil {
+		return 0, fmt.Errorf("packing the guest's modules: %w", err)
+	}
+	spec, err := json.Marshal(Spec{Args: append([]string{guestBinary}, args...), Env: guestEnv(), Dir: guestDir, Modules: modules})
 	if err != nil {
 		return 0, err
 	}

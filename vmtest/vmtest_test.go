@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,4 +178,27 @@ func (c cancelOn) Write(b []byte) (int, error) {
 		c.cancel()
 	}
 	return len(b), nil
+}
+
+// Modules are packed uncompressed with what they depend on first (testdata/modules: a.ko depends on
+// b_x, whose file is b-x.ko.xz), and a module the kernel lacks is an error.
+func TestAddModules(t *testing.T) {
+	rd := NewInitramfs()
+	order, err := rd.addModules("testdata/modules", []Module{{Name: "a"}, {Name: "b-x", Params: "n=0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Module{{"/lib/modules/b_x.ko", "n=0"}, {"/lib/modules/a.ko", ""}}; !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+	for _, m := range order {
+		p := m.Name
+		f := rd.files[strings.TrimPrefix(p, "/")]
+		if !bytes.HasPrefix(f.data, []byte("\x7fELF")) {
+			t.Errorf("%s is not an uncompressed ELF: % x", p, f.data[:min(len(f.data), 8)])
+		}
+	}
+	if _, err := NewInitramfs().addModules("testdata/modules", []Module{{Name: "ipvlan"}}); err == nil || !strings.Contains(err.Error(), "no module ipvlan") {
+		t.Errorf("a missing module: %v", err)
+	}
 }

@@ -3,9 +3,11 @@ package netlink_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -103,4 +105,85 @@ func TestExtack(t *testing.T) {
 			t.Logf("%s: %s", e.Ack.Errno(), e.What())
 		})
 	}
+}
+
+// The zombie IP with the kernel's own answer: two ipvlan devices on one parent, one in a lingering
+// namespace (a bind mount, no process) with an address, and the same address added to the other in
+// a namespace of its own. ipvlan's address validator refuses it ("Address already assigned to an
+// ipvlan device", EADDRINUSE), and the event names the lingering namespace. This host has no
+// ipvlan: the test skips here, and runs in vmtest's guests, which load ipvlan and dummy (the
+// parent) from their kernel's package (vmtest.GuestModules).
+func TestIpvlanAddressInUse(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	suffix := fmt.Sprint(time.Now().UnixNano() % 1e6)
+	actor, lingering := "gw-ipvl-a"+suffix, "gw-ipvl-l"+suffix
+	run := func(args ...string) error {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	for _, ns := range []string{actor, lingering} {
+		if err := run("netns", "add", ns); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	if err := run("-n", actor, "link", "add", "gwpar0", "type", "dummy"); err != nil {
+		requireIpvlan(t, err)
+	}
+	if err := run("-n", actor, "link", "add", "link", "gwpar0", "name", "gwipvl0", "type", "ipvlan", "mode", "l2"); err != nil {
+		requireIpvlan(t, err)
+	}
+	for _, args := range [][]string{
+		{"-n", actor, "link", "set", "gwpar0", "up"},
+		{"-n", actor, "link", "set", "gwipvl0", "netns", lingering},
+		{"-n", lingering, "link", "set", "gwipvl0", "up"},
+		{"-n", lingering, "addr", "add", "10.78.0.5/24", "dev", "gwipvl0"},
+		{"-n", actor, "link", "add", "link", "gwpar0", "name", "gwipvl1", "type", "ipvlan", "mode", "l2"},
+		{"-n", actor, "link", "set", "gwipvl1", "up"},
+	} {
+		if err := run(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/run/netns/"+lingering, &st); err != nil {
+		t.Fatal(err)
+	}
+	held := uint32(st.Ino)
+
+	events := open(t)
+	cmd := exec.Command("ip", "-n", actor, "addr", "add", "10.78.0.5/24", "dev", "gwipvl1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the kernel accepted an address another ipvlan device of the parent has: %s", out)
+	}
+	pid := uint32(cmd.Process.Pid)
+	const message = "Address already assigned to an ipvlan device"
+	e := events.Next(t, message, func(e *netlink.Event) bool { return e.Proc.PID == pid }, nil)
+	if e.Message != message || e.Ack == nil || e.Ack.Error != -int32(unix.EADDRINUSE) {
+		t.Fatalf("event %+v ack %+v; ip said %s", e, e.Ack, out)
+	}
+	if q := e.Ack.Request; q.TypeName(e.Ack.Protocol) != "RTM_NEWADDR" || q.Local.String() != "10.78.0.5" {
+		t.Errorf("request %+v", q)
+	}
+	if e.HeldBy == nil || e.HeldBy.Inode != held || e.HeldIf != "gwipvl0" || e.HeldAddr != "10.78.0.5/24" || !e.HeldBy.Orphan() {
+		t.Fatalf("held by %+v (%s %s), want netns %d (no process in it), gwipvl0 10.78.0.5/24", e.HeldBy, e.HeldIf, e.HeldAddr, held)
+	}
+	want := "10.78.0.5/24 is on gwipvl0 in netns " + fmt.Sprint(held) + ", no process in it, held by mount /run/netns/" + lingering
+	if !strings.Contains(e.What(), want) {
+		t.Errorf("%q\nwant it to say %q", e.What(), want)
+	}
+	t.Logf("%s: %s", e.Ack.Errno(), e.What())
+}
+
+// requireIpvlan skips, after a failure to make a dummy or ipvlan device, on a machine whose kernel
+// has neither (as this host: no ipvlan module), and fails in vmtest's guests, which load both.
+func requireIpvlan(t *testing.T, err error) {
+	t.Helper()
+	if os.Getenv("GHOSTWATCH_VMTEST") == "1" {
+		t.Fatalf("vmtest's guests load ipvlan and dummy (vmtest.GuestModules): %v", err)
+	}
+	t.Skipf("no ipvlan or dummy devices in this kernel: %v", err)
 }

@@ -1,5 +1,5 @@
 // Command vminit is PID 1 in vmtest guests: it mounts what ghostwatch's tests expect of a node,
-// runs the test binary with its output on the second serial port (on arm64, whose board has one,
+// loads the kernel modules its spec lists, runs the test binary with its output on the second serial port (on arm64, whose board has one,
 // on the console's port with each line marked), reports the exit status there, and powers the VM
 // off.
 package main
@@ -147,6 +147,12 @@ func run() int {
 		fmt.Fprintf(out, "vminit: no test to run in %s: %v\n", vmtest.SpecPath, err)
 		return 125
 	}
+	for _, m := range spec.Modules {
+		if err := loadModule(m.Name, m.Params); err != nil {
+			fmt.Fprintf(out, "vminit: loading %s: %v\n", m.Name, err)
+			return 125
+		}
+	}
 	os.MkdirAll(spec.Dir, 0o755)
 	cmd := exec.Command(spec.Args[0], spec.Args[1:]...)
 	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = spec.Env, spec.Dir, out, out
@@ -162,6 +168,20 @@ func run() int {
 		return 126
 	}
 	return 0
+}
+
+// loadModule loads a kernel module file with its parameters (finit_module); one already loaded is
+// no error.
+func loadModule(path, params string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.FinitModule(int(f.Fd()), params, 0); err != nil && err != unix.EEXIST {
+		return err
+	}
+	return nil
 }
 
 func rawMode(f *os.File) {
