@@ -94,14 +94,18 @@ struct session {
 	__u32 forked;     /* it forked since: its exit without exec is not the end, its child goes on */
 };
 
+/* Not LRU: an LRU map pushes the oldest out unseen. A full one refuses the newest, which
+ * count_refused counts. Entries leave at the process's first exec that succeeds or at its exit. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32); /* tgid */
 	__type(value, struct session);
 } sessions SEC(".maps");
 
-/* Execs in flight by sessions' processes, by tid, and the last one that failed, by tgid. */
+/* Execs in flight by sessions' processes, by tid, and the last one that failed, by tgid. execs
+ * stays LRU: an exec by a thread other than the leader returns as the leader's tid and leaves its
+ * entry behind, for newer ones to push out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
@@ -109,12 +113,23 @@ struct {
 	__type(value, struct then_event);
 } execs SEC(".maps");
 
+/* Not LRU, as sessions; entries leave with their session. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, struct then_event);
 } failed SEC(".maps");
+
+/* Sessions and failed execs the maps above had no room for: user space counts them among the
+ * gadget's losses as forgotten (a then event that will not come, or tells an exit, not the exec). */
+__u64 forgotten = 0;
+
+static __always_inline void count_refused(long err)
+{
+	if (err)
+		__sync_fetch_and_add(&forgotten, 1);
+}
 
 /* Runtimes' argv by tgid, taken when they exec: a runtime's child cannot read its parent's memory
  * from here when it enters a container. User space reads an event's runtime here: entries are
@@ -215,7 +230,7 @@ static __always_inline void finish(long ret)
 	if (ret == 0 && e->syscall == SYSCALL_SETNS) {
 		struct session s = { .id = e->hdr.ts_boot_ns, .entered_by = tid };
 		__u32 tgid = e->hdr.pid;
-		bpf_map_update_elem(&sessions, &tgid, &s, BPF_ANY);
+		count_refused(bpf_map_update_elem(&sessions, &tgid, &s, BPF_ANY));
 		bpf_map_delete_elem(&failed, &tgid); /* an earlier session's, now forgotten */
 	}
 	struct event *out = bpf_ringbuf_reserve(&events, sizeof(*out), 0);
@@ -352,7 +367,7 @@ static __always_inline void record_child(struct task_struct *child)
 		struct session c = *s;
 		c.forked = 0;
 		s->forked = 1;
-		bpf_map_update_elem(&sessions, &child_tgid, &c, BPF_ANY);
+		count_refused(bpf_map_update_elem(&sessions, &child_tgid, &c, BPF_ANY));
 	}
 
 	__u32 tid = (__u32)id;
@@ -497,7 +512,7 @@ static __always_inline void exec_result(long ret)
 		bpf_map_delete_elem(&sessions, &tgid);
 		bpf_map_delete_elem(&failed, &tgid);
 	} else {
-		bpf_map_update_elem(&failed, &tgid, t, BPF_ANY);
+		count_refused(bpf_map_update_elem(&failed, &tgid, t, BPF_ANY));
 	}
 	bpf_map_delete_elem(&execs, &tid);
 }

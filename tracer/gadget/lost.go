@@ -19,8 +19,9 @@ const (
 	LostRecursion
 	// LostJoinQueueFull: the reader could not hand a record to the join (its queue was full).
 	LostJoinQueueFull
-	// LostForgotten: a join dropped what it held for want of room, so that a later event may lack
-	// the cause it would have had.
+	// LostForgotten: a join dropped what it held for want of room, or a kernel table of what a
+	// gadget follows refused an entry (setns's sessions), so that a later event may lack the cause
+	// it would have had.
 	LostForgotten
 	numCauses
 )

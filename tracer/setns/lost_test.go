@@ -2,10 +2,15 @@ package setns
 
 import (
 	"context"
+	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	gen "github.com/ghostwatch/ghostwatch/gen/setns"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -50,4 +55,94 @@ func TestDropsAreCountedNotSilent(t *testing.T) {
 	if reported.Load() != lost {
 		t.Errorf("loss reported as %d, counted %d", reported.Load(), lost)
 	}
+}
+
+// A process that entered namespaces is followed (its session) until its first exec or its exit, in
+// a kernel table of bounded size: what the table has no room for is counted as forgotten, never
+// pushed out unseen. More processes than the bound hold a session at once: nsenter entering its
+// own pid namespace forks the command and waits for it, so the nsenter holds its session (no exec)
+// until the test lets the commands end.
+func TestFullSessionsAreCounted(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	if os.Getenv("GHOSTWATCH_VMTEST") == "1" {
+		t.Skip("8000 processes: on the host only (a full hash map refuses an entry alike on every kernel)")
+	}
+	spec, err := gen.LoadSetns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := int(spec.Maps[gen.SetnsMapSessions].MaxEntries)
+	holders := bound + 64
+
+	tr, err := New(gadget.Filter{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	// Lost is read where the run tells of a change, on its reading goroutine (it is not safe
+	// beside the run); the latest is passed on.
+	lostNow := make(chan gadget.Lost, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- tr.Run(ctx, func(gadget.Event) {}, func(uint64) {
+			l, err := tr.Lost()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case <-lostNow:
+			default:
+			}
+			lostNow <- l
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	// Each holder's command says it runs, then reads fd 3 until the test closes its end.
+	release, hold, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt $1 ]; do
+		nsenter --pid=/proc/self/ns/pid sh -c 'echo; read x' <&3 & i=$((i+1)); done; wait`, "sh", strconv.Itoa(holders))
+	cmd.ExtraFiles, cmd.Stdout, cmd.Stderr = []*os.File{release}, readyW, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	release.Close()
+	readyW.Close()
+	defer func() {
+		hold.Close() // every command reads EOF and ends, then its nsenter
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("holders: %v", err)
+		}
+	}()
+	ready.SetReadDeadline(time.Now().Add(3 * time.Minute))
+	if n, err := io.ReadFull(ready, make([]byte, holders)); err != nil {
+		t.Fatalf("%d of %d holders running: %v", n, holders, err)
+	}
+
+	// Each holder entered before it forked its command: at least holders - bound were refused.
+	// The processor counts them at its flush, every second.
+	deadline := time.After(30 * time.Second)
+	var lost gadget.Lost
+	for lost[gadget.LostForgotten] < uint64(holders-bound) {
+		select {
+		case lost = <-lostNow:
+		case <-deadline:
+			t.Fatalf("%d processes held a session at once, table of %d: lost %v, want at least %d forgotten", holders, bound, lost.ByName(), holders-bound)
+		}
+	}
+	t.Logf("%d processes held a session at once, table of %d: lost %v", holders, bound, lost)
 }
