@@ -1,6 +1,7 @@
 package netlink
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -11,15 +12,18 @@ import (
 
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/gadget/gadgettest"
 	"github.com/ghostwatch/ghostwatch/tracer/netns"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
 // The zombie-IP join: an answer that an address is in use names the lingering namespace (no
-// process in it, held by its bind mount) whose interface still has the address. The answer is
-// the one ipvlan gives ("Address already assigned to an ipvlan device", EADDRINUSE), which this
-// host cannot produce (no ipvlan module): its records are written here as the kernel writes them,
-// and the namespace and the holders snapshot are real.
+// process in it, held by its bind mount) whose interface still has the address, and, as trace
+// netns runs beside in this process, how long it has been empty. The answer is the one ipvlan
+// gives ("Address already assigned to an ipvlan device", EADDRINUSE), which this host cannot
+// produce (no ipvlan module; TestIpvlanAddressInUse makes it in vmtest's guests): its records are
+// written here as the kernel writes them, and the namespace, trace netns and the holders snapshot
+// are real.
 func TestAddressInUseNamesItsHolder(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	name := fmt.Sprintf("gw-zombie-%d", time.Now().UnixNano()%1e6)
@@ -38,6 +42,23 @@ func TestAddressInUseNamesItsHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	lingering := uint32(st.Ino)
+
+	// trace netns sees a process enter the namespace and leave it: empty since then.
+	g, err := gadget.Open(&netns.Gadget, gadget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	events := gadgettest.Collect(t, func(ctx context.Context, emit func(gadget.Event)) error {
+		return g.Run(ctx, nil, emit, nil, nil)
+	})
+	if out, err := exec.Command("nsenter", "--net=/run/netns/"+name, "true").CombinedOutput(); err != nil {
+		t.Fatalf("nsenter: %v: %s", err, out)
+	}
+	empty := events.Next(t, fmt.Sprint("empty of ", lingering), func(ev gadget.Event) bool {
+		e, ok := ev.(*netns.Event)
+		return ok && e.Header.Kind == "empty" && e.NetNS == lingering
+	}, nil).(*netns.Event)
 
 	tests := []struct {
 		name    string
@@ -73,6 +94,9 @@ func TestAddressInUseNamesItsHolder(t *testing.T) {
 			if e.HeldBy == nil || e.HeldBy.Inode != lingering || e.HeldIf != "lo" || e.HeldAddr != "10.77.0.5/24" || !e.HeldBy.Orphan() {
 				t.Fatalf("held by %+v (%s %s), want netns %d, no process in it", e.HeldBy, e.HeldIf, e.HeldAddr, lingering)
 			}
+			if want := ext.Time.Sub(empty.Time); e.HeldEmpty != want || want <= 0 {
+				t.Errorf("empty for %v, want %v (since trace netns's empty event at %v)", e.HeldEmpty, want, empty.Time)
+			}
 			mounted := false
 			for _, h := range e.HeldBy.Holders {
 				mounted = mounted || (h.Kind == "mount" && h.Mount == "/run/netns/"+name)
@@ -80,7 +104,8 @@ func TestAddressInUseNamesItsHolder(t *testing.T) {
 			if !mounted {
 				t.Errorf("holders %+v, want the mount /run/netns/%s", e.HeldBy.Holders, name)
 			}
-			want := fmt.Sprintf("RTM_NEWADDR 10.77.0.5/24 ifindex 3: %s; 10.77.0.5/24 is on lo in netns %d, no process in it, held by mount", tt.message, lingering)
+			want := fmt.Sprintf("RTM_NEWADDR 10.77.0.5/24 ifindex 3: %s; 10.77.0.5/24 is on lo in netns %d, no process in it for %v, held by mount",
+				tt.message, lingering, e.HeldEmpty.Round(time.Millisecond))
 			if !strings.HasPrefix(e.What(), want) {
 				t.Errorf("%q\nwant %q...", e.What(), want)
 			}

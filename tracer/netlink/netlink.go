@@ -64,7 +64,7 @@ var Gadget = gadget.Descriptor{
 		{Name: "protocol", Meaning: "the socket's netlink family: `route`, `generic`, `netfilter`... (from the ack)"},
 		{Name: "request", Meaning: "the request the ack echoes: `type` (`RTM_NEWROUTE`, or its number), `flags`, `seq`; for a route, an address, a link or a neighbour, what it named: `family`, `address`, `local`, `prefix_len`, `dst`, `gateway`, `ifindex`, `ifname` (absent: the socket asked for NETLINK_CAP_ACK, which leaves the payload out)"},
 		{Name: "netns", Meaning: "the network namespace the request acted in (its socket's, from the ack; else the actor's, as in `ns`)"},
-		{Name: "held_by", Meaning: "for an answer that the request's address is in use (`EADDRINUSE`, or \"already assigned\"): the other network namespace whose interface has it, as `netns holders` finds it then: `interface`, `address`, and `namespace` (`netns`, `members`, `holders`, `interfaces`, `container`: its former pod)"},
+		{Name: "held_by", Meaning: "for an answer that the request's address is in use (`EADDRINUSE`, or \"already assigned\"): the other network namespace whose interface has it, as `netns holders` finds it then: `interface`, `address`, `empty_ns` (how long no process has lived in it, where trace netns runs in the same process: the agent), and `namespace` (`netns`, `members`, `holders`, `interfaces`, `container`: its former pod)"},
 	}}},
 	Columns: []encode.Column{{Name: "ERRNO", Width: 12}, {Name: "WHAT"}},
 	// A link of a kind no module provides: refused whatever the namespace, so it needs none of
@@ -115,8 +115,11 @@ type Event struct {
 	HeldBy   *netns.Namespace
 	HeldAddr string // the address, as the namespace's interface has it ("10.1.0.5/24")
 	HeldIf   string // that interface
-	bootNs   uint64 // the message's kernel time: its ack names it
-	resolver event.Resolver
+	// HeldEmpty is how long no process has lived in it, when trace netns runs in the same process
+	// (netns.EmptySince); 0 when unknown.
+	HeldEmpty time.Duration
+	bootNs    uint64 // the message's kernel time: its ack names it
+	resolver  event.Resolver
 }
 
 // Ack is the kernel's answer that carried the message.
@@ -193,6 +196,9 @@ func (e *Event) AppendJSON(j *encode.JSON) {
 		j.ObjectKey("held_by")
 		j.String("interface", e.HeldIf)
 		j.String("address", e.HeldAddr)
+		if e.HeldEmpty > 0 {
+			j.Int("empty_ns", int64(e.HeldEmpty))
+		}
 		j.Key("namespace")
 		e.HeldBy.AppendJSON(j)
 		j.End()
@@ -234,6 +240,9 @@ func (e *Event) What() string {
 		}
 		if n.Orphan() {
 			s += ", no process in it"
+			if e.HeldEmpty > 0 {
+				s += " for " + e.HeldEmpty.Round(time.Millisecond).String()
+			}
 		}
 		if len(n.Holders) > 0 {
 			h := n.Holders[0]
@@ -346,6 +355,9 @@ func (p *joiner) joinHolder(e *Event) {
 			for _, a := range ifc.Addrs {
 				if pfx, err := netip.ParsePrefix(a); err == nil && pfx.Addr() == addr {
 					e.HeldBy, e.HeldAddr, e.HeldIf = n, a, ifc.Name
+					if since, ok := netns.EmptySince(n.Inode); ok && n.Orphan() && since.Before(e.Time) {
+						e.HeldEmpty = e.Time.Sub(since)
+					}
 					return
 				}
 			}

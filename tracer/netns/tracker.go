@@ -79,6 +79,7 @@ func (t *tracker) life(netns uint32) *life {
 		if len(t.lives) >= maxLives {
 			for other := range t.lives { // any one: the map's order
 				delete(t.lives, other)
+				t.unpublish(other)
 				t.forgot.Count(1)
 				break
 			}
@@ -107,6 +108,7 @@ func (t *tracker) Process(ev gadget.Event, emit func(gadget.Event)) {
 			return
 		}
 		l.created, l.empty, l.reported = e.Time, nil, false
+		t.unpublish(e.NetNS)
 		t.watchCreated(e, l)
 		if !e.ownerComplete() {
 			t.waiting = append(t.waiting, e.Clone().(*Event)) // e is decoded into again
@@ -115,6 +117,7 @@ func (t *tracker) Process(ev gadget.Event, emit func(gadget.Event)) {
 	case "empty":
 		l := t.life(e.NetNS)
 		l.empty, l.reported = e.Clone().(*Event), false
+		t.publishEmpty(e.NetNS, e.Time)
 		if !l.created.IsZero() {
 			e.Lived = e.Time.Sub(l.created)
 		}
@@ -140,6 +143,7 @@ func (t *tracker) ended(e *Event) {
 		}
 	}
 	delete(t.lives, e.NetNS)
+	t.unpublish(e.NetNS)
 }
 
 // watchCreated asks for the destruction of a new namespace to be announced, through the task
@@ -196,6 +200,9 @@ func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
 			t.ids.Close()
 		}
 	}
+	if final {
+		t.unpublish(0)
+	}
 	for _, netns := range slices.Sorted(maps.Keys(t.lives)) {
 		l := t.lives[netns]
 		if l.empty == nil || l.reported || now.Sub(l.empty.Time) < t.linger {
@@ -207,6 +214,7 @@ func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
 		}
 		if !t.destroyedSeen && !l.watched {
 			delete(t.lives, netns) // its end will not be seen: nothing more to tell of it
+			t.unpublish(netns)
 		}
 	}
 }

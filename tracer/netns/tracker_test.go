@@ -87,3 +87,35 @@ func TestTrackerLivesAreBounded(t *testing.T) {
 		t.Errorf("%d namespaces followed, %d forgotten; want %d and 1", len(tr.lives), forgot, maxLives)
 	}
 }
+
+// Since when a namespace has been empty is told to other gadgets' joins in the process
+// (EmptySince) from the tracker's empty event until the namespace is created anew, destroyed, or
+// the tracker's run ends.
+func TestEmptySince(t *testing.T) {
+	t0 := time.Unix(2000, 0)
+	tr := &tracker{linger: time.Hour, lives: map[uint32]*life{}}
+	emit := func(gadget.Event) {}
+	ev := func(kind string, at time.Duration, netns uint32) *Event {
+		return &Event{Header: event.Header{Time: t0.Add(at), Kind: kind}, NetNS: netns}
+	}
+	const a, b = 4026539001, 4026539002
+	check := func(step string, inode uint32, want time.Time) {
+		t.Helper()
+		got, ok := EmptySince(inode)
+		if ok != !want.IsZero() || !got.Equal(want) {
+			t.Errorf("%s: EmptySince(%d) = %v, %v; want %v", step, inode, got, ok, want)
+		}
+	}
+	tr.Process(ev("created", 0, a), emit)
+	check("created", a, time.Time{})
+	tr.Process(ev("empty", time.Second, a), emit)
+	tr.Process(ev("empty", 2*time.Second, b), emit)
+	check("empty", a, t0.Add(time.Second))
+	check("empty", b, t0.Add(2*time.Second))
+	tr.Process(ev("destroyed", 3*time.Second, a), emit)
+	check("destroyed", a, time.Time{})
+	tr.Process(ev("created", 4*time.Second, a), emit) // its inode again, for another namespace
+	check("created anew", a, time.Time{})
+	tr.Flush(t0.Add(5*time.Second), true, emit)
+	check("the run's end", b, time.Time{})
+}
