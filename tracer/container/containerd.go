@@ -328,24 +328,18 @@ func Watch(ctx context.Context, coll *Collection, socket string, nss []string, w
 // untilConnected rescans running processes by cgroup path until connect succeeds (containerd
 // answers again) or ctx ends.
 func (c *Collection) untilConnected(ctx context.Context, connect func() error, warn func(error)) {
-	t := time.NewTicker(rescanEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, rescanEvery, func() bool {
 		c.ScanProcesses()
-		if connect() == nil {
-			warn(errors.New("containerd answers again: containers are named from it again"))
-			return
+		if connect() != nil {
+			return false
 		}
-	}
+		warn(errors.New("containerd answers again: containers are named from it again"))
+		return true
+	})
 }
 
-// every calls f every d until ctx ends.
-func every(ctx context.Context, d time.Duration, f func()) {
+// every calls f every d until ctx ends or f says it is done.
+func every(ctx context.Context, d time.Duration, f func() (done bool)) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
@@ -353,7 +347,9 @@ func every(ctx context.Context, d time.Duration, f func()) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			f()
+			if f() {
+				return
+			}
 		}
 	}
 }

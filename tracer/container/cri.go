@@ -40,7 +40,7 @@ func (wt *Watcher) cri(ctx context.Context, coll *Collection, socket string) err
 	}
 	wt.goWatch(func() {
 		defer client.Close()
-		every(ctx, rescanEvery, func() { w.scan(ctx) }) // a failed scan is retried at the next tick
+		every(ctx, rescanEvery, func() bool { w.scan(ctx); return false }) // a failed scan is retried at the next tick
 	})
 	return nil
 }
