@@ -100,7 +100,7 @@ func paramFlag(p gadget.Param) cli.Flag {
 }
 
 func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co containerOptions, opts gadget.Options) error {
-	ctx, cancel := traceContext(c.Context, o.duration)
+	ctx, cancel := traceContext(c.Context, 0) // --duration counts from the attach, below
 	defer cancel()
 	stderr := c.App.ErrWriter
 
@@ -126,6 +126,13 @@ func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co contai
 	warnNoMatch(coll, co, stderr)
 	fallbacks := featureList(g.Fallbacks)
 	fmt.Fprintf(stderr, "ghostwatch: tracing %s (attach: %s%s); Ctrl-C to stop\n", d.Name, attachLine(g.Choices()), fallbackLine(fallbacks))
+	if o.duration > 0 {
+		// From here: loading takes seconds on a slow machine (a minute in vmtest's guests), and
+		// that time came out of the trace's, all of it for a short --duration.
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, o.duration)
+		defer stop()
+	}
 
 	w := newEventWriter(o.format, c.App.Writer, d.TableColumns())
 	w.onError = cancel // nothing more can be written: tracing on would only count

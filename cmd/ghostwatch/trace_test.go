@@ -114,7 +114,8 @@ func TestCleanupOnEveryExit(t *testing.T) {
 	}{
 		{"SIGINT", nil, func(p *os.Process) { p.Signal(os.Interrupt) }, 0},
 		{"SIGTERM", nil, func(p *os.Process) { p.Signal(syscall.SIGTERM) }, 0},
-		{"duration", []string{"--duration", "1s"}, func(*os.Process) {}, 0},
+		// Long enough for the listing below, in vmtest's guests too; the wait outlasts it.
+		{"duration", []string{"--duration", (testutil.Wait / 2).String()}, func(*os.Process) {}, 0},
 		{"SIGKILL", nil, func(p *os.Process) { p.Kill() }, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
