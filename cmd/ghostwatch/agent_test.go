@@ -224,7 +224,7 @@ echo "$saved" | while read -r r; do echo "$r" > $cg/devices.allow; done`
 
 	// The v3 rootid exec: runc runs, in a user namespace, a binary whose file capability was
 	// written for another root; its bind is denied.
-	rootid := runRootidContainer(t)
+	rootid, rootidDone := runRootidContainer(t)
 
 	// The lingering namespace: web of pod web-0 has an address; a host process keeps its
 	// namespace open; web is deleted.
@@ -274,6 +274,9 @@ echo "$saved" | while read -r r; do echo "$r" > $cg/devices.allow; done`
 	if ex.Caps["applied"] != false || ex.Caps["ignored_because"] != "rootid" {
 		t.Errorf("the exec of %s: %+v, want its caps ignored for rootid", rootid, ex)
 	}
+	if out := rootidDone(); !strings.Contains(out, "ermission denied") {
+		t.Errorf("the bind was not denied: %s", out)
+	}
 	bind := evs[slices.IndexFunc(evs, isBind)]
 	if cause, _ := bind.Caps["cause"].(map[string]any); bind.Caps["verdict"] != "denied" || cause == nil || cause["kind"] != "exec" || cause["ignored_because"] != "rootid" {
 		t.Errorf("the bind check %+v: want denied, caused by the exec", bind)
@@ -318,11 +321,11 @@ func countKind(evs []historyEvent, kind string) int {
 	return n
 }
 
-// runRootidContainer runs, with runc, a container whose user namespace maps 0-65535 to
+// runRootidContainer starts, with runc, a container whose user namespace maps 0-65535 to
 // 100000-165535 and whose binary's v3 capability names root 200000; its bind of port 81 is
 // denied. The container's cgroup is containerd's form (/k8s.io/ID), so that it is known by id
-// without containerd. Returns its id.
-func runRootidContainer(t *testing.T) string {
+// without containerd. Returns its id, and a function that ends it and returns its output.
+func runRootidContainer(t *testing.T) (string, func() string) {
 	t.Helper()
 	bundle := t.TempDir()
 	os.Chmod(bundle, 0o755) // the container's root is host uid 100000
@@ -342,20 +345,14 @@ func runRootidContainer(t *testing.T) string {
 	containertest.RuncSpec(t, bundle, func(spec *specs.Spec) {
 		spec.Process.User = specs.User{UID: 1000, GID: 1000}
 		spec.Process.NoNewPrivileges = false
-		spec.Process.Args = []string{"/bin/sh", "-c", "/caps/nc -l -p 81 & sleep 1; kill $! 2>/dev/null; wait"}
+		spec.Process.Args = []string{"/bin/sh", "-c", containertest.BindPort81}
 		spec.Root.Readonly = true
 		spec.Linux.CgroupsPath = "/k8s.io/" + id
 		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 		spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	})
-	state := filepath.Join(bundle, "state")
-	out, _ := exec.Command("runc", "--root", state, "run", "--bundle", bundle, id).CombinedOutput()
-	exec.Command("runc", "--root", state, "delete", "-f", id).Run()
-	if !strings.Contains(string(out), "ermission denied") {
-		t.Fatalf("the bind was not denied: %s", out)
-	}
-	return id
+	return id, containertest.RunRunc(t, bundle, id)
 }
 
 // TestAgentKilledMidStorm: kill -9 of the agent while it still holds a storm's events in

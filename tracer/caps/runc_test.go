@@ -46,11 +46,7 @@ func TestUserNamespacedContainerUnderRunc(t *testing.T) {
 				t.Fatalf("setcap: %v: %s", err, out)
 			}
 			writeSpec(t, bundle, tc.nnp)
-			id := fmt.Sprintf("gw-caps-%d", time.Now().UnixNano())
-			state := filepath.Join(bundle, "state")
-			cmd := exec.Command("runc", "--root", state, "run", "--bundle", bundle, id)
-			out, _ := cmd.CombinedOutput()
-			exec.Command("runc", "--root", state, "delete", "-f", id).Run()
+			finish := containertest.RunRunc(t, bundle, fmt.Sprintf("gw-caps-%d", time.Now().UnixNano()))
 			var ex *caps.Exec
 			events.Next(t, "the exec of /caps/nc", func(ev gadget.Event) bool {
 				e, ok := ev.(*caps.Exec)
@@ -59,6 +55,7 @@ func TestUserNamespacedContainerUnderRunc(t *testing.T) {
 				}
 				return ok && e.File == "/caps/nc"
 			}, nil)
+			out := finish() // the container stayed while its exec was read
 			if ex.Caps == nil {
 				t.Fatalf("exec: xattr not read: %s", ex.XattrErr)
 			}
@@ -95,8 +92,7 @@ func writeSpec(t *testing.T, bundle string, nnp bool) {
 	containertest.RuncSpec(t, bundle, func(spec *specs.Spec) {
 		spec.Process.User = specs.User{UID: 1000, GID: 1000}
 		spec.Process.NoNewPrivileges = nnp
-		// Bound, nc would listen until killed.
-		spec.Process.Args = []string{"/bin/sh", "-c", "/caps/nc -l -p 81 & sleep 1; kill $! 2>/dev/null; wait"}
+		spec.Process.Args = []string{"/bin/sh", "-c", containertest.BindPort81}
 		spec.Root.Readonly = true
 		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}

@@ -1,6 +1,7 @@
 package containertest
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,6 +10,43 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
+
+// BindPort81 is a container's shell script: /caps/nc listens on port 81 until the bind is
+// refused (nc exits) or done (the port listens), at most 10 s; then the container stays until
+// the host makes the file release in its root (30 s at most), so that a tracer can still read
+// nc's file capability through it (read in user space after the exec). It used to kill nc after
+// a fixed second, which on a loaded machine could come before nc's bind, or end the container
+// before the tracer read the file.
+const BindPort81 = `/caps/nc -l -p 81 & i=0
+while kill -0 $! 2>/dev/null && ! grep -qs ':0051 ' /proc/net/tcp /proc/net/tcp6 && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+kill $! 2>/dev/null; wait
+i=0; while [ ! -e /release ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done`
+
+// RunRunc starts `runc run` of bundle as id with a state root of its own, and returns a function
+// that makes bundle's rootfs/release (see BindPort81), waits for runc, deletes the container and
+// returns runc's output.
+func RunRunc(t testing.TB, bundle, id string) (finish func() string) {
+	t.Helper()
+	state := filepath.Join(bundle, "state")
+	var out bytes.Buffer
+	cmd := exec.Command("runc", "--root", state, "run", "--bundle", bundle, id)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("runc run: %v", err)
+	}
+	done := false
+	finish = func() string {
+		if !done {
+			done = true
+			os.WriteFile(filepath.Join(bundle, "rootfs", "release"), nil, 0o644)
+			cmd.Wait()
+			exec.Command("runc", "--root", state, "delete", "-f", id).Run()
+		}
+		return out.String()
+	}
+	t.Cleanup(func() { finish() })
+	return finish
+}
 
 // RuncSpec writes bundle/config.json: runc's default spec, not attached to a terminal, changed by
 // edit.
