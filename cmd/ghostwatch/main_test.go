@@ -222,9 +222,11 @@ func startTracingTo(t *testing.T, out *os.File, readyLine string, args ...string
 	return tr
 }
 
-// startWait bounds loading: the agent verifies and attaches six objects, which took over 10 s
-// under the race detector on a 2-CPU machine that was compiling beside it.
-var startWait = 3 * testutil.Wait
+// startWait bounds loading: the agent verifies and attaches six objects, which took 26 s under
+// the race detector on a 2-CPU machine with two CPU loops beside it (and over 30 s once, when
+// TestAgentIncidents failed so with nothing on stderr), and a minute or more in vmtest's guests.
+// Only a failure waits this long.
+var startWait = max(2*time.Minute, 3*testutil.Wait)
 
 // next returns the next stdout JSON object for which match is true.
 func (tr *tracing) next(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
