@@ -129,12 +129,13 @@ var slowFields = []gadget.Field{
 // it into the invocation.
 type ExecRecord struct {
 	gadget.Folded
-	rec *gen.CniExecEvent // the ring buffer's record while it is processed; Clone copies it
+	rec      *gen.CniExecEvent // the ring buffer's record while it is processed; Clone copies it
+	resolver event.Resolver    // told the pod of an ADD's namespace, if it keeps them (event.Networks)
 }
 
 // Decode keeps the record.
-func (e *ExecRecord) Decode(rec *gen.CniExecEvent, h *event.Header, _ event.Resolver) {
-	e.Header, e.rec = *h, rec
+func (e *ExecRecord) Decode(rec *gen.CniExecEvent, h *event.Header, r event.Resolver) {
+	e.Header, e.rec, e.resolver = *h, rec, r
 }
 
 // Clone returns a copy that owns its record.

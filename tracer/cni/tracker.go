@@ -150,6 +150,11 @@ func (t *tracker) exec(e *ExecRecord, emit func(gadget.Event)) {
 		}}
 		v.ev.Kind = KindStart
 		v.ev.NetNSInode = nsInode(call.NetNS)
+		if nw, ok := e.resolver.(event.Networks); ok && call.Command == "ADD" && v.ev.NetNSInode != 0 && call.Pod != "" {
+			// The runtime made the namespace just before: netns's created event waits for this.
+			nw.AddNetwork(v.ev.NetNSInode, e.Time, &event.Container{ID: call.ContainerID, Runtime: "cni",
+				Pod: call.Pod, K8sNamespace: call.K8sNamespace, PodUID: call.PodUID})
+		}
 		t.learnDirs(call.Path)
 		t.retry(v)
 		t.inflight[rec.Root] = v

@@ -6,17 +6,21 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	gen "github.com/ghostwatch/ghostwatch/gen/cni"
+	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
 )
 
 // feeder builds the kernel's records of one invocation for the tracker, without a kernel.
 type feeder struct {
-	t      *testing.T
-	tr     *tracker
-	now    time.Time
-	events []*Invocation
+	t        *testing.T
+	tr       *tracker
+	now      time.Time
+	events   []*Invocation
+	resolver event.Resolver // given to the exec records, as the gadget's run does
 }
 
 func newFeeder(t *testing.T, slow time.Duration) *feeder {
@@ -55,7 +59,7 @@ func (f *feeder) exec(pid, ppid, root uint32, file string, inBinDir bool, env ..
 	fill(rec.File[:], file)
 	rec.ArgsLen = fill(rec.Args[:], file+"\x00-x\x00")
 	rec.EnvLen = fill(rec.Env[:], strings.Join(env, "\x00"))
-	f.tr.Process(&ExecRecord{Folded: gadget.Folded{Header: f.header(pid, ppid, base(file))}, rec: rec}, f.emit)
+	f.tr.Process(&ExecRecord{Folded: gadget.Folded{Header: f.header(pid, ppid, base(file))}, rec: rec, resolver: f.resolver}, f.emit)
 }
 
 func (f *feeder) output(pid, root, fd uint32, data string) {
@@ -235,5 +239,28 @@ func TestExitOf(t *testing.T) {
 	}
 	if x := exitOf(3 << 8); x.ExitCode != 3 || x.Signal != "" {
 		t.Errorf("3<<8: %+v", x)
+	}
+}
+
+// An ADD tells the resolver, where it keeps them (the container index), the pod of the namespace
+// it is for: netns's created event of that namespace takes it. A DEL, or an ADD without a pod,
+// tells nothing.
+func TestAddNamesItsNetwork(t *testing.T) {
+	f := newFeeder(t, 10*time.Second)
+	coll := container.NewCollection()
+	f.resolver = coll
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		t.Fatal(err)
+	}
+	inode := uint32(st.Ino)
+	f.exec(100, 1, 100, "/opt/cni/bin/bridge", true, cniEnv("DEL", "abc", "/proc/self/ns/net", "web-0")...)
+	if got := coll.Network(inode, f.now); got != nil {
+		t.Fatalf("a DEL named the namespace's pod: %+v", got)
+	}
+	f.exec(200, 1, 200, "/opt/cni/bin/bridge", true, cniEnv("ADD", "abc", "/proc/self/ns/net", "web-0")...)
+	got := coll.Network(inode, f.now)
+	if got == nil || got.ID != "abc" || got.Pod != "web-0" || got.K8sNamespace != "prod" || got.PodUID != "u1" {
+		t.Fatalf("the ADD's pod: %+v", got)
 	}
 }

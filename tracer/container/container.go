@@ -70,7 +70,22 @@ type Collection struct {
 	// announced are containers a runtime created and has not started: what their labels say,
 	// until they are added (their task created) or pushed out by newer ones.
 	announced *lru.Cache[string, *event.Container]
+	// networks are the pods CNI ADDs named for network namespaces, by inode (event.Networks); the
+	// cache has a lock of its own.
+	networks *lru.Cache[uint32, network]
 }
+
+// network is a CNI ADD's pod for a namespace, and when the ADD started.
+type network struct {
+	at  time.Time
+	pod *event.Container
+}
+
+// Bounds of the ADDs remembered: a namespace's created event waits for its owner a few seconds.
+const (
+	networksMax = 1024
+	networksTTL = time.Minute
+)
 
 // sweepEvery is how often containers known by their cgroup alone are looked at: no runtime tells of
 // their end, so their cgroup's removal is theirs. Without it they would stay for ever, and with
@@ -92,6 +107,7 @@ func NewCollection() *Collection {
 		cgroups:   newCgroupPaths(),
 		host:      hostNamespaces(),
 		announced: lru.New[string, *event.Container](announcedMax, 0),
+		networks:  lru.New[uint32, network](networksMax, networksTTL),
 	}
 }
 
@@ -299,6 +315,20 @@ func (c *Collection) Announce(ct *event.Container) {
 	if _, ok := c.byID[ct.ID]; !ok {
 		c.announced.Put(ct.ID, ct)
 	}
+}
+
+// AddNetwork remembers the pod a CNI ADD named for a network namespace (event.Networks).
+func (c *Collection) AddNetwork(inode uint32, at time.Time, pod *event.Container) {
+	c.networks.Put(inode, network{at: at, pod: pod})
+}
+
+// Network returns the pod an ADD started at or after since named for a network namespace, or nil
+// (event.Networks).
+func (c *Collection) Network(inode uint32, since time.Time) *event.Container {
+	if n, ok := c.networks.Get(inode); ok && !n.at.Before(since) {
+		return n.pod
+	}
+	return nil
 }
 
 // Lookup returns a container by id, indexed or announced, and whether it is a pod's sandbox; nil

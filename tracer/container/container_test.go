@@ -342,3 +342,21 @@ func TestCgroupOnlyContainerLeavesWithItsCgroup(t *testing.T) {
 		t.Errorf("after its cgroup went and the grace: in the index %v, removals told %v", c.Get(id) != nil, removed)
 	}
 }
+
+// A CNI ADD's pod for a namespace is given for that namespace from the ADD's start on; an ADD that
+// started before the namespace was made was for another namespace of the same inode.
+func TestNetworkFromADD(t *testing.T) {
+	c := NewCollection()
+	at := time.Unix(3000, 0)
+	pod := &event.Container{ID: "sandbox1", Runtime: "cni", Pod: "web-0", K8sNamespace: "prod"}
+	c.AddNetwork(4026532001, at, pod)
+	if got := c.Network(4026532001, at.Add(-time.Second)); got != pod {
+		t.Errorf("namespace made before the ADD: %+v, want %+v", got, pod)
+	}
+	if got := c.Network(4026532001, at.Add(time.Second)); got != nil {
+		t.Errorf("namespace made after the ADD: %+v, want none", got)
+	}
+	if got := c.Network(4026532002, at); got != nil {
+		t.Errorf("another namespace: %+v", got)
+	}
+}

@@ -100,6 +100,18 @@ type Resolver interface {
 	Cgroup(path string) *Container
 }
 
+// Networks is a Resolver that also remembers the pod a CNI ADD named for a network namespace: the
+// cni gadget tells it when both run in one process (the agent), and netns's created event, which
+// comes before the pod's sandbox is known, takes its pod from there.
+type Networks interface {
+	// AddNetwork records that an ADD started at at for the namespace of this inode, for the pod
+	// (and sandbox id) c names.
+	AddNetwork(inode uint32, at time.Time, c *Container)
+	// Network returns the pod of the namespace of this inode from an ADD started at or after
+	// since (a namespace's inode is reused once it is freed: an older ADD was another's), or nil.
+	Network(inode uint32, since time.Time) *Container
+}
+
 // Proc is the task that caused the event.
 type Proc struct {
 	PID  uint32 `json:"pid"`

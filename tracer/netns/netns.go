@@ -114,6 +114,21 @@ func (e *Event) resolveOwner() {
 	}
 }
 
+// ownerFromADD gives a created event whose owner has no pod the pod of a CNI ADD for its namespace
+// since its creation, where the cni gadget runs in the same process (event.Networks), and says
+// whether it did.
+func (e *Event) ownerFromADD() bool {
+	nw, ok := e.resolver.(event.Networks)
+	if !ok || (e.Owner != nil && e.Owner.Pod != "") {
+		return false
+	}
+	if c := nw.Network(e.NetNS, e.Time); c != nil {
+		e.Owner = c
+		return true
+	}
+	return false
+}
+
 // ownerComplete says whether the owner is known with its name: a container first known by its
 // cgroup path alone gets its name when the runtime's API tells of it.
 func (e *Event) ownerComplete() bool { return e.Owner != nil && e.Owner.Name != "" }

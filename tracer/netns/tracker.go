@@ -183,7 +183,7 @@ func (t *tracker) release(netns uint32, emit func(gadget.Event)) {
 func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
 	t.waiting = slices.DeleteFunc(t.waiting, func(e *Event) bool {
 		e.resolveOwner()
-		if e.ownerComplete() || final || now.Sub(e.Time) >= ownerWait {
+		if e.ownerComplete() || e.ownerFromADD() || final || now.Sub(e.Time) >= ownerWait {
 			emit(e)
 			return true
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghostwatch/ghostwatch/tracer/container"
 	"github.com/ghostwatch/ghostwatch/tracer/encode"
 	"github.com/ghostwatch/ghostwatch/tracer/event"
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
@@ -118,4 +119,32 @@ func TestEmptySince(t *testing.T) {
 	check("created anew", a, time.Time{})
 	tr.Flush(t0.Add(5*time.Second), true, emit)
 	check("the run's end", b, time.Time{})
+}
+
+// A created event waits for its owner; a CNI ADD for its namespace, which the cni gadget tells the
+// container index when both run in one process, gives it its pod and releases it. An ADD that
+// started before the namespace was made (its inode reused) does not.
+func TestCreatedTakesItsPodFromTheADD(t *testing.T) {
+	t0 := time.Unix(4000, 0)
+	coll := container.NewCollection()
+	tr := &tracker{linger: time.Hour, lives: map[uint32]*life{}}
+	var out []*Event
+	emit := func(e gadget.Event) { out = append(out, e.Clone().(*Event)) }
+	const reused, fresh = 4026539101, 4026539102
+	coll.AddNetwork(reused, t0.Add(-time.Minute), &event.Container{ID: "old", Runtime: "cni", Pod: "old-0"})
+	tr.Process(&Event{Header: event.Header{Time: t0, Kind: "created"}, NetNS: reused, resolver: coll}, emit)
+	tr.Process(&Event{Header: event.Header{Time: t0, Kind: "created"}, NetNS: fresh, resolver: coll}, emit)
+	tr.Flush(t0.Add(100*time.Millisecond), false, emit)
+	if len(out) != 0 {
+		t.Fatalf("released before an ADD or the wait's end: %+v", out)
+	}
+	coll.AddNetwork(fresh, t0.Add(150*time.Millisecond), &event.Container{ID: "sandbox1", Runtime: "cni", Pod: "web-0", K8sNamespace: "prod"})
+	tr.Flush(t0.Add(200*time.Millisecond), false, emit)
+	if len(out) != 1 || out[0].NetNS != fresh || out[0].Owner == nil || out[0].Owner.Pod != "web-0" || out[0].Owner.ID != "sandbox1" {
+		t.Fatalf("after the ADD: %+v", out)
+	}
+	tr.Flush(t0.Add(ownerWait), false, emit)
+	if len(out) != 2 || out[1].NetNS != reused || out[1].Owner != nil {
+		t.Fatalf("the namespace whose inode an older ADD named: %+v", out[1:])
+	}
 }
