@@ -1,7 +1,9 @@
 package caps_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,13 +51,12 @@ func nc(t *testing.T, dir string, fc caps.FileCaps) string {
 }
 
 // listen runs file as nc listening on port 81, as uid 1000, in a user namespace mapping 0-65535
-// to 100000-165535 when userNS, and returns whether the bind was denied. A listener that bound is
-// stopped after a second.
+// to 100000-165535 when userNS, and returns whether the bind was denied: nc exits, refused, or
+// is stopped once its port listens. (A listener stopped after a fixed second could be stopped
+// before its bind on a slow machine: not denied.)
 func listen(t *testing.T, file string, userNS bool) (denied bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, file, "-l", "-p", "81")
+	cmd := exec.Command(file, "-l", "-p", "81")
 	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Credential: &syscall.Credential{Uid: 1000, Gid: 1000}}
 	if userNS {
 		attr.Cloneflags |= syscall.CLONE_NEWUSER
@@ -63,11 +64,30 @@ func listen(t *testing.T, file string, userNS bool) (denied bool) {
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	}
 	cmd.SysProcAttr = attr
-	out, err := cmd.CombinedOutput()
-	if cmd.ProcessState == nil {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	return strings.Contains(string(out), "ermission denied")
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	deadline := time.After(testutil.Wait)
+	for {
+		select {
+		case <-exited:
+			return strings.Contains(out.String(), "ermission denied")
+		case <-deadline:
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("%s neither bound nor was refused within %v: %s", file, testutil.Wait, out.String())
+		case <-time.After(10 * time.Millisecond): // a port listening gives no sign but its table
+		}
+		for _, table := range []string{"tcp", "tcp6"} {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", cmd.Process.Pid, table)); bytes.Contains(b, []byte(":0051 ")) {
+				cmd.Process.Kill()
+			}
+		}
+	}
 }
 
 // The story: a v3 xattr whose rootid is not root in the caller's user namespace is ignored at
