@@ -126,7 +126,7 @@ func agentOptions(c *cli.Context) (agent.Options, error) {
 func runAgent(c *cli.Context, o agent.Options) error {
 	stderr := c.App.ErrWriter
 	o.Warn = func(s string) { fmt.Fprintf(stderr, "ghostwatch: warning: %s\n", s) }
-	ctx, stop := traceContext(c.Context, 0)
+	ctx, stop := traceContext(c.Context)
 	defer stop()
 	a, err := agent.Start(ctx, o)
 	if err != nil {

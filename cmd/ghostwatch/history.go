@@ -88,7 +88,7 @@ func history(c *cli.Context) error {
 	}
 	var sum flightrec.Summary
 	if c.Bool("follow") {
-		ctx, stop := traceContext(c.Context, 0)
+		ctx, stop := traceContext(c.Context)
 		defer stop()
 		sum, err = r.Follow(ctx, q, 250*time.Millisecond, writeFlushed)
 	} else {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -71,7 +72,7 @@ func record(c *cli.Context) error {
 		}
 	}
 	stderr := c.App.ErrWriter
-	ctx, cancel := traceContext(c.Context, c.Duration("duration"))
+	ctx, cancel := traceContext(c.Context) // --duration counts from the recording's start, below
 	defer cancel()
 
 	rec, err := seccomp.New(seccomp.Options{New: newMode})
@@ -106,6 +107,11 @@ func record(c *cli.Context) error {
 		what = strings.Join(names, ", ")
 	}
 	fmt.Fprintf(stderr, "ghostwatch: recording syscalls (%s); Ctrl-C to stop\n", what)
+	if d := c.Duration("duration"); d > 0 { // as trace's: loading is not recording
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, d)
+		defer stop()
+	}
 	return s.Run(ctx, !newMode, lostWarning(stderr, nil))
 }
 

@@ -100,7 +100,7 @@ func paramFlag(p gadget.Param) cli.Flag {
 }
 
 func traceGadget(c *cli.Context, d *gadget.Descriptor, o traceOptions, co containerOptions, opts gadget.Options) error {
-	ctx, cancel := traceContext(c.Context, 0) // --duration counts from the attach, below
+	ctx, cancel := traceContext(c.Context) // --duration counts from the attach, below
 	defer cancel()
 	stderr := c.App.ErrWriter
 
@@ -233,14 +233,9 @@ func parseTraceFlags(c *cli.Context) (traceOptions, error) {
 	return o, nil
 }
 
-// traceContext ends on SIGINT, SIGTERM or after the duration.
-func traceContext(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-	if d <= 0 {
-		return ctx, stop
-	}
-	ctx, cancel := context.WithTimeout(ctx, d)
-	return ctx, func() { cancel(); stop() }
+// traceContext ends on SIGINT or SIGTERM.
+func traceContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
 
 // summary is printed when tracing stops: on stderr for people, and as a last JSON line.
