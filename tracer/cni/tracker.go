@@ -41,6 +41,9 @@ type tracker struct {
 	forgot gadget.Forget
 	// blocked reads where a process waits (/proc); replaced in tests.
 	blocked func(pid uint32) (Blocked, bool)
+	// read is the time of the newest record read: what the kernel recorded before it has been
+	// read (the ring buffer keeps its order).
+	read time.Time
 }
 
 // inv is an invocation in flight.
@@ -52,6 +55,7 @@ type inv struct {
 	dropped  uint32          // output bytes not copied
 	reported time.Time       // the last slow report
 	seeded   bool            // found running at start, in /proc
+	goneAt   time.Time       // when its plugin was first found gone from /proc, its exit not read
 	procs    map[uint32]bool // its processes still running, as far as execs and exits tell
 }
 
@@ -118,6 +122,9 @@ func (t *tracker) seed(running []Running) {
 
 // Process folds one record.
 func (t *tracker) Process(ev gadget.Event, emit func(gadget.Event)) {
+	if h := ev.Head(); h.Time.After(t.read) {
+		t.read = h.Time
+	}
 	switch e := ev.(type) {
 	case *ExecRecord:
 		t.exec(e, emit)
@@ -333,6 +340,16 @@ func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
 			}
 		}
 		if !v.procs[root] {
+			if !v.seeded && !final {
+				// Its exit is recorded before it leaves /proc, but may not be read yet: it is
+				// given up on once a record made after the plugin was found gone is read.
+				if v.goneAt.IsZero() {
+					v.goneAt = now
+				}
+				if !t.read.After(v.goneAt) {
+					continue
+				}
+			}
 			// Gone without its exit reported: found running at start and ended before it was
 			// followed, or its exit was lost (counted).
 			done := v.ev
