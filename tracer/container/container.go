@@ -5,6 +5,7 @@
 package container
 
 import (
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -308,12 +309,20 @@ func (c *Collection) unindex(ct *Container) {
 }
 
 // Announce remembers a container its runtime has created and not started yet, so that what
-// happens while it starts (its runtime entering namespaces) can name it.
+// happens while it starts (its runtime entering namespaces) can name it. One found by its cgroup
+// before the announcement came is replaced by a named copy: events made already hold the old
+// one, which is never written to.
 func (c *Collection) Announce(ct *event.Container) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.byID[ct.ID]; !ok {
-		c.announced.Put(ct.ID, ct)
+	x, indexed := c.byID[ct.ID]
+	if indexed && x.Source != "cgroup" {
+		return
+	}
+	c.announced.Put(ct.ID, ct)
+	if indexed {
+		c.add(&Container{Container: c.unindexed(ct.ID, x.Runtime), CgroupID: x.CgroupID,
+			CgroupPath: x.CgroupPath, Source: "cgroup", NS: maps.Clone(x.NS)})
 	}
 }
 

@@ -292,6 +292,27 @@ func TestCgroupContainerNamedByItsAnnouncement(t *testing.T) {
 	if ct := c.Cgroup("/k8s.io/" + other); ct == nil || ct.Name != "web" || ct.Pod != "web-0" {
 		t.Errorf("devices cgroup of an announced container: %+v, want web of pod web-0", ct)
 	}
+	// Found by its cgroup before its announcement came (containerd's event can reach the agent
+	// after runc has started the container): named from then on.
+	late := strings.Repeat("cd", 32)
+	lateDir := filepath.Join(filepath.Dir(dir), "docker-"+late+".scope")
+	if err := os.Mkdir(lateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(lateDir) })
+	if err := syscall.Stat(lateDir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if ct := c.Actor(raw(4343, st.Ino)); ct == nil || ct.ID != late || ct.Name != "" {
+		t.Fatalf("cgroup %d before its announcement: %+v, want %s by its id alone", st.Ino, ct, late)
+	}
+	c.Announce(&event.Container{ID: late, Name: "cache", Runtime: "containerd", Pod: "cache-0"})
+	if ct := c.Actor(raw(4343, st.Ino)); ct == nil || ct.Name != "cache" || ct.Pod != "cache-0" || ct.Runtime != "docker" {
+		t.Errorf("cgroup %d after its announcement: %+v, want cache of pod cache-0", st.Ino, ct)
+	}
+	if ct := c.Cgroup("/k8s.io/" + late); ct == nil || ct.Name != "cache" {
+		t.Errorf("its cgroup's path after its announcement: %+v, want cache", ct)
+	}
 }
 
 // A container known by its cgroup alone (no runtime tells of its end) is removed once its cgroup
