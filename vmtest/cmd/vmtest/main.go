@@ -105,7 +105,19 @@ type result struct {
 	passed, failed, skips int
 	took                  time.Duration
 	note                  string
+	// failures are the failed tests (a package's own failure, a timeout's panic, under the
+	// package's name), each with the end of its output: printed again after the table, so that
+	// a log's tail names what failed without the whole run's output.
+	failures []failure
 }
+
+type failure struct {
+	test   string
+	output []string
+}
+
+// keptLines is how much of a failed test's output is printed again after the table.
+const keptLines = 60
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -206,6 +218,14 @@ func run(ctx context.Context) error {
 			verdict, failed = "FAIL", true
 		}
 		fmt.Printf("%-28s %-5s %-6s %6d %6d %7d %8.0f %s\n", r.name, r.arch, verdict, r.passed, r.failed, r.skips, r.took.Seconds(), r.note)
+	}
+	for _, r := range results {
+		for _, f := range r.failures {
+			fmt.Printf("\nvmtest: %s %s: FAIL %s, the end of its output:\n", r.name, r.arch, f.test)
+			for _, l := range f.output {
+				fmt.Print("    " + l)
+			}
+		}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted")
@@ -355,28 +375,48 @@ func goTest(ctx context.Context, tr testRun, out io.Writer) result {
 
 // testEvent is a line of `go test -json`.
 type testEvent struct {
-	Action string
-	Test   string
-	Output string
+	Action      string
+	Package     string
+	Test        string
+	Output      string
+	ImportPath  string // a build's, with build-output
+	FailedBuild string // the ImportPath whose build failed a package
 }
 
 func count(rd io.Reader, r *result, out io.Writer, prefix string) {
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	// The end of each running top-level test's output (its subtests' included), and of each
+	// package's own, keyed by package and test.
+	running := map[[2]string][]string{}
 	for sc.Scan() {
 		var ev testEvent
 		if json.Unmarshal(sc.Bytes(), &ev) != nil {
 			fmt.Fprintln(out, prefix+sc.Text())
 			continue
 		}
+		top, _, sub := strings.Cut(ev.Test, "/")
+		key := [2]string{ev.Package, top}
+		if ev.FailedBuild != "" {
+			key = [2]string{ev.FailedBuild}
+		}
 		switch ev.Action {
+		case "build-output": // the compiler's errors, which go test -json does not repeat as output
+			key = [2]string{ev.ImportPath}
+			fallthrough
 		case "output":
 			if !strings.HasPrefix(ev.Output, "=== ") {
 				fmt.Fprint(out, prefix+ev.Output)
+				lines := append(running[key], ev.Output)
+				running[key] = lines[max(0, len(lines)-keptLines):]
 			}
 		case "pass", "fail", "skip":
-			if ev.Test == "" {
-				continue // a package's result
+			if ev.Test == "" { // a package's result: its failure is news only when no test of it failed
+				if ev.Action == "fail" && !slices.ContainsFunc(r.failures, func(f failure) bool { return strings.HasPrefix(f.test, ev.Package+" ") }) {
+					r.failures = append(r.failures, failure{test: ev.Package, output: running[key]})
+				}
+				delete(running, key)
+				continue
 			}
 			switch ev.Action {
 			case "pass":
@@ -386,6 +426,13 @@ func count(rd io.Reader, r *result, out io.Writer, prefix string) {
 			case "skip":
 				r.skips++
 			}
+			if sub {
+				continue // its output is kept with its top-level test's
+			}
+			if ev.Action == "fail" {
+				r.failures = append(r.failures, failure{test: ev.Package + " " + ev.Test, output: running[key]})
+			}
+			delete(running, key)
 		}
 	}
 }

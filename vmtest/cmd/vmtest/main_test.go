@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -89,5 +91,57 @@ wait
 			t.Fatalf("the run's child %d outlived the interrupt", pid)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A failed test is kept with the end of its output, its subtests' included; a package that fails
+// with no failed test (a timeout's panic, a build's errors) is kept under its own name; passed
+// tests are not kept.
+func TestCountKeepsFailures(t *testing.T) {
+	var lines []string
+	ev := func(action, pkg, test, output string) {
+		b, err := json.Marshal(testEvent{Action: action, Package: pkg, Test: test, Output: output})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+	}
+	ev("output", "p/a", "TestOK", "fine\n")
+	ev("pass", "p/a", "TestOK", "")
+	ev("output", "p/a", "TestBad", "=== RUN TestBad\n")
+	for i := range keptLines + 5 {
+		ev("output", "p/a", "TestBad/sub", fmt.Sprintf("line %d\n", i))
+	}
+	ev("fail", "p/a", "TestBad/sub", "")
+	ev("fail", "p/a", "TestBad", "")
+	ev("fail", "p/a", "", "")
+	ev("output", "p/b", "TestHung", "waiting\n")
+	ev("output", "p/b", "", "panic: test timed out after 10m0s\n")
+	ev("fail", "p/b", "", "")
+	lines = append(lines, `{"ImportPath":"p/c [p/c.test]","Action":"build-output","Output":"./x_test.go:3:28: undefined: f\n"}`,
+		`{"ImportPath":"p/c [p/c.test]","Action":"build-fail"}`,
+		`{"Action":"output","Package":"p/c","Output":"FAIL\tp/c [build failed]\n"}`,
+		`{"Action":"fail","Package":"p/c","FailedBuild":"p/c [p/c.test]"}`)
+	var r result
+	var out strings.Builder
+	count(strings.NewReader(strings.Join(lines, "\n")+"\n"), &r, &out, "[x] ")
+	if r.passed != 1 || r.failed != 2 {
+		t.Errorf("passed %d failed %d, want 1 and 2", r.passed, r.failed)
+	}
+	if len(r.failures) != 3 {
+		t.Fatalf("failures %+v, want TestBad's, p/b's and p/c's", r.failures)
+	}
+	bad, pkg, build := r.failures[0], r.failures[1], r.failures[2]
+	if bad.test != "p/a TestBad" || len(bad.output) != keptLines || bad.output[keptLines-1] != fmt.Sprintf("line %d\n", keptLines+4) {
+		t.Errorf("TestBad kept as %q with %d lines ending %q", bad.test, len(bad.output), bad.output[len(bad.output)-1])
+	}
+	if pkg.test != "p/b" || len(pkg.output) != 1 || !strings.Contains(pkg.output[0], "timed out") {
+		t.Errorf("p/b kept as %q: %q", pkg.test, pkg.output)
+	}
+	if build.test != "p/c" || len(build.output) != 1 || !strings.Contains(build.output[0], "undefined: f") {
+		t.Errorf("p/c kept as %q: %q, want its compiler error", build.test, build.output)
+	}
+	if !strings.Contains(out.String(), "[x] line 3\n") || !strings.Contains(out.String(), "[x] ./x_test.go:3:28") {
+		t.Errorf("output not streamed: %q", out.String())
 	}
 }
