@@ -103,17 +103,18 @@ struct {
 	__type(value, struct session);
 } sessions SEC(".maps");
 
-/* Execs in flight by sessions' processes, by tid, and the last one that failed, by tgid. execs
- * stays LRU: an exec by a thread other than the leader returns as the leader's tid and leaves its
- * entry behind, for newer ones to push out. */
+/* Execs in flight by sessions' processes, by tgid: an exec by a thread other than the leader
+ * returns as the leader. Two threads exec'ing at once share the entry: the first to return takes
+ * it. Not LRU, as sessions; entries leave when the exec returns, or with their session at its
+ * exit. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, struct then_event);
 } execs SEC(".maps");
 
-/* Not LRU, as sessions; entries leave with their session. */
+/* The last exec that failed, by tgid. Not LRU, as sessions; entries leave with their session. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -121,8 +122,9 @@ struct {
 	__type(value, struct then_event);
 } failed SEC(".maps");
 
-/* Sessions and failed execs the maps above had no room for: user space counts them among the
- * gadget's losses as forgotten (a then event that will not come, or tells an exit, not the exec). */
+/* Sessions, execs and failed execs the maps above had no room for: user space counts them among
+ * the gadget's losses as forgotten (a then event that will not come, or tells an exit, not the
+ * exec). */
 __u64 forgotten = 0;
 
 static __always_inline void count_refused(long err)
@@ -458,8 +460,7 @@ static __always_inline void then_emit(struct then_event *t)
 /* An exec by a session's process: its file and first arguments, kept until it returns. */
 static __always_inline void exec_start(const char *file, const char *const *argv)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id, zero = 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, zero = 0;
 	struct session *s = bpf_map_lookup_elem(&sessions, &tgid);
 	if (!s)
 		return; /* most execs of a node leave here */
@@ -478,8 +479,7 @@ static __always_inline void exec_start(const char *file, const char *const *argv
 		bpf_probe_read_user_str(t->args[i], THEN_ARG, arg);
 		t->argc = i + 1;
 	}
-	if (bpf_map_update_elem(&execs, &tid, t, BPF_ANY))
-		count_lost();
+	count_refused(bpf_map_update_elem(&execs, &tgid, t, BPF_ANY));
 }
 
 SEC("tracepoint/syscalls/sys_enter_execve")
@@ -500,9 +500,8 @@ int execveat_enter(struct trace_event_raw_sys_enter *ctx)
  * at exit if no exec succeeds (execvp tries each directory of PATH in turn). */
 static __always_inline void exec_result(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id;
-	struct then_event *t = bpf_map_lookup_elem(&execs, &tid);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct then_event *t = bpf_map_lookup_elem(&execs, &tgid);
 	if (!t)
 		return;
 	t->ret = ret;
@@ -514,7 +513,7 @@ static __always_inline void exec_result(long ret)
 	} else {
 		count_refused(bpf_map_update_elem(&failed, &tgid, t, BPF_ANY));
 	}
-	bpf_map_delete_elem(&execs, &tid);
+	bpf_map_delete_elem(&execs, &tgid);
 }
 
 static __always_inline void exec_done(long ret)
@@ -571,6 +570,7 @@ static __always_inline void session_exit(struct task_struct *task)
 	/* Threads exiting together may all see live at 0: the one that deletes tells. */
 	if (bpf_map_delete_elem(&sessions, &tgid))
 		return;
+	bpf_map_delete_elem(&execs, &tgid); /* an exec whose return was not seen */
 	struct then_event *t = bpf_map_lookup_elem(&failed, &tgid);
 	if (t) {
 		fill_header(&t->hdr, SETNS_THEN);

@@ -116,8 +116,8 @@ type entries struct {
 	runtimes *ebpf.Map
 	forgot   func(uint64)
 	args     gen.SetnsRtArgs
-	// forgotten is the kernel's count of sessions and failed execs its tables had no room for;
-	// told, how many of them forgot has counted.
+	// forgotten is the kernel's count of sessions, execs and failed execs its tables had no
+	// room for; told, how many of them forgot has counted.
 	forgotten *ebpf.Variable
 	told      uint64
 }
