@@ -591,7 +591,12 @@ func TestDiskFull(t *testing.T) {
 	if err := os.WriteFile(ballast, make([]byte, 900<<10), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	evs := makeEvents(60000, t0)
+	// 40000 events fill the file system; the 2000 after the ballast's removal must fit in the
+	// 900 KiB it leaves whatever the machine's speed: each flush (every 10 ms) writes the events
+	// taken since as a block of its own, and slow appends make more, smaller blocks (20000 took
+	// 816 KiB here, and over the 900 KiB when their appends took 2 s, as in a loaded TCG guest).
+	// 2000 take 530 KiB at most, in a block each.
+	evs := makeEvents(42000, t0)
 	total := func() (n uint64) {
 		mu.Lock()
 		defer mu.Unlock()
