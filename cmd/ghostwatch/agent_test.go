@@ -111,6 +111,7 @@ type historyEvent struct {
 	Caps      map[string]any                  `json:"caps"`
 	Netns     map[string]any                  `json:"netns"`
 	Setns     map[string]any                  `json:"setns"`
+	Cni       map[string]any                  `json:"cni"`
 }
 
 // readHistory runs `ghostwatch history -o json` and returns its events and summary.
@@ -373,6 +374,73 @@ func runRootidContainer(t *testing.T) (string, func() string) {
 		spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	})
 	return id, containertest.RunRunc(t, bundle, id)
+}
+
+// TestAgentNetnsPodFromADD: a pod sandbox run through containerd's CRI, on a bridge network of
+// Debian's bridge and host-local, while the agent runs netns and cni: history finds the sandbox's
+// network namespace's created event by the pod, its owner the sandbox id and pod the CNI ADD named
+// (runtime cni), and the namespace is the one the ADD was for. The bridge's ADD is held until then,
+// so the sandbox has no container yet (containerd makes it once the ADDs are done), whose labels
+// would name the pod too: only the ADD can have named it.
+func TestAgentNetnsPodFromADD(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	skipAgentInVM(t)
+	bridge := fmt.Sprintf("gwbr%d", time.Now().UnixNano()%1e5)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	// The held ADD waits on a lock the test holds: released before the ADD reaches it, it does
+	// not wait at all; the test's end releases it whatever happened.
+	bin := cniBinDir(t, "bridge", `[ "$CNI_COMMAND" != ADD ] || flock "$dir/gate" true`)
+	gate, err := os.Create(filepath.Join(bin, "gate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(gate.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	release := func() { gate.Close() }
+	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "gw-agent-bridge", "plugins": [
+  {"type": "bridge", "bridge": %q, "ipam": {"type": "host-local", "dataDir": "%%s",
+    "ranges": [[{"subnet": "10.199.77.0/24"}]]}}]}`, bridge)
+	d := containertest.StartCRI(t, containertest.CRIConfig{CNIConfList: conf, CNIBinDir: bin})
+	dir := t.TempDir()
+	ag := startAgent(t, dir, "--gadgets", "netns,cni", "--containerd-socket", d.Socket, "--cni-bin-dir", bin)
+	defer func() {
+		if t.Failed() { // what the record holds, to see what was missed
+			var stdout, stderr bytes.Buffer
+			run([]string{"ghostwatch", "history", "--data-dir", dir, "-o", "json"}, &stdout, &stderr)
+			t.Logf("the record:\n%s%s\nthe agent's stderr:\n%s", stdout.String(), stderr.String(), ag.stderr)
+		}
+	}()
+
+	pod, ran := d.StartPod(t, "netns-add-0")
+	t.Cleanup(release) // before the pod's cleanup, which waits for RunPodSandbox
+	evs := awaitHistory(t, "created event of the pod's namespace", dir, func(evs []historyEvent) bool { return len(evs) > 0 },
+		"--pod", pod.Name, "--gadget", "netns", "--kind", "created")
+	release()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	created := evs[0]
+	t.Logf("created: %v", created.Netns)
+	owner, _ := created.Netns["owner"].(map[string]any)
+	if owner["id"] != pod.ID || owner["runtime"] != "cni" || owner["pod"] != pod.Name ||
+		owner["k8s_namespace"] != pod.Namespace || owner["pod_uid"] != pod.UID {
+		t.Errorf("created %+v: want owned by sandbox %s of pod %s/%s (uid %s), runtime cni", created.Netns, pod.ID, pod.Namespace, pod.Name, pod.UID)
+	}
+	// The bridge's ADD, seen by cni (as the plugin's own event: --pod selects actors, and a
+	// plugin is the host's), was for that namespace.
+	isAdd := func(e historyEvent) bool {
+		return e.Kind == "done" && e.Cni["command"] == "ADD" && e.Cni["plugin"] == "bridge" && e.Cni["container_id"] == pod.ID
+	}
+	evs = awaitHistory(t, "the bridge's ADD", dir, func(evs []historyEvent) bool { return slices.ContainsFunc(evs, isAdd) },
+		"--gadget", "cni")
+	if add := evs[slices.IndexFunc(evs, isAdd)]; add.Cni["netns_inode"] != created.Netns["netns"] || add.Cni["pod"] != pod.Name {
+		t.Errorf("the bridge's ADD %+v: want pod %s and the created namespace %v", add.Cni, pod.Name, created.Netns["netns"])
+	}
+	var table, stderr bytes.Buffer
+	run([]string{"ghostwatch", "history", "--data-dir", dir, "--pod", pod.Name, "--kind", "created", "-o", "table"}, &table, &stderr)
+	t.Logf("history --pod %s --kind created -o table:\n%s%s", pod.Name, table.String(), stderr.String())
+	ag.stop(t)
 }
 
 // TestAgentKilledMidStorm: kill -9 of the agent while it still holds a storm's events in

@@ -38,26 +38,34 @@ func runDoctor(t *testing.T, socket string) (doctorReport, string, time.Duration
 	return r, text.String(), took
 }
 
-// hangingDEL writes a CNI bin dir whose ptp plugin's DEL waits on a FIFO until release, after
-// saying so on another FIFO; loopback and host-local are Debian's.
-func hangingDEL(t *testing.T) (dir string, started string, release func()) {
+// cniBinDir writes a CNI bin dir with Debian's loopback and host-local, and a plugin that runs
+// script (sh, $dir being the bin dir) and then becomes Debian's plugin of its name.
+func cniBinDir(t *testing.T, plugin, script string) string {
 	t.Helper()
-	dir = t.TempDir()
+	dir := t.TempDir()
 	for _, p := range []string{"loopback", "host-local"} {
 		if err := os.Symlink(filepath.Join("/usr/lib/cni", p), filepath.Join(dir, p)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	body := "#!/bin/sh\ndir=${0%/*}\n" + script + "\nexec /usr/lib/cni/" + plugin + "\n"
+	if err := os.WriteFile(filepath.Join(dir, plugin), []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// hangingDEL writes a CNI bin dir whose ptp plugin's DEL waits on a FIFO until release, after
+// saying so on another FIFO; loopback and host-local are Debian's.
+func hangingDEL(t *testing.T) (dir string, started string, release func()) {
+	t.Helper()
+	dir = cniBinDir(t, "ptp", "if [ \"$CNI_COMMAND\" = DEL ] && [ ! -e $dir/open ]; then\n"+
+		"  echo del >$dir/started\n  read _ <$dir/gate\nfi")
 	started, gate := filepath.Join(dir, "started"), filepath.Join(dir, "gate")
 	for _, f := range []string{started, gate} {
 		if err := syscall.Mkfifo(f, 0o600); err != nil {
 			t.Fatal(err)
 		}
-	}
-	script := "#!/bin/sh\nif [ \"$CNI_COMMAND\" = DEL ] && [ ! -e " + dir + "/open ]; then\n" +
-		"  echo del >" + started + "\n  read _ <" + gate + "\nfi\nexec /usr/lib/cni/ptp\n"
-	if err := os.WriteFile(filepath.Join(dir, "ptp"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
 	}
 	return dir, started, func() {
 		os.WriteFile(filepath.Join(dir, "open"), nil, 0o644)

@@ -31,9 +31,11 @@ type tracker struct {
 	set           *attach.Set
 	// ids learns of destruction from the kernel's namespace id notifications where the teardown
 	// is not traced; nil where it is, or where they cannot be had.
-	ids     *nsids
-	lives   map[uint32]*life // at most maxLives
-	waiting []*Event         // created events waiting for their owner
+	ids   *nsids
+	lives map[uint32]*life // at most maxLives
+	// waiting are created events waiting for their owner, each followed by the empty events of
+	// its namespace that came meanwhile (emitted after it, in order).
+	waiting []*Event
 	forgot  gadget.Forget
 }
 
@@ -97,7 +99,7 @@ func (t *tracker) Process(ev gadget.Event, emit func(gadget.Event)) {
 		emit(ev)
 		return
 	}
-	if e.Header.Kind != "created" {
+	if e.Header.Kind != "created" && e.Header.Kind != "empty" {
 		t.release(e.NetNS, emit) // in order: its creation comes first
 	}
 	switch e.Header.Kind {
@@ -120,6 +122,12 @@ func (t *tracker) Process(ev gadget.Event, emit func(gadget.Event)) {
 		t.publishEmpty(e.NetNS, e.Time)
 		if !l.created.IsZero() {
 			e.Lived = e.Time.Sub(l.created)
+		}
+		if slices.ContainsFunc(t.waiting, func(w *Event) bool { return w.NetNS == e.NetNS }) {
+			// A runtime's namespace is empty at once (the thread that made it, pinned by a
+			// mount, goes back): its creation waits on, for the CNI ADD that names the pod.
+			t.waiting = append(t.waiting, e.Clone().(*Event))
+			return
 		}
 	case "destroyed":
 		t.ended(e)
@@ -178,15 +186,24 @@ func (t *tracker) release(netns uint32, emit func(gadget.Event)) {
 	})
 }
 
-// Flush emits created events whose owner is now known or who waited long enough, and lingering
-// namespaces.
+// Flush emits created events whose owner is now known or who waited long enough (and the empty
+// events behind them), and lingering namespaces.
 func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
+	held := map[uint32]bool{} // namespaces whose creation still waits
 	t.waiting = slices.DeleteFunc(t.waiting, func(e *Event) bool {
+		if e.Header.Kind != "created" { // an empty event goes after its namespace's creation
+			if held[e.NetNS] {
+				return false
+			}
+			emit(e)
+			return true
+		}
 		e.resolveOwner()
 		if e.ownerComplete() || e.ownerFromADD() || final || now.Sub(e.Time) >= ownerWait {
 			emit(e)
 			return true
 		}
+		held[e.NetNS] = true
 		return false
 	})
 	if t.ids != nil {
@@ -205,7 +222,7 @@ func (t *tracker) Flush(now time.Time, final bool, emit func(gadget.Event)) {
 	}
 	for _, netns := range slices.Sorted(maps.Keys(t.lives)) {
 		l := t.lives[netns]
-		if l.empty == nil || l.reported || now.Sub(l.empty.Time) < t.linger {
+		if l.empty == nil || l.reported || now.Sub(l.empty.Time) < t.linger || held[netns] {
 			continue
 		}
 		l.reported = true

@@ -36,7 +36,7 @@ func TestTracker(t *testing.T) {
 	if len(out) != 0 {
 		t.Fatalf("created emitted before its owner was known or the wait was over: %+v", out)
 	}
-	tr.Process(ev("empty", time.Second, 7), emit) // releases it, in order
+	tr.Process(ev("empty", time.Second, 7), emit) // waits behind it, in order
 	tr.Process(ev("created", time.Second, 8), emit)
 	tr.Process(ev("empty", 2*time.Second, 8), emit)
 	tr.Flush(t0.Add(3*time.Second), false, emit) // 8's creation waited long enough
@@ -123,7 +123,9 @@ func TestEmptySince(t *testing.T) {
 
 // A created event waits for its owner; a CNI ADD for its namespace, which the cni gadget tells the
 // container index when both run in one process, gives it its pod and releases it. An ADD that
-// started before the namespace was made (its inode reused) does not.
+// started before the namespace was made (its inode reused) does not. The namespace's empty event,
+// which comes before the ADD (the runtime's thread that made it goes back at once), waits behind
+// it.
 func TestCreatedTakesItsPodFromTheADD(t *testing.T) {
 	t0 := time.Unix(4000, 0)
 	coll := container.NewCollection()
@@ -134,17 +136,19 @@ func TestCreatedTakesItsPodFromTheADD(t *testing.T) {
 	coll.AddNetwork(reused, t0.Add(-time.Minute), &event.Container{ID: "old", Runtime: "cni", Pod: "old-0"})
 	tr.Process(&Event{Header: event.Header{Time: t0, Kind: "created"}, NetNS: reused, resolver: coll}, emit)
 	tr.Process(&Event{Header: event.Header{Time: t0, Kind: "created"}, NetNS: fresh, resolver: coll}, emit)
+	tr.Process(&Event{Header: event.Header{Time: t0.Add(time.Millisecond), Kind: "empty"}, NetNS: fresh, resolver: coll}, emit)
 	tr.Flush(t0.Add(100*time.Millisecond), false, emit)
 	if len(out) != 0 {
 		t.Fatalf("released before an ADD or the wait's end: %+v", out)
 	}
 	coll.AddNetwork(fresh, t0.Add(150*time.Millisecond), &event.Container{ID: "sandbox1", Runtime: "cni", Pod: "web-0", K8sNamespace: "prod"})
 	tr.Flush(t0.Add(200*time.Millisecond), false, emit)
-	if len(out) != 1 || out[0].NetNS != fresh || out[0].Owner == nil || out[0].Owner.Pod != "web-0" || out[0].Owner.ID != "sandbox1" {
+	if len(out) != 2 || out[0].NetNS != fresh || out[0].Owner == nil || out[0].Owner.Pod != "web-0" || out[0].Owner.ID != "sandbox1" ||
+		out[1].NetNS != fresh || out[1].Header.Kind != "empty" {
 		t.Fatalf("after the ADD: %+v", out)
 	}
 	tr.Flush(t0.Add(ownerWait), false, emit)
-	if len(out) != 2 || out[1].NetNS != reused || out[1].Owner != nil {
-		t.Fatalf("the namespace whose inode an older ADD named: %+v", out[1:])
+	if len(out) != 3 || out[2].NetNS != reused || out[2].Owner != nil {
+		t.Fatalf("the namespace whose inode an older ADD named: %+v", out[2:])
 	}
 }

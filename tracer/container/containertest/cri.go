@@ -29,6 +29,36 @@ func (d *Daemon) RunPod(t testing.TB, name string) *Pod {
 // its containers...), as the kubelet gives them; its containers get the same unless they say.
 func (d *Daemon) RunPodNS(t testing.TB, name string, ns *runtimeapi.NamespaceOption) *Pod {
 	t.Helper()
+	p := newPod(t, name, ns)
+	if err := d.runPod(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.removePod(p.ID) })
+	return p
+}
+
+// StartPod asks for a pod sandbox as RunPod does and returns at once, for a test that looks at
+// what happens while the runtime sets it up (its CNI ADD held, say): ran gives RunPodSandbox's
+// answer, the pod's ID set before. At the end of the test, once RunPodSandbox has answered, the
+// pod is removed.
+func (d *Daemon) StartPod(t testing.TB, name string) (p *Pod, ran <-chan error) {
+	t.Helper()
+	p = newPod(t, name, nil)
+	answer, done := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(done)
+		answer <- d.runPod(p)
+	}()
+	t.Cleanup(func() {
+		<-done
+		if p.ID != "" {
+			d.removePod(p.ID)
+		}
+	})
+	return p, answer
+}
+
+func newPod(t testing.TB, name string, ns *runtimeapi.NamespaceOption) *Pod {
 	p := &Pod{Name: name, Namespace: "default", UID: fmt.Sprintf("uid-%s-%d", name, time.Now().UnixNano())}
 	p.config = &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID},
@@ -41,15 +71,19 @@ func (d *Daemon) RunPodNS(t testing.TB, name string, ns *runtimeapi.NamespaceOpt
 	if ns.GetNetwork() == runtimeapi.NamespaceMode_NODE {
 		p.config.Hostname = "" // the host's: runc cannot set one without a UTS namespace of its own
 	}
+	return p
+}
+
+// runPod runs the pod's sandbox and sets its ID.
+func (d *Daemon) runPod(p *Pod) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := d.CRI.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: p.config})
 	if err != nil {
-		t.Fatalf("RunPodSandbox %s: %v\n%s", name, err, d.log)
+		return fmt.Errorf("RunPodSandbox %s: %w\n%s", p.Name, err, d.log)
 	}
 	p.ID = resp.PodSandboxId
-	t.Cleanup(func() { d.removePod(p.ID) })
-	return p
+	return nil
 }
 
 // labels are those the kubelet gives a pod's sandbox and containers, and more (key, value pairs).
