@@ -125,7 +125,9 @@ func (g *Gadget) Run(ctx context.Context, r event.Resolver, emit func(Event), id
 	if err != nil {
 		return err
 	}
-	go j.run()
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	go j.run(tick.C)
 	err = g.reader.Run(rctx, func(raw []byte) error {
 		if err := j.failed(); err != nil {
 			return err
@@ -190,12 +192,10 @@ func (j *joiner) failed() error {
 	return j.err
 }
 
-// run joins records until the work channel is closed, then emits what the processor holds.
-func (j *joiner) run() {
+// run joins records until the work channel is closed, then emits what the processor holds. Every
+// tick asks the processor to emit what is due.
+func (j *joiner) run(ticks <-chan time.Time) {
 	defer close(j.done)
-	tick := time.NewTicker(flushEvery)
-	defer tick.Stop()
-	next := time.Now().Add(flushEvery)
 	for {
 		select {
 		case buf, ok := <-j.work:
@@ -217,11 +217,8 @@ func (j *joiner) run() {
 			if len(j.work) > 0 {
 				continue
 			}
-		case <-tick.C:
-		}
-		if now := time.Now(); now.After(next) {
-			j.proc.Flush(now, false, j.emit)
-			next = now.Add(flushEvery)
+		case <-ticks:
+			j.proc.Flush(time.Now(), false, j.emit)
 		}
 		if j.idle != nil {
 			j.idle()
