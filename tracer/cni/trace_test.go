@@ -1,6 +1,7 @@
 package cni_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,11 +198,13 @@ func TestPluginError(t *testing.T) {
 }
 
 // A plugin that takes long is reported while it runs, with where it waits (its child sleep in
-// the kernel's nanosleep), then with how long it took.
+// the kernel's nanosleep), then with how long it took. The sleep lasts until the test has seen
+// the slow report, whatever the machine's speed: the test then stops the sleep the report named,
+// and the ADD goes on.
 func TestSlowAdd(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	requirePlugins(t)
-	dir := wrapperDir(t, "loopback", `[ "$CNI_COMMAND" = ADD ] && sleep 2`)
+	dir := wrapperDir(t, "loopback", `[ "$CNI_COMMAND" = ADD ] && sleep 1000`)
 	tr := open(t, gadget.Params{cni.ParamSlow: 500 * time.Millisecond, cni.ParamBinDir: dir + ":" + debianBin})
 	netns, _ := netnsAdd(t)
 	conf, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}`))
@@ -208,20 +212,48 @@ func TestSlowAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := libcni.NewCNIConfig([]string{dir}, nil)
-	if _, err := cfg.AddNetworkList(context.Background(), conf, podRuntime("gwtest-slow", netns, "slow-0")); err != nil {
-		t.Fatalf("ADD: %v", err)
+	added := make(chan error, 1)
+	go func() {
+		_, err := cfg.AddNetworkList(context.Background(), conf, podRuntime("gwtest-slow", netns, "slow-0"))
+		added <- err
+	}()
+	var addErr error
+	ended := false
+	// endAdd stops the wrapper's sleep (found by its parent's command line, on a path that did
+	// not see it reported) and waits for the ADD, bounded: on every path.
+	endAdd := func(sleep int) {
+		if ended {
+			return
+		}
+		ended = true
+		if sleep == 0 {
+			sleep = wrapperSleep(dir)
+		}
+		if sleep > 0 {
+			unix.Kill(sleep, unix.SIGTERM)
+		}
+		select {
+		case addErr = <-added:
+		case <-time.After(testutil.Wait):
+			addErr = fmt.Errorf("the ADD did not end within %v of its sleep's end (sleep pid %d)", testutil.Wait, sleep)
+		}
 	}
+	t.Cleanup(func() { endAdd(0) })
 	slow := tr.next(t, cni.KindSlow, "ADD slow-0", forPod("ADD", "slow-0"))
 	if slow.Duration < 500*time.Millisecond || slow.AtStop {
 		t.Errorf("slow after %v (at stop %v)", slow.Duration, slow.AtStop)
 	}
 	i := slices.IndexFunc(slow.Blocked, func(b cni.Blocked) bool { return b.Comm == "sleep" })
 	if i < 0 || !strings.Contains(slow.Blocked[i].Syscall, "nanosleep") {
-		t.Errorf("blocked %+v: want sleep in a nanosleep", slow.Blocked)
+		t.Fatalf("blocked %+v: want sleep in a nanosleep", slow.Blocked)
+	}
+	endAdd(int(slow.Blocked[i].PID))
+	if addErr != nil {
+		t.Fatalf("ADD: %v", addErr)
 	}
 	done := tr.next(t, cni.KindDone, "ADD slow-0", forPod("ADD", "slow-0"))
-	if done.Duration < 2*time.Second || done.ExitCode != 0 || done.Result == nil {
-		t.Errorf("done after %v: %+v, result %s", done.Duration, done.Exit, done.Result)
+	if done.Duration < slow.Duration || done.ExitCode != 0 || done.Result == nil {
+		t.Errorf("done after %v (slow after %v): %+v, result %s", done.Duration, slow.Duration, done.Exit, done.Result)
 	}
 	// The wrapper ran sleep, then became Debian's loopback.
 	var files []string
@@ -231,6 +263,25 @@ func TestSlowAdd(t *testing.T) {
 	if !slices.Contains(files, debianBin+"/loopback") || !slices.ContainsFunc(files, func(f string) bool { return strings.HasSuffix(f, "sleep") }) {
 		t.Errorf("chain %v: want sleep, then %s/loopback", files, debianBin)
 	}
+}
+
+// wrapperSleep is the pid of a sleep whose parent runs a wrapper of dir, or 0.
+func wrapperSleep(dir string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		comm, _ := os.ReadFile(p + "/comm")
+		stat, _ := os.ReadFile(p + "/stat")
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if string(comm) != "sleep\n" || len(fields) < 2 {
+			continue
+		}
+		parent, _ := os.ReadFile("/proc/" + fields[1] + "/cmdline")
+		if bytes.Contains(parent, []byte(dir+"/")) {
+			pid, _ := strconv.Atoi(filepath.Base(p))
+			return pid
+		}
+	}
+	return 0
 }
 
 // A DEL that never returns: already running when tracing starts, it is found in /proc, reported
