@@ -53,15 +53,29 @@ func TestNSIDGivenAgain(t *testing.T) {
 	}
 	first := testutil.StartHolder(t, syscall.CLONE_NEWNET)
 	freed := watch(first)
+	id, ok := uint32(0), false
+	for i, ino := range n.byID {
+		if ino == freed {
+			id, ok = i, true
+		}
+	}
+	if !ok {
+		t.Fatalf("namespace %d watched without an id: %v", freed, n.byID)
+	}
 	first.Stop()
+	// The freed namespace's own notice: another namespace's, on a busy host, would let the second
+	// holder start before the kernel has announced this one's end.
 	buf := make([]byte, 8192)
 	for deleted := false; !deleted; {
 		got, _, err := unix.Recvfrom(seen, buf, 0)
 		if err != nil {
-			t.Fatalf("no RTM_DELNSID for the freed namespace: %v", err)
+			t.Fatalf("no RTM_DELNSID for the freed namespace (id %d): %v", id, err)
 		}
 		msgs, _ := syscall.ParseNetlinkMessage(buf[:got])
-		deleted = slices.ContainsFunc(msgs, func(m syscall.NetlinkMessage) bool { return m.Header.Type == unix.RTM_DELNSID })
+		deleted = slices.ContainsFunc(msgs, func(m syscall.NetlinkMessage) bool {
+			got, ok := nsidOf(m.Data)
+			return m.Header.Type == unix.RTM_DELNSID && ok && got == id
+		})
 	}
 	second := testutil.StartHolder(t, syscall.CLONE_NEWNET)
 	defer second.Stop()
