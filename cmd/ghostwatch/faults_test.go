@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,5 +74,52 @@ func TestTraceOutputClosedEarly(t *testing.T) {
 		if strings.Contains(line, "pipe") && !strings.Contains(line, "not written") {
 			t.Errorf("stderr has an error for the closed output: %q", line)
 		}
+	}
+}
+
+// A report or a profile whose destination is a pipe (or /dev/stdout, /dev/full: not a regular
+// file) is written into it, and the pipe is left a pipe: the written-then-renamed file used to
+// replace it (`--report /dev/full` as root replaced the device with a file).
+func TestOutputIntoAPipe(t *testing.T) {
+	records := t.TempDir()
+	writeHistory(t, records, historyEvents(time.Date(2026, 3, 1, 2, 10, 0, 0, time.UTC)))
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	os.WriteFile(a, []byte(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}`), 0o644)
+	os.WriteFile(b, []byte(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["close"],"action":"SCMP_ACT_ALLOW"}]}`), 0o644)
+	for _, tc := range []struct {
+		name string
+		args func(pipe string) []string
+		want string
+	}{
+		{"history --report", func(p string) []string { return []string{"history", "--data-dir", records, "--report", p} }, "<html"},
+		{"seccomp merge -o", func(p string) []string { return []string{"seccomp", "merge", "-o", p, a, b} }, `"close"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pipe := filepath.Join(t.TempDir(), "pipe")
+			if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			read := make(chan string, 1)
+			go func() { // opening blocks until ghostwatch opens the pipe to write
+				data, _ := os.ReadFile(pipe)
+				read <- string(data)
+			}()
+			var stdout, stderr bytes.Buffer
+			if code := run(append([]string{"ghostwatch"}, tc.args(pipe)...), &stdout, &stderr); code != 0 {
+				t.Errorf("exit status %d: %s", code, stderr.String())
+			}
+			if st, err := os.Lstat(pipe); err != nil || st.Mode().Type() != os.ModeNamedPipe {
+				t.Fatalf("the pipe is now %v (%v), want a pipe still", st.Mode(), err)
+			}
+			select {
+			case got := <-read:
+				if !strings.Contains(got, tc.want) {
+					t.Errorf("read from the pipe %.200q, want %q in it", got, tc.want)
+				}
+			case <-time.After(testutil.Wait):
+				t.Fatalf("nothing was written into the pipe within %v", testutil.Wait)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/outfile"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp"
 )
 
@@ -142,7 +143,7 @@ func mergeCommand() *cli.Command {
 				return err
 			}
 			if out := c.String("output"); out != "" {
-				return seccomp.WriteFileAtomic(out, data)
+				return outfile.WriteFile(out, data)
 			}
 			_, err = c.App.Writer.Write(data)
 			return err

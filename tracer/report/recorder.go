@@ -5,26 +5,26 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/ghostwatch/ghostwatch/tracer/gadget"
+	"github.com/ghostwatch/ghostwatch/tracer/outfile"
 )
 
 // Recorder keeps a trace's events for the report written when it ends: as JSON lines in a file
 // that is already unlinked, so that a long trace costs disk rather than memory and a killed one
-// leaves nothing behind. The report is written beside its destination and renamed into place.
+// leaves nothing behind. The report is written whole or not at all (outfile).
 type Recorder struct {
 	path   string
 	events *os.File
 	w      *bufio.Writer
 	json   gadget.JSONLines
-	out    *os.File // the report, under a temporary name until Write renames it
-	err    error    // the first error keeping events; Write reports it
+	out    *outfile.File
+	err    error // the first error keeping events; Write reports it
 }
 
 // NewRecorder prepares a report at path, failing now if it cannot be written there.
 func NewRecorder(path string) (*Recorder, error) {
-	out, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	out, err := outfile.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
@@ -33,8 +33,7 @@ func NewRecorder(path string) (*Recorder, error) {
 		err = os.Remove(events.Name())
 	}
 	if err != nil {
-		out.Close()
-		os.Remove(out.Name())
+		out.Abort()
 		return nil, fmt.Errorf("report: keeping the events: %w", err)
 	}
 	return &Recorder{path: path, events: events, w: bufio.NewWriterSize(events, 256<<10), out: out}, nil
@@ -77,26 +76,16 @@ func (r *Recorder) Write(o Options) error {
 		err = out.Flush()
 	}
 	if err == nil {
-		err = r.out.Chmod(0o644)
-	}
-	if err == nil {
-		err = r.out.Close()
-	}
-	if err == nil {
-		err = os.Rename(r.out.Name(), r.path)
+		err = r.out.Commit()
 	}
 	if err != nil {
 		return fmt.Errorf("report %s: %w", r.path, err)
 	}
-	r.out = nil
 	return nil
 }
 
 // Close drops the events kept and, unless Write put it in place, the report.
 func (r *Recorder) Close() {
 	r.events.Close()
-	if r.out != nil {
-		r.out.Close()
-		os.Remove(r.out.Name())
-	}
+	r.out.Abort()
 }

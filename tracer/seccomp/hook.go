@@ -410,7 +410,7 @@ func writeHookProfile(rec *Recorder, mnt uint32, base *Profile, start *runtimeba
 	return nil
 }
 
-// writeNoSymlinks writes a file whole or not at all, as WriteFileAtomic does (a temporary file in
+// writeNoSymlinks writes a file whole or not at all, as outfile.WriteFile does (a temporary file in
 // its directory, renamed into place; removed if anything fails, a full disk included), with the
 // kernel refusing symlinks on the way (openNoSymlinks) and, unless overwrite, an existing file.
 func writeNoSymlinks(path string, data []byte, overwrite bool) error {

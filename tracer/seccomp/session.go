@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/outfile"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp/runtimebase"
 )
 
@@ -296,13 +297,13 @@ func (s *Session) write(t *target, sc Syscalls) error {
 		_, err = s.stdout.Write(data)
 		return err
 	case strings.HasSuffix(s.out, ".json"):
-		return WriteFileAtomic(s.out, data)
+		return outfile.WriteFile(s.out, data)
 	}
 	if err := os.MkdirAll(s.out, 0o755); err != nil {
 		return err
 	}
 	path := filepath.Join(s.out, t.name+".json")
-	if err := WriteFileAtomic(path, data); err != nil {
+	if err := outfile.WriteFile(path, data); err != nil {
 		return err
 	}
 	fmt.Fprintf(s.log, "ghostwatch: wrote %s (%d syscalls)\n", path, len(sc.Native)+len(sc.Compat)+len(sc.X32))
@@ -321,27 +322,6 @@ func ProfileName(c *container.Container) string {
 		name = c.Name
 	}
 	return unsafeName.ReplaceAllString(name, "_")
-}
-
-// WriteFileAtomic writes a file whole or not at all (a reader never sees half a profile).
-func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".ghostwatch-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ReadProfile reads and checks an OCI seccomp profile.

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ghostwatch/ghostwatch/tracer/outfile"
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
 
@@ -28,7 +29,7 @@ func TestProfileOnAFullDisk(t *testing.T) {
 	}
 	profile := bytes.Repeat([]byte("x"), 16<<10)
 	for name, write := range map[string]func(path string) error{
-		"session": func(path string) error { return WriteFileAtomic(path, profile) },
+		"session": func(path string) error { return outfile.WriteFile(path, profile) },
 		"hook":    func(path string) error { return writeNoSymlinks(path, profile, false) },
 	} {
 		err := write(filepath.Join(dir, name+".json"))
