@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -130,7 +131,11 @@ func doctorCommand() *cli.Command {
 			if format == "json" {
 				return newPrinter(format, c.App.Writer).print(r, nil)
 			}
-			printDoctor(c.App.Writer, r)
+			w := bufio.NewWriter(c.App.Writer)
+			printDoctor(w, r)
+			if err := w.Flush(); err != nil { // the first write's error, kept by w
+				return fmt.Errorf("writing output: %w", err)
+			}
 			return nil
 		},
 	}

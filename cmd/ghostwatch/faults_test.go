@@ -123,3 +123,28 @@ func TestOutputIntoAPipe(t *testing.T) {
 		})
 	}
 }
+
+// Output to a full disk is an error, in one line, whatever the command: doctor's table and version
+// used to exit 0 having written nothing. Run as nobody, so that doctor loads nothing.
+func TestOutputToAFullDisk(t *testing.T) {
+	for _, args := range [][]string{{"doctor", "-o", "table"}, {"doctor", "-o", "json"}, {"version"}, {"completion", "bash"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+			if err != nil {
+				t.Skip(err)
+			}
+			defer full.Close()
+			cmd := command(args...)
+			if os.Geteuid() == 0 {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			}
+			var stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = full, &stderr
+			cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Errorf("exit status %d, want 1; stderr: %s", code, stderr.String())
+			}
+			oneLineError(t, stderr.String(), "no space left on device")
+		})
+	}
+}

@@ -49,8 +49,8 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print the version of ghostwatch",
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "ghostwatch %s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return nil
+			_, err := fmt.Fprintf(c.App.Writer, "ghostwatch %s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return err
 		},
 	}
 }
