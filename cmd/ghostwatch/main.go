@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -82,9 +83,13 @@ func onUsageError(_ *cli.Context, err error, _ bool) error {
 }
 
 // setUsageErrors makes every command's flag mistakes usage errors, and checks here, once for
-// every command, what no flag of its kind may be: a duration is never negative.
+// every command, what no flag of its kind may be: a duration is never negative. A command that
+// only holds others gets groupAction.
 func setUsageErrors(c *cli.Command) {
 	c.OnUsageError = onUsageError
+	if c.Action == nil && len(c.Subcommands) > 0 {
+		c.Action = groupAction
+	}
 	for _, f := range c.Flags {
 		if d, ok := f.(*cli.DurationFlag); ok && d.Action == nil {
 			d.Action = nonNegative(d.Name)
@@ -104,4 +109,27 @@ func nonNegative(name string) func(*cli.Context, time.Duration) error {
 		}
 		return nil
 	}
+}
+
+// groupAction runs when a command that holds others is given none, or an unknown one: a usage
+// error. urfave's default prints the help and exits 0 (or 1, "No help topic"): an OCI hook set up
+// as `ghostwatch seccomp hook`, its verb missing, passed for one that ran.
+func groupAction(c *cli.Context) error {
+	var path []string // from the command up to the app's, left out (FullName misses a grandparent)
+	for _, l := range c.Lineage() {
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
+			path = append([]string{l.Command.Name}, path...)
+		}
+	}
+	name := strings.Join(path, " ")
+	if c.Args().Present() {
+		return usagef("unknown %s command %q: see 'ghostwatch %s --help'", name, c.Args().First(), name)
+	}
+	var subs []string
+	for _, s := range c.Command.VisibleCommands() {
+		if s.Name != "help" {
+			subs = append(subs, s.Name)
+		}
+	}
+	return usagef("name a %s command: %s", name, strings.Join(subs, ", "))
 }

@@ -21,12 +21,6 @@ func seccompCommand() *cli.Command {
 			mergeCommand(),
 			hookCommand(),
 		},
-		Action: func(c *cli.Context) error {
-			if c.Args().Present() {
-				return usagef("unknown seccomp command %q: see 'ghostwatch seccomp --help'", c.Args().First())
-			}
-			return usagef("name a seccomp command: record, merge or hook")
-		},
 	}
 }
 

@@ -28,14 +28,7 @@ func snapshotCommands() []*cli.Command {
 		names[d.Group] = append(names[d.Group], d.Name)
 	}
 	for _, g := range groups {
-		group, list := g.Name, strings.Join(names[g.Name], "|")
-		g.Usage = "read once what the " + group + " gadget's iterators find: " + strings.Join(names[group], ", ")
-		g.Action = func(c *cli.Context) error {
-			if c.Args().Present() {
-				return usagef("unknown %s command %q: see 'ghostwatch %s --help'", group, c.Args().First(), group)
-			}
-			return usagef("name a %s command: %s", group, list)
-		}
+		g.Usage = "read once what the " + g.Name + " gadget's iterators find: " + strings.Join(names[g.Name], ", ")
 	}
 	return groups
 }
