@@ -41,8 +41,10 @@ func agentCommand() *cli.Command {
 			if v, ok := agent.Defaults[d.Name][p.Name]; ok {
 				p.Default = v
 			}
-			p.Name = d.Name + "-" + p.Name
-			p.Usage = d.Name + ": " + p.Usage
+			name := p.Name
+			p.Name = d.Name + "-" + name
+			// Its usage may tell of the option by trace's name for it.
+			p.Usage = d.Name + ": " + strings.ReplaceAll(p.Usage, "--"+name, "--"+p.Name)
 			flags = append(flags, paramFlag(p))
 		}
 	}

@@ -5,14 +5,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/ghostwatch/ghostwatch/tracer/testutil"
 )
@@ -116,6 +120,34 @@ func TestUsageErrors(t *testing.T) {
 			oneLineError(t, stderr.String(), tc.want)
 		})
 	}
+}
+
+// A flag's usage that tells of another flag names one of its own command: the agent's gadget
+// options said "--capset=false avoids that", a flag only trace has (the agent's is --caps-capset).
+func TestFlagUsagesNameTheirCommandsFlags(t *testing.T) {
+	mention := regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
+	var check func(path string, cmds []*cli.Command)
+	check = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			name := strings.TrimSpace(path + " " + c.Name)
+			has := map[string]bool{}
+			for _, f := range c.Flags {
+				for _, n := range f.Names() {
+					has[n] = true
+				}
+			}
+			for _, f := range c.Flags {
+				usage := f.(cli.DocGenerationFlag).GetUsage()
+				for _, m := range mention.FindAllStringSubmatch(usage, -1) {
+					if !has[m[1]] {
+						t.Errorf("%s --%s: its usage names --%s, which %s has not: %q", name, f.Names()[0], m[1], name, usage)
+					}
+				}
+			}
+			check(name, c.Subcommands)
+		}
+	}
+	check("", newApp(io.Discard, io.Discard).Commands)
 }
 
 func TestVersion(t *testing.T) {
