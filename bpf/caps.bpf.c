@@ -235,7 +235,7 @@ int BPF_KPROBE(check_kprobe, const struct cred *cred, struct user_namespace *ns,
 	struct check_args a = {.cred = (__u64)cred, .ns = (__u64)ns, .cap = cap, .opts = opts};
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&checking, &tid, &a, BPF_ANY))
-		count_lost();
+		count_table_full();
 	return 0;
 }
 
@@ -284,7 +284,7 @@ int capset_enter(void *ctx)
 	read_sets(GW_TASK(task, cred), &old);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&pending, &tid, &old, BPF_ANY))
-		count_lost();
+		count_table_full();
 	return 0;
 }
 

@@ -218,7 +218,7 @@ int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm
 			return 0;
 		struct cni_proc root = { .root = tgid };
 		if (bpf_map_update_elem(&tree, &tgid, &root, BPF_NOEXIST)) {
-			count_lost(); /* table full: this invocation is not followed */
+			count_table_full(); /* this invocation is not followed */
 			return 0;
 		}
 		e->env_len = len;
@@ -249,7 +249,7 @@ int BPF_PROG(fork_btf, struct task_struct *parent, struct task_struct *child)
 	struct cni_proc c = { .root = n->root };
 	__u32 tgid = child->tgid;
 	if (bpf_map_update_elem(&tree, &tgid, &c, BPF_ANY))
-		count_lost();
+		count_table_full();
 	return 0;
 }
 

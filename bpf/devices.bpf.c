@@ -221,7 +221,7 @@ static __always_inline void rule_begin(struct kernfs_node *kn, const char *buf, 
 	read_state(devcg, &e->before);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&pending_rules, &tid, p, BPF_ANY)) {
-		count_lost();
+		count_table_full();
 		return;
 	}
 	__sync_fetch_and_add(&rules_in_flight, 1);
@@ -364,7 +364,7 @@ int program_enter(struct trace_event_raw_sys_enter *ctx)
 		read_cgroup_path(BPF_CORE_READ(inode, i_private), &e->cgroup);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&pending_programs, &tid, e, BPF_ANY))
-		count_lost();
+		count_table_full();
 	return 0;
 }
 

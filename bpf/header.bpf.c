@@ -8,3 +8,4 @@ struct gw_header unused_header;
 enum gw_ns unused_ns;
 enum mntns_filter unused_filter;
 enum gw_lacks unused_lacks;
+enum gw_lost unused_lost;

@@ -102,7 +102,7 @@ static __always_inline void count_in(__u32 tid, __u32 netns)
 	if (err == -EEXIST)
 		return; /* already counted: the census and a hook both saw it */
 	if (err) {
-		count_lost(); /* table full: this namespace may be reported empty too early */
+		count_refused(err); /* this namespace may be reported empty too early */
 		return;
 	}
 	__s64 one = 1, *n = bpf_map_lookup_elem(&members, &netns);
@@ -112,7 +112,7 @@ static __always_inline void count_in(__u32 tid, __u32 netns)
 	if (n)
 		__sync_fetch_and_add(n, 1);
 	else
-		count_lost();
+		count_lost_as(GW_LOST_FORGOTTEN);
 }
 
 /* Uncounts task tid; if it was its namespace's last, the namespace is empty. fetch: whether the

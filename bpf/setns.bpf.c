@@ -122,17 +122,6 @@ struct {
 	__type(value, struct then_event);
 } failed SEC(".maps");
 
-/* Sessions, execs and failed execs the maps above had no room for: user space counts them among
- * the gadget's losses as forgotten (a then event that will not come, or tells an exit, not the
- * exec). */
-__u64 forgotten = 0;
-
-static __always_inline void count_refused(long err)
-{
-	if (err)
-		__sync_fetch_and_add(&forgotten, 1);
-}
-
 /* Runtimes' argv by tgid, taken when they exec: a runtime's child cannot read its parent's memory
  * from here when it enters a container. User space reads an event's runtime here: entries are
  * never deleted, only pushed out by newer runtimes. */
@@ -205,7 +194,7 @@ static __always_inline void stash(struct event *e)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&pending, &tid, e, BPF_ANY))
-		count_lost();
+		count_table_full();
 }
 
 /* Copy the per-type inodes selected by mask from all[] into e->target. */

@@ -18,20 +18,34 @@ struct {
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
 
-/* Events that could not be delivered (ring buffer full, pending table full), per CPU. */
+/* Events that could not be delivered, per CPU, by cause (enum gw_lost). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, GW_LOST_CAUSES);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
 
-static __always_inline void count_lost(void)
+static __always_inline void count_lost_as(__u32 cause)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	__u64 *n = bpf_map_lookup_elem(&lost, &cause);
 	if (n)
 		*n += 1; /* per-CPU slot: no atomics needed */
+}
+
+/* An event the ring buffer had no room for. */
+static __always_inline void count_lost(void) { count_lost_as(GW_LOST_RING); }
+
+/* A call in flight, or a process to follow, that its table had no room for: its events will not
+ * be written. */
+static __always_inline void count_table_full(void) { count_lost_as(GW_LOST_TABLE); }
+
+/* err, if not 0, is a table refusing what the gadget remembers: later events are written without
+ * what it would have held. */
+static __always_inline void count_refused(long err)
+{
+	if (err)
+		count_lost_as(GW_LOST_FORGOTTEN);
 }
 
 /* Fill the header of an event of the given kind (a value of the gadget's kind enum). Loads through

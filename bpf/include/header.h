@@ -33,6 +33,17 @@ enum gw_lacks {
 	GW_LACKS_RDONLY_CAST = 1 << 2,  /* the bpf_rdonly_cast kfunc, 6.2 */
 };
 
+/* Why events were lost in the kernel: each cause's per-CPU count is at its index in the lost map
+ * (common.h). The Go constants are generated. */
+enum gw_lost {
+	GW_LOST_RING,      /* the ring buffer had no room for an event */
+	GW_LOST_TABLE,     /* a table had no room for a call in flight or a process to follow: its
+			    * events are not written */
+	GW_LOST_FORGOTTEN, /* a table had no room for what a gadget remembers: later events are
+			    * written without it (a cause, a then, a namespace's count) */
+	GW_LOST_CAUSES,
+};
+
 #define TASK_COMM_LEN 16
 
 /* Filled in the kernel for every event; its Go type is generated into gen/header. */

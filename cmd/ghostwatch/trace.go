@@ -295,8 +295,8 @@ func lostWarning(stderr io.Writer, lost func() (gadget.Lost, error)) func(uint64
 	}
 }
 
-// lostLine is " (lost: ring_full 3, forgotten 1; forgotten: a join dropped what it held, so
-// later events may lack their cause)" when anything was lost.
+// lostLine is " (lost: ring_full 3, forgotten 1; forgotten: ...)" when anything was lost: the
+// causes that name no buffer are said in words.
 func lostLine(by map[string]uint64) string {
 	var l gadget.Lost
 	for _, c := range gadget.LossCauses {
@@ -306,8 +306,11 @@ func lostLine(by map[string]uint64) string {
 		return ""
 	}
 	line := " (lost: " + l.String()
+	if l[gadget.LostTableFull] > 0 {
+		line += "; table_full: a kernel table of calls in flight or processes followed was full, so their events were not written"
+	}
 	if l[gadget.LostForgotten] > 0 {
-		line += "; forgotten: a join's state was full and dropped what it held, so later events may lack their cause"
+		line += "; forgotten: a join's or a kernel table's state was full, so later events may lack their cause"
 	}
 	return line + ")"
 }

@@ -35,6 +35,15 @@ const (
 	HeaderGwLacksGW_LACKS_RDONLY_CAST  HeaderGwLacks = 4
 )
 
+type HeaderGwLost uint32
+
+const (
+	HeaderGwLostGW_LOST_RING      HeaderGwLost = 0
+	HeaderGwLostGW_LOST_TABLE     HeaderGwLost = 1
+	HeaderGwLostGW_LOST_FORGOTTEN HeaderGwLost = 2
+	HeaderGwLostGW_LOST_CAUSES    HeaderGwLost = 3
+)
+
 type HeaderGwNs uint32
 
 const (
@@ -64,6 +73,7 @@ const (
 	HeaderVarUnusedFilter = "unused_filter"
 	HeaderVarUnusedHeader = "unused_header"
 	HeaderVarUnusedLacks  = "unused_lacks"
+	HeaderVarUnusedLost   = "unused_lost"
 	HeaderVarUnusedNs     = "unused_ns"
 )
 
@@ -124,6 +134,7 @@ type HeaderVariableSpecs struct {
 	UnusedFilter *ebpf.VariableSpec `ebpf:"unused_filter"`
 	UnusedHeader *ebpf.VariableSpec `ebpf:"unused_header"`
 	UnusedLacks  *ebpf.VariableSpec `ebpf:"unused_lacks"`
+	UnusedLost   *ebpf.VariableSpec `ebpf:"unused_lost"`
 	UnusedNs     *ebpf.VariableSpec `ebpf:"unused_ns"`
 }
 
@@ -160,6 +171,7 @@ type HeaderVariables struct {
 	UnusedFilter *ebpf.Variable `ebpf:"unused_filter"`
 	UnusedHeader *ebpf.Variable `ebpf:"unused_header"`
 	UnusedLacks  *ebpf.Variable `ebpf:"unused_lacks"`
+	UnusedLost   *ebpf.Variable `ebpf:"unused_lost"`
 	UnusedNs     *ebpf.Variable `ebpf:"unused_ns"`
 }
 

@@ -160,7 +160,6 @@ const (
 	SetnsVarFilterComm      = "filter_comm"
 	SetnsVarFilterMntnsMode = "filter_mntns_mode"
 	SetnsVarFilterTgid      = "filter_tgid"
-	SetnsVarForgotten       = "forgotten"
 	SetnsVarGwLacks         = "gw_lacks"
 	SetnsVarUnusedKind      = "unused_kind"
 	SetnsVarUnusedThen      = "unused_then"
@@ -252,7 +251,6 @@ type SetnsVariableSpecs struct {
 	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.VariableSpec `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.VariableSpec `ebpf:"filter_tgid"`
-	Forgotten       *ebpf.VariableSpec `ebpf:"forgotten"`
 	GwLacks         *ebpf.VariableSpec `ebpf:"gw_lacks"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedThen      *ebpf.VariableSpec `ebpf:"unused_then"`
@@ -314,7 +312,6 @@ type SetnsVariables struct {
 	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
 	FilterMntnsMode *ebpf.Variable `ebpf:"filter_mntns_mode"`
 	FilterTgid      *ebpf.Variable `ebpf:"filter_tgid"`
-	Forgotten       *ebpf.Variable `ebpf:"forgotten"`
 	GwLacks         *ebpf.Variable `ebpf:"gw_lacks"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedThen      *ebpf.Variable `ebpf:"unused_then"`

@@ -280,9 +280,11 @@ func (g *Gadget) Lost() (Lost, error) {
 	if g.reader == nil {
 		return l, nil
 	}
-	full, recursion, err := g.reader.LostByCause()
-	l[LostRingFull] += full
-	l[LostRecursion] += recursion
+	k, err := g.reader.LostByCause()
+	for i, n := range k.Counted {
+		l[kernelCauses[i]] += n
+	}
+	l[LostRecursion] += k.Recursion
 	return l, err
 }
 

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/ghostwatch/ghostwatch/gen/header"
 )
 
 // LossCause is why events were lost. Every lost event has exactly one.
@@ -11,17 +13,19 @@ type LossCause int
 
 // The causes, the kernel's first.
 const (
-	// LostRingFull: a program could not write its event (the ring buffer, or a table of calls in
-	// flight, was full).
+	// LostRingFull: a program could not write its event: the ring buffer was full.
 	LostRingFull LossCause = iota
+	// LostTableFull: a kernel table had no room for a call in flight or a process to follow, so
+	// its events were not written.
+	LostTableFull
 	// LostRecursion: the kernel skipped a program because another ran on that CPU (counted by
 	// kernels from 5.12).
 	LostRecursion
 	// LostJoinQueueFull: the reader could not hand a record to the join (its queue was full).
 	LostJoinQueueFull
-	// LostForgotten: a join dropped what it held for want of room, or a kernel table of what a
-	// gadget follows refused an entry (setns's sessions), so that a later event may lack the cause
-	// it would have had.
+	// LostForgotten: a join dropped what it held for want of room, or a kernel table refused what
+	// a gadget remembers (setns's sessions, netns's counts), so that a later event may lack the
+	// cause it would have had.
 	LostForgotten
 	numCauses
 )
@@ -35,7 +39,14 @@ var LossCauses = func() []LossCause {
 	return c
 }()
 
-var causeNames = [numCauses]string{"ring_full", "recursion", "join_queue_full", "forgotten"}
+var causeNames = [numCauses]string{"ring_full", "table_full", "recursion", "join_queue_full", "forgotten"}
+
+// kernelCauses is the cause of each of the kernel's counts (enum gw_lost).
+var kernelCauses = [header.HeaderGwLostGW_LOST_CAUSES]LossCause{
+	header.HeaderGwLostGW_LOST_RING:      LostRingFull,
+	header.HeaderGwLostGW_LOST_TABLE:     LostTableFull,
+	header.HeaderGwLostGW_LOST_FORGOTTEN: LostForgotten,
+}
 
 // String is the cause's name in the summary, the metrics and the flight record.
 func (c LossCause) String() string { return causeNames[c] }

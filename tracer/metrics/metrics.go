@@ -52,9 +52,10 @@ func New(o Options) *Metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "events_total",
 			Help: "Events recorded, by gadget and kind."}, labels),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "events_lost_total",
-			Help: "Events lost, by gadget and cause: ring_full (the kernel's ring buffer, or a table of calls in flight), " +
+			Help: "Events lost, by gadget and cause: ring_full (the kernel's ring buffer), " +
+				"table_full (a kernel table of calls in flight or processes followed: their events not written), " +
 				"recursion (a program the kernel skipped), join_queue_full (the queue from the reader to the join), " +
-				"forgotten (a join dropped what it held for want of room: later events may lack their cause), " +
+				"forgotten (a join or a kernel table dropped what it held for want of room: later events may lack their cause), " +
 				"disk_full, write_error, agent_killed (taken by an agent killed before writing them)."},
 			[]string{"gadget", "cause"}),
 		attach: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "attach_info",

@@ -110,21 +110,16 @@ type signs struct {
 
 // entries is the gadget's processor: it judges each call's entry. A runtime's arguments are read
 // from the kernel's runtimes table, by the pid and start time the event names, rather than copied
-// into every event's record. It also tells the gadget's losses what the kernel forgot.
+// into every event's record.
 type entries struct {
 	r        event.Resolver
 	runtimes *ebpf.Map
 	forgot   func(uint64)
 	args     gen.SetnsRtArgs
-	// forgotten is the kernel's count of sessions, execs and failed execs its tables had no
-	// room for; told, how many of them forgot has counted.
-	forgotten *ebpf.Variable
-	told      uint64
 }
 
 func newEntries(g *gadget.Gadget, _ gadget.Params) (gadget.Processor, error) {
-	return &entries{runtimes: g.Set().Map(gen.SetnsMapRuntimes), forgot: g.Forgot,
-		forgotten: g.Set().Variable(gen.SetnsVarForgotten)}, nil
+	return &entries{runtimes: g.Set().Map(gen.SetnsMapRuntimes), forgot: g.Forgot}, nil
 }
 
 func (p *entries) UseResolver(r event.Resolver) { p.r = r }
@@ -136,14 +131,8 @@ func (p *entries) Process(ev gadget.Event, emit func(gadget.Event)) {
 	emit(ev)
 }
 
-// Flush counts what the kernel forgot since the last flush.
-func (p *entries) Flush(time.Time, bool, func(gadget.Event)) {
-	var n uint64
-	if err := p.forgotten.Get(&n); err == nil && n > p.told {
-		p.forgot(n - p.told)
-		p.told = n
-	}
-}
+// Flush holds nothing: each event is judged as it comes.
+func (p *entries) Flush(time.Time, bool, func(gadget.Event)) {}
 
 // runtimeArgs returns the argv the kernel took of a runtime when it exec'd; nil, counted as
 // forgotten, when newer runtimes have pushed it out of the table (or its pid is another's now).

@@ -57,6 +57,35 @@ func TestDropsAreCountedNotSilent(t *testing.T) {
 	}
 }
 
+// A call the kernel's table of calls in flight has no room for is counted as table_full, not as a
+// ring buffer's loss: the table is filled from here, then calls are made.
+func TestFullCallTableIsCounted(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	tr, err := New(gadget.Filter{PID: uint32(os.Getpid())}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	pending := tr.Set().Map(gen.SetnsMapPending)
+	var none gen.SetnsEvent
+	for i := range pending.MaxEntries() {
+		if err := pending.Put(uint32(1<<30+i), &none); err != nil { // no thread has such an id
+			t.Fatalf("filling the table, entry %d: %v", i, err)
+		}
+	}
+	const calls = 10
+	if err := testutil.Storm(calls, ""); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := tr.Lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lost[gadget.LostTableFull] != calls || lost.Total() != calls {
+		t.Errorf("lost %v after %d calls with the table full: want table_full %[2]d, nothing else", lost, calls)
+	}
+}
+
 // A process that entered namespaces is followed (its session) until its first exec or its exit, in
 // a kernel table of bounded size: what the table has no room for is counted as forgotten, never
 // pushed out unseen. More processes than the bound hold a session at once: nsenter entering its

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/ghostwatch/ghostwatch/gen/header"
 )
 
 // pollEvery bounds how long a stop request or a new drop waits to be noticed.
@@ -36,9 +38,10 @@ type Reader struct {
 	peak     atomic.Uint64 // the most bytes seen waiting in the buffer since PeakFill
 }
 
-// New reads events from the ring buffer map events. lost is the per-CPU count of events the
-// programs could not write; the runs progs missed because the kernel was already running a BPF
-// program on the same CPU (recursion) are lost events too.
+// New reads events from the ring buffer map events. lost holds the per-CPU counts of events the
+// programs could not write, at the index of their cause (enum gw_lost); the runs progs missed
+// because the kernel was already running a BPF program on the same CPU (recursion) are lost events
+// too.
 func New(events, lost *ebpf.Map, progs []*ebpf.Program) (*Reader, error) {
 	rd, err := ringbuf.NewReader(events)
 	if err != nil {
@@ -121,18 +124,34 @@ func (r *Reader) checkLost(onLost func(uint64)) {
 // event, whether or not it would have written one (a filter may have dropped it, an entry program
 // writes none): an upper bound, so that no loss is hidden.
 func (r *Reader) Lost() (uint64, error) {
-	written, recursion, err := r.LostByCause()
-	return written + recursion, err
+	l, err := r.LostByCause()
+	total := l.Recursion
+	for _, n := range l.Counted {
+		total += n
+	}
+	return total, err
 }
 
-// LostByCause splits Lost: the events the programs could not write (ring buffer full, or a table
-// of calls in flight full), and the runs the kernel skipped for recursion.
-func (r *Reader) LostByCause() (written, recursion uint64, err error) {
-	if written, err = sumLost(r.lost, &r.perCPU); err != nil {
-		return 0, 0, err
+// KernelLost is what the kernel lost, by cause: the programs' counts, indexed by enum gw_lost, and
+// the runs the kernel skipped for recursion.
+type KernelLost struct {
+	Counted   [header.HeaderGwLostGW_LOST_CAUSES]uint64
+	Recursion uint64
+}
+
+// LostByCause splits Lost by cause.
+func (r *Reader) LostByCause() (KernelLost, error) {
+	var l KernelLost
+	for c := range l.Counted {
+		n, err := sumLost(r.lost, uint32(c), &r.perCPU)
+		if err != nil {
+			return l, err
+		}
+		l.Counted[c] = n
 	}
-	recursion, err = recursionMisses(r.progs)
-	return written, recursion, err
+	var err error
+	l.Recursion, err = recursionMisses(r.progs)
+	return l, err
 }
 
 // Backlog is how many bytes the kernel has written and the reader not yet read. Safe to call
@@ -146,8 +165,8 @@ func (r *Reader) PeakFill() float64 {
 }
 
 // sumLost adds up a per-CPU drop counter (perCPU is reused between calls).
-func sumLost(lost *ebpf.Map, perCPU *[]uint64) (uint64, error) {
-	if err := lost.Lookup(uint32(0), perCPU); err != nil {
+func sumLost(lost *ebpf.Map, cause uint32, perCPU *[]uint64) (uint64, error) {
+	if err := lost.Lookup(cause, perCPU); err != nil {
 		return 0, fmt.Errorf("reading drop counter: %w", err)
 	}
 	var total uint64
