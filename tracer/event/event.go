@@ -254,10 +254,14 @@ func (c Clock) Wall(bootNs uint64) time.Time {
 	return time.Unix(0, c.offset+int64(bootNs))
 }
 
-// ErrnoName names a negative errno return ("EBADF"), or returns "" for success.
+// ErrnoName names a negative errno return ("EBADF"), or returns "" for success. Names are the
+// kernel's: x/sys calls 95 ENOTSUP, an alias user space has; the kernel returns EOPNOTSUPP.
 func ErrnoName(ret int64) string {
 	if ret >= 0 {
 		return ""
+	}
+	if ret == -int64(unix.EOPNOTSUPP) {
+		return "EOPNOTSUPP"
 	}
 	if name := unix.ErrnoName(unix.Errno(-ret)); name != "" {
 		return name

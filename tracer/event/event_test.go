@@ -36,7 +36,7 @@ func TestNSTypesCoverEveryIndex(t *testing.T) {
 }
 
 func TestErrnoName(t *testing.T) {
-	for ret, want := range map[int64]string{0: "", 42: "", -9: "EBADF", -1: "EPERM", -22: "EINVAL", -4000: "errno 4000"} {
+	for ret, want := range map[int64]string{0: "", 42: "", -9: "EBADF", -1: "EPERM", -22: "EINVAL", -95: "EOPNOTSUPP", -4000: "errno 4000"} {
 		if got := ErrnoName(ret); got != want {
 			t.Errorf("ErrnoName(%d) = %q, want %q", ret, got, want)
 		}
