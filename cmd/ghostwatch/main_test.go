@@ -167,6 +167,14 @@ func TestMissingPrivileges(t *testing.T) {
 	for _, args := range [][]string{{"trace", "setns", "--duration", "1s"}, {"netns", "holders"}, {"netns", "holders", "--source", "proc"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) { failsUnprivileged(t, command(args...)) })
 	}
+	// The OCI hook, asked to record a container: it said "container init PID is gone" (it could
+	// not read the init's namespaces), after a warning.
+	t.Run("seccomp hook prestart", func(t *testing.T) {
+		cmd := command("seccomp", "hook", "prestart")
+		cmd.Stdin = strings.NewReader(fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":%d,"annotations":{"io.containers.trace-syscall":"of:%s"}}`,
+			os.Getpid(), filepath.Join(os.TempDir(), "ghostwatch-unprivileged-hook.json")))
+		failsUnprivileged(t, cmd)
+	})
 }
 
 // failsUnprivileged runs cmd as nobody (when root) and checks that it stops with exit status 1 and

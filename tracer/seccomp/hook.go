@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ghostwatch/ghostwatch/tracer/container"
+	"github.com/ghostwatch/ghostwatch/tracer/kernel"
 	"github.com/ghostwatch/ghostwatch/tracer/seccomp/runtimebase"
 )
 
@@ -137,6 +138,10 @@ type HookOptions struct {
 func Prestart(state io.Reader, o HookOptions) error {
 	req, ok, err := readHookState(state, o.OutputRoot)
 	if err != nil || !ok {
+		return err
+	}
+	// Said first: the recorder would fail for want of them, less clearly, after a warning.
+	if err := kernel.CheckPrivileges(); err != nil {
 		return err
 	}
 	if !o.Overwrite {
