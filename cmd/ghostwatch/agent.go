@@ -107,9 +107,6 @@ func agentOptions(c *cli.Context) (agent.Options, error) {
 		return o, usagef("--flush-every must be more than 0")
 	}
 	o.DataDir = c.String("data-dir")
-	if o.DataDir == "" {
-		return o, usagef("--data-dir must not be empty")
-	}
 	if c.IsSet("buffer-size") {
 		if o.BufferSize, err = gadget.ParseBufferSize(c.String("buffer-size")); err != nil {
 			return o, usagef("--buffer-size %v", err)

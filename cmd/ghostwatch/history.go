@@ -21,7 +21,13 @@ import (
 // defaultDataDir is where the agent keeps its flight record unless told otherwise.
 const defaultDataDir = "/var/lib/ghostwatch"
 
-var dataDirFlag = &cli.StringFlag{Name: "data-dir", Value: defaultDataDir, Usage: "the agent's data directory, which holds its flight record"}
+var dataDirFlag = &cli.StringFlag{Name: "data-dir", Value: defaultDataDir, Usage: "the agent's data directory, which holds its flight record",
+	Action: func(_ *cli.Context, dir string) error {
+		if dir == "" { // not taken for the working directory
+			return usagef("--data-dir must not be empty")
+		}
+		return nil
+	}}
 
 func historyCommand() *cli.Command {
 	return &cli.Command{

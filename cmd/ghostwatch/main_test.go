@@ -110,6 +110,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"netns", "holders", "--source", "bpf"}, `--source "bpf": want auto, iterators, proc`},
 		{[]string{"netns", "holders", "--netns", "net:[4026531840]"}, `invalid value "net:[4026531840]" for flag -netns`},
 		{[]string{"netns", "holders", "extra"}, `unexpected argument "extra"`},
+		{[]string{"history", "--data-dir", ""}, "--data-dir must not be empty"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
