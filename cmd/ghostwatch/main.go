@@ -38,10 +38,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "ghostwatch: %v\n", err)
-	if errors.As(err, new(usageError)) || errors.As(err, new(*gadget.OptionError)) {
+	if errors.As(err, new(usageError)) || errors.As(err, new(*gadget.OptionError)) || helpTopicUnknown(err) {
 		return 2
 	}
 	return 1
+}
+
+// helpTopicUnknown tells urfave's refusal of `help NAME` for a NAME that is no command: exit code 3
+// of a cli.ExitCoder, which no error of ghostwatch's own is.
+func helpTopicUnknown(err error) bool {
+	var exit cli.ExitCoder
+	return errors.As(err, &exit) && exit.ExitCode() == 3
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {

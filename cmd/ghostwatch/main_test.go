@@ -111,6 +111,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"netns", "holders", "--netns", "net:[4026531840]"}, `invalid value "net:[4026531840]" for flag -netns`},
 		{[]string{"netns", "holders", "extra"}, `unexpected argument "extra"`},
 		{[]string{"history", "--data-dir", ""}, "--data-dir must not be empty"},
+		{[]string{"help", "bogus"}, "No help topic for 'bogus'"},
+		{[]string{"trace", "help", "bogus"}, "No help topic for 'bogus'"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
