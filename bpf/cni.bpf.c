@@ -4,8 +4,8 @@
  * CNI bin dirs (a hash lookup by the directory's inode), or a script or, with env_match, any file
  * exec'd with CNI_COMMAND in its environment. From then on its process tree is followed (forks,
  * execs: IPAM and chained plugins, iptables...), what each process writes to fd 1 and 2 is copied
- * (the result or the CNI error), and each one's exit is reported with its code. User space joins
- * these records into invocations. */
+ * (the result or the CNI error) while they are the files it was given, and each one's exit is
+ * reported with its code. User space joins these records into invocations. */
 #include "filter.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -50,7 +50,7 @@ struct exec_event {
 struct output_event {
 	struct gw_header hdr;
 	__u32 root;
-	__u32 fd;     /* 1 or 2 */
+	__u32 fd;     /* 1: its stdout, 2: its stderr: the file written to, through either fd */
 	__u32 len;    /* bytes in data */
 	__u32 count;  /* bytes the write asked to write */
 	char data[OUT_MAX];
@@ -67,12 +67,25 @@ struct exit_event {
 const struct output_event *unused_output __attribute__((unused));
 const struct exit_event *unused_exit __attribute__((unused));
 
+/* An inode: a bin dir's, or the file behind a process's fd 1 or 2. */
+struct inode_key {
+	__u64 ino;
+	__u32 dev; /* the kernel's dev_t: major << 20 | minor */
+	__u32 pad;
+};
+
 /* A process of an invocation, by tgid. */
 struct cni_proc {
 	__u32 root;
 	__u32 copied;  /* bytes of output copied */
 	__u32 dropped; /* bytes of output over OUT_KEEP */
 	__u32 pad;
+	/* Its stdout and stderr: the files fd 1 and 2 were when it exec'd (its parent's pipes; the
+	 * runtime's for the root, kept through its later execs), or its parent's at a fork. A write
+	 * through fd 1 or 2 counts as what it printed to the one of them that the fd is now: a
+	 * shell's `echo x >&2` writes to stderr through fd 1, and `echo x > file` to neither (the
+	 * shell points fd 1 at the file for the builtin). ino 0: the fd was closed. */
+	struct inode_key out[2];
 };
 
 /* The processes of invocations in flight (the runtime's plugins and what they run). User space
@@ -84,18 +97,12 @@ struct {
 	__type(value, struct cni_proc);
 } tree SEC(".maps");
 
-struct dir_key {
-	__u64 ino;
-	__u32 dev; /* the kernel's dev_t: major << 20 | minor */
-	__u32 pad;
-};
-
 /* The CNI bin dirs, by inode: user space fills it (and adds the dirs of an invocation's
  * CNI_PATH). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
-	__type(key, struct dir_key);
+	__type(key, struct inode_key);
 	__type(value, __u8);
 } bin_dirs SEC(".maps");
 
@@ -185,13 +192,31 @@ static __always_inline void read_args(struct exec_event *e, struct mm_struct *mm
 		e->args_len = len;
 }
 
+/* The inode of the current task's file at fd (1 or 2, always below the table's max_fds). */
+static __always_inline struct inode_key fd_inode(int fd)
+{
+	struct inode_key k = {};
+	struct file *f = current_fd_file(fd);
+	if (!f)
+		return k;
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	k.ino = BPF_CORE_READ(inode, i_ino);
+	k.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	return k;
+}
+
+static __always_inline bool same_inode(const struct inode_key *a, const struct inode_key *b)
+{
+	return a->ino == b->ino && a->dev == b->dev;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = p->tgid;
 	struct cni_proc *n = bpf_map_lookup_elem(&tree, &tgid);
 	struct dentry *dir = bprm->file->f_path.dentry->d_parent;
-	struct dir_key k = { .ino = dir->d_inode->i_ino, .dev = dir->d_sb->s_dev };
+	struct inode_key k = { .ino = dir->d_inode->i_ino, .dev = dir->d_sb->s_dev };
 	bool in_bin_dir = bpf_map_lookup_elem(&bin_dirs, &k) != NULL;
 	/* A script's binary is its interpreter, whose directory tells nothing. */
 	bool script = bprm->interp != bprm->filename;
@@ -216,12 +241,16 @@ int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm
 			return 0;
 		if (!actor_wanted())
 			return 0;
-		struct cni_proc root = { .root = tgid };
+		struct cni_proc root = { .root = tgid, .out = { fd_inode(1), fd_inode(2) } };
 		if (bpf_map_update_elem(&tree, &tgid, &root, BPF_NOEXIST)) {
 			count_table_full(); /* this invocation is not followed */
 			return 0;
 		}
 		e->env_len = len;
+	} else if (n->root != tgid) {
+		/* IPAM and chained plugins write their result to the pipe their parent gave them. */
+		n->out[0] = fd_inode(1);
+		n->out[1] = fd_inode(2);
 	}
 	fill_header(&e->hdr, CNI_EXEC);
 	e->root = n ? n->root : tgid;
@@ -246,7 +275,8 @@ int BPF_PROG(fork_btf, struct task_struct *parent, struct task_struct *child)
 	struct cni_proc *n = bpf_map_lookup_elem(&tree, &ptgid);
 	if (!n)
 		return 0;
-	struct cni_proc c = { .root = n->root };
+	/* The child has a copy of the parent's files: its stdout is the parent's until it execs. */
+	struct cni_proc c = { .root = n->root, .out = { n->out[0], n->out[1] } };
 	__u32 tgid = child->tgid;
 	if (bpf_map_update_elem(&tree, &tgid, &c, BPF_ANY))
 		count_table_full();
@@ -290,6 +320,18 @@ int output_enter(struct trace_event_raw_sys_enter *ctx)
 	struct cni_proc *n = bpf_map_lookup_elem(&tree, &tgid);
 	if (!n)
 		return 0;
+	/* Which of its stdout and stderr the file is: a shell's `echo x >&2` writes to its stderr
+	 * through fd 1. */
+	struct inode_key k = fd_inode(fd);
+	if (!k.ino)
+		return 0;
+	/* Constant indexes: 5.10's and 6.12's verifiers refuse a map value's address plus fd. */
+	bool out = same_inode(&k, &n->out[0]), err = same_inode(&k, &n->out[1]);
+	if (fd == 1 ? !out : !err) {
+		if (!out && !err)
+			return 0; /* redirected elsewhere: not its output, and not lost */
+		fd = 3 - fd;
+	}
 	__u64 count = ctx->args[2];
 	__u32 room = n->copied < OUT_KEEP ? OUT_KEEP - n->copied : 0;
 	__u64 len = count < room ? count : room;

@@ -35,13 +35,7 @@ type CniCniProc struct {
 	Copied  uint32
 	Dropped uint32
 	Pad     uint32
-}
-
-type CniDirKey struct {
-	_   structs.HostLayout
-	Ino uint64
-	Dev uint32
-	Pad uint32
+	Out     [2]CniInodeKey
 }
 
 type CniExecEvent struct {
@@ -92,6 +86,13 @@ type CniExitEvent struct {
 	Code    int32
 	Dropped uint32
 	Pad     uint32
+}
+
+type CniInodeKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
 }
 
 type CniMntnsFilter uint32

@@ -25,7 +25,7 @@ const Type = "cni"
 const (
 	HookExec   = "exec"   // execs: a plugin starting, or a process of an invocation exec'ing
 	HookTree   = "tree"   // forks and exits of an invocation's processes
-	HookOutput = "output" // what they write to fd 1 and 2
+	HookOutput = "output" // what they write to their stdout and stderr (fd 1 and 2, not redirected)
 )
 
 // Options.
@@ -141,7 +141,7 @@ func (e *ExecRecord) Decode(rec *gen.CniExecEvent, h *event.Header, r event.Reso
 // Clone returns a copy that owns its record.
 func (e *ExecRecord) Clone() gadget.Event { c := *e; r := *e.rec; c.rec = &r; return &c }
 
-// OutputRecord is what a process of an invocation wrote to fd 1 or 2.
+// OutputRecord is what a process of an invocation wrote to its stdout or stderr (Fd 1 or 2).
 type OutputRecord struct {
 	gadget.Folded
 	rec *gen.CniOutputEvent

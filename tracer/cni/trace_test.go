@@ -197,6 +197,35 @@ func TestPluginError(t *testing.T) {
 	}
 }
 
+// Only what a plugin writes to the stdout and stderr it was given is its output: a wrapper script
+// whose shell points fd 1 at a file for a builtin's write (`echo > file`: dash dup2's the file onto
+// fd 1, then restores it) has not printed that text, and its `echo >&2` is on stderr, not in the
+// result that the plugin it becomes prints.
+func TestRedirectedWrite(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	requirePlugins(t)
+	file := filepath.Join(t.TempDir(), "written")
+	dir := wrapperDir(t, "loopback", fmt.Sprintf("echo marker-file >%q\necho marker-stderr >&2", file))
+	tr := open(t, gadget.Params{cni.ParamBinDir: dir + ":" + debianBin})
+	netns, _ := netnsAdd(t)
+	conf, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := libcni.NewCNIConfig([]string{dir}, nil).AddNetworkList(context.Background(), conf, podRuntime("gwtest-redirect", netns, "redirect-0")); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if data, err := os.ReadFile(file); err != nil || string(data) != "marker-file\n" {
+		t.Fatalf("the wrapper wrote %q to its file (%v)", data, err)
+	}
+	done := tr.next(t, cni.KindDone, "ADD redirect-0", forPod("ADD", "redirect-0"))
+	printed := string(done.Result) + done.Text + done.Stderr
+	if strings.Contains(printed, "marker-file") || !strings.Contains(string(done.Result), `"127.0.0.1/8"`) ||
+		done.Text != "" || strings.TrimSpace(done.Stderr) != "marker-stderr" {
+		t.Errorf("done: result %s stdout %q stderr %q; want loopback's result, and marker-stderr on stderr only", done.Result, done.Text, done.Stderr)
+	}
+}
+
 // A plugin that takes long is reported while it runs, with where it waits (its child sleep in
 // the kernel's nanosleep), then with how long it took. The sleep lasts until the test has seen
 // the slow report, whatever the machine's speed: the test then stops the sleep the report named,
@@ -326,6 +355,60 @@ func TestHungDelFoundRunning(t *testing.T) {
 	done := tr.next(t, cni.KindDone, "DEL hung-0", forPod("DEL", "hung-0"))
 	if done.Signal != "SIGKILL" {
 		t.Errorf("done: %+v; want killed by SIGKILL", done.Exit)
+	}
+}
+
+// An invocation found running at start keeps the stdout and stderr it has then: what it prints to
+// them after is its output, what its shell writes to a file through fd 1 is not.
+func TestFoundRunningOutput(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	requirePlugins(t)
+	file := filepath.Join(t.TempDir(), "written")
+	dir := wrapperDir(t, "loopback", fmt.Sprintf("sleep 1000\necho marker-file >%q\necho printed-after", file))
+	netns, _ := netnsAdd(t)
+	cmd := exec.Command(filepath.Join(dir, "loopback"))
+	cmd.Env = append(os.Environ(), "CNI_COMMAND=DEL", "CNI_CONTAINERID=gwtest-running", "CNI_NETNS="+netns,
+		"CNI_IFNAME=eth0", "CNI_PATH="+dir, "CNI_ARGS=K8S_POD_NAMESPACE=gw-test;K8S_POD_NAME=running-0")
+	cmd.Stdin = strings.NewReader(`{"cniVersion":"1.0.0","name":"lo","type":"loopback"}`)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.WaitDelay = testutil.Wait // bounds Wait where a sleep of the wrapper's outlives it
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Its sleep holds the stdout pipe that Wait reads to its end: on a path that did not end the
+	// sleep, the sleep goes first.
+	t.Cleanup(func() {
+		if sleep := wrapperSleep(dir); sleep > 0 {
+			unix.Kill(sleep, unix.SIGKILL)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(testutil.Wait); wrapperSleep(dir) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the wrapper did not run sleep")
+		}
+	}
+
+	// Its slow report says it was found running: its sleep ends after that.
+	tr := open(t, gadget.Params{cni.ParamSlow: 300 * time.Millisecond})
+	slow := tr.next(t, cni.KindSlow, "DEL running-0", forPod("DEL", "running-0"))
+	i := slices.IndexFunc(slow.Blocked, func(b cni.Blocked) bool { return b.Comm == "sleep" })
+	if slow.FoundBy != "running" || i < 0 {
+		t.Fatalf("slow: found by %s, blocked %+v; want found running, in sleep", slow.FoundBy, slow.Blocked)
+	}
+	unix.Kill(int(slow.Blocked[i].PID), unix.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the wrapper: %v", err)
+	}
+	if data, err := os.ReadFile(file); err != nil || string(data) != "marker-file\n" || stdout.String() != "printed-after\n" {
+		t.Fatalf("the wrapper wrote %q to its file (%v), %q to its stdout", data, err, stdout.String())
+	}
+	done := tr.next(t, cni.KindDone, "DEL running-0", forPod("DEL", "running-0"))
+	// Its stderr has the shell's word on the killed sleep.
+	if done.ExitCode != 0 || done.Text != "printed-after\n" || strings.Contains(done.Stderr, "marker-file") {
+		t.Errorf("done: %+v, stdout %q, stderr %q; want exit 0, printed-after only", done.Exit, done.Text, done.Stderr)
 	}
 }
 

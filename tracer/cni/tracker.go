@@ -90,7 +90,8 @@ func newTrackerFor(p gadget.Params) *tracker {
 }
 
 // seed follows the invocations already running: their processes go into the kernel's table, so
-// that their exits are reported, and their hang is seen.
+// that their exits are reported, and their hang is seen; what each writes to the files its fd 1
+// and 2 are now is its output.
 func (t *tracker) seed(running []Running) {
 	for _, r := range running {
 		if len(t.inflight) >= maxInFlight {
@@ -107,11 +108,11 @@ func (t *tracker) seed(running []Running) {
 			Start:   start,
 		}}
 		v.ev.NetNSInode = nsInode(r.Call.NetNS)
-		if t.tree != nil && t.tree.Update(r.PID, gen.CniCniProc{Root: r.PID}, ebpf.UpdateNoExist) != nil {
+		if t.tree != nil && t.tree.Update(r.PID, procOut(r.PID, r.PID), ebpf.UpdateNoExist) != nil {
 			continue // started since the hooks were attached: its exec is on its way
 		}
 		for _, pid := range r.Procs {
-			if t.tree != nil && pid != r.PID && t.tree.Update(pid, gen.CniCniProc{Root: r.PID}, ebpf.UpdateNoExist) != nil {
+			if t.tree != nil && pid != r.PID && t.tree.Update(pid, procOut(r.PID, pid), ebpf.UpdateNoExist) != nil {
 				continue
 			}
 			v.procs[pid] = true

@@ -91,8 +91,8 @@ func isRuntime(comm string) bool {
 }
 
 // cniDirs are the kernel's keys of the default CNI bin dirs.
-var cniDirs = sync.OnceValue(func() map[gencni.CniDirKey]bool {
-	keys := map[gencni.CniDirKey]bool{}
+var cniDirs = sync.OnceValue(func() map[gencni.CniInodeKey]bool {
+	keys := map[gencni.CniInodeKey]bool{}
 	for _, k := range cni.BinDirs(filepath.SplitList(cni.DefaultBinDirs)) {
 		keys[k] = true
 	}
@@ -103,7 +103,7 @@ var cniDirs = sync.OnceValue(func() map[gencni.CniDirKey]bool {
 // Decode (copied, not allocated: most events are no entry) until the processor judges it.
 type signs struct {
 	ancestry     [len(gen.SetnsEvent{}.Ancestry)]gen.SetnsAncestor
-	exeDir       gencni.CniDirKey
+	exeDir       gencni.CniInodeKey
 	runtimePid   uint32
 	runtimeStart uint64
 }

@@ -159,7 +159,7 @@ func (ev *Event) Decode(rec *gen.SetnsEvent, h *event.Header, r event.Resolver) 
 			ev.Setns.TargetContainer = r.Owner(ty, inode)
 		}
 	}
-	ev.signs = signs{ancestry: rec.Ancestry, exeDir: gencni.CniDirKey{Ino: rec.ExeDirIno, Dev: rec.ExeDirDev},
+	ev.signs = signs{ancestry: rec.Ancestry, exeDir: gencni.CniInodeKey{Ino: rec.ExeDirIno, Dev: rec.ExeDirDev},
 		runtimePid: rec.RuntimePid, runtimeStart: rec.RuntimeStart}
 }
 
