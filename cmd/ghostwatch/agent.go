@@ -64,9 +64,6 @@ func agentCommand() *cli.Command {
 
 func agentOptions(c *cli.Context) (agent.Options, error) {
 	var o agent.Options
-	if c.Args().Present() {
-		return o, usagef("unexpected argument %q", c.Args().First())
-	}
 	streams := map[string]*gadget.Descriptor{}
 	var names []string
 	for _, d := range registry.Streams() {

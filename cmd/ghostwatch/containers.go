@@ -35,9 +35,6 @@ func containerFlags(filters bool) []cli.Flag {
 
 // listFlags are the flags of commands that print what they find: -o and the container sources.
 func listFlags(c *cli.Context) (string, containerOptions, error) {
-	if c.Args().Present() {
-		return "", containerOptions{}, usagef("unexpected argument %q", c.Args().First())
-	}
 	format, err := outputFormat(c)
 	if err != nil {
 		return "", containerOptions{}, err

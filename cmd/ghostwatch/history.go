@@ -53,9 +53,6 @@ func historyCommand() *cli.Command {
 }
 
 func history(c *cli.Context) error {
-	if c.Args().Present() {
-		return usagef("unexpected argument %q", c.Args().First())
-	}
 	format, err := outputFormat(c)
 	if err != nil {
 		return err

@@ -91,11 +91,20 @@ func onUsageError(_ *cli.Context, err error, _ bool) error {
 
 // setUsageErrors makes every command's flag mistakes usage errors, and checks here, once for
 // every command, what no flag of its kind may be: a duration is never negative. A command that
-// only holds others gets groupAction.
+// only holds others gets groupAction; one that holds none and names no arguments (ArgsUsage)
+// takes none.
 func setUsageErrors(c *cli.Command) {
 	c.OnUsageError = onUsageError
-	if c.Action == nil && len(c.Subcommands) > 0 {
+	switch action := c.Action; {
+	case action == nil && len(c.Subcommands) > 0:
 		c.Action = groupAction
+	case action != nil && len(c.Subcommands) == 0 && c.ArgsUsage == "":
+		c.Action = func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unexpected argument %q", c.Args().First())
+			}
+			return action(c)
+		}
 	}
 	for _, f := range c.Flags {
 		if d, ok := f.(*cli.DurationFlag); ok && d.Action == nil {

@@ -111,6 +111,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"netns", "holders", "--netns", "net:[4026531840]"}, `invalid value "net:[4026531840]" for flag -netns`},
 		{[]string{"netns", "holders", "extra"}, `unexpected argument "extra"`},
 		{[]string{"history", "--data-dir", ""}, "--data-dir must not be empty"},
+		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+		{[]string{"seccomp", "hook", "prestart", "/profiles"}, `unexpected argument "/profiles"`},
+		{[]string{"doctor", "extra"}, `unexpected argument "extra"`},
+		{[]string{"ps", "extra"}, `unexpected argument "extra"`},
+		{[]string{"history", "extra"}, `unexpected argument "extra"`},
+		{[]string{"seccomp", "record", "--new", "extra"}, `unexpected argument "extra"`},
+		{[]string{"agent", "extra"}, `unexpected argument "extra"`},
 		{[]string{"help", "bogus"}, "No help topic for 'bogus'"},
 		{[]string{"trace", "help", "bogus"}, "No help topic for 'bogus'"},
 	} {

@@ -40,9 +40,6 @@ func recordCommand() *cli.Command {
 }
 
 func record(c *cli.Context) error {
-	if c.Args().Present() {
-		return usagef("unexpected argument %q", c.Args().First())
-	}
 	co, err := parseContainerFlags(c)
 	if err != nil {
 		return err

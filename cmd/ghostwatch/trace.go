@@ -208,9 +208,6 @@ type traceOptions struct {
 }
 
 func parseTraceFlags(c *cli.Context) (traceOptions, error) {
-	if c.Args().Present() {
-		return traceOptions{}, usagef("unexpected argument %q", c.Args().First())
-	}
 	format, err := outputFormat(c)
 	if err != nil {
 		return traceOptions{}, err
